@@ -1,0 +1,1 @@
+"""Daily Papers bot: the platform-neutral core (store, arXiv gateway, commands, README export)."""

@@ -1,0 +1,251 @@
+"""One command grammar for every front end: text or typed options to frozen `Command`s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.text import MAX_KEYWORD_LENGTH, clean_keyword, squash
+from bot.timeparse import parse_hhmm, parse_zone
+
+DEFAULT_LIMIT = 5
+MAX_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Add:
+    """Follow a keyword in this channel (fetches it if it is new)."""
+
+    keyword: str
+
+
+@dataclass(frozen=True)
+class Remove:
+    """Stop following a keyword in this channel."""
+
+    keyword: str
+
+
+@dataclass(frozen=True)
+class Keywords:
+    """This channel's keywords with paper counts and fetch status."""
+
+
+@dataclass(frozen=True)
+class List:
+    """The newest papers of one keyword or of all this channel's keywords."""
+
+    keyword: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+
+@dataclass(frozen=True)
+class DigestAt:
+    """Set this channel's daily post time (and timezone)."""
+
+    time: str
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class DigestOff:
+    """Stop this channel's daily post."""
+
+
+@dataclass(frozen=True)
+class DigestNow:
+    """Post the undelivered papers now."""
+
+
+@dataclass(frozen=True)
+class Readme:
+    """Export the Daily Papers README of this channel or the whole workspace."""
+
+    whole_workspace: bool = False
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Refresh this channel's keywords now."""
+
+
+@dataclass(frozen=True)
+class Help:
+    """Usage of every command."""
+
+
+Command = Add | Remove | Keywords | List | DigestAt | DigestOff | DigestNow | Readme | Fetch | Help
+
+MANAGER_COMMANDS = (Add, Remove, DigestAt, DigestOff, DigestNow, Fetch)
+
+
+@dataclass(frozen=True)
+class Usage:
+    name: str
+    syntax: str
+    summary: str
+    manager: bool = False
+
+
+USAGES: tuple[Usage, ...] = (
+    Usage("add", "add <keyword>", "follow a keyword here; fetches it if new", True),
+    Usage("remove", "remove <keyword>", "stop following a keyword here", True),
+    Usage("keywords", "keywords", "this channel's keywords, paper counts and fetch status"),
+    Usage(
+        "list",
+        "list [keyword] [limit]",
+        f"newest papers (default {DEFAULT_LIMIT}, at most {MAX_LIMIT})",
+    ),
+    Usage(
+        "digest",
+        "digest <HH:MM> [timezone] | digest off | digest now",
+        "when this channel gets its daily post",
+        True,
+    ),
+    Usage(
+        "readme",
+        "readme [all]",
+        "the Daily Papers README of this channel, or of the workspace with `all`",
+    ),
+    Usage("fetch", "fetch", "refresh this channel's keywords now", True),
+    Usage("help", "help", "this help"),
+)
+_BY_NAME = {u.name: u for u in USAGES}
+
+
+class BadInput(Exception):
+    """The text is not a command: says what was wrong and how to write it."""
+
+    def __init__(self, problem: str, command: str | None = None) -> None:
+        self.problem = problem
+        self.command = command
+        super().__init__(problem)
+
+    @property
+    def usage(self) -> str:
+        if self.command in _BY_NAME:
+            return "Usage: " + _BY_NAME[self.command].syntax
+        return "Commands: " + ", ".join(u.name for u in USAGES) + ". Try `help`."
+
+    def __str__(self) -> str:
+        return f"{self.problem}\n{self.usage}"
+
+
+def help_text(prefix: str = "") -> str:
+    """Every command's usage, from the same table the error messages use."""
+    width = max(len(u.syntax) for u in USAGES) + len(prefix)
+    lines = [
+        f"{prefix}{u.syntax}".ljust(width) + f"  {u.summary}" + (" (managers)" if u.manager else "")
+        for u in USAGES
+    ]
+    return "\n".join(lines)
+
+
+def parse(text: str) -> Command:
+    """Text after the command prefix (`add Virtual Try-On`) to a `Command`, or `BadInput`."""
+    words = squash(text).split(" ") if squash(text) else []
+    if not words:
+        return Help()
+    name, rest = words[0].casefold(), words[1:]
+    return build(name, rest)
+
+
+def build(name: str, args: list[str]) -> Command:
+    """A command from its name and words (the terminal's argv comes here too)."""
+    match name:
+        case "add" | "remove":
+            keyword = validate_keyword(" ".join(args), name)
+            return Add(keyword) if name == "add" else Remove(keyword)
+        case "keywords":
+            _no_arguments(name, args)
+            return Keywords()
+        case "list":
+            return _list(args)
+        case "digest":
+            return _digest(args)
+        case "readme":
+            return _readme(args)
+        case "fetch":
+            _no_arguments(name, args)
+            return Fetch()
+        case "help":
+            return Help()
+        case _:
+            raise BadInput(f"Unknown command {name!r}.")
+
+
+def validate_keyword(raw: str, command: str = "add") -> str:
+    keyword = clean_keyword(raw)
+    if not keyword:
+        problem = (
+            "The keyword is empty."
+            if not squash(raw)
+            else "Nothing is left of the keyword once quotes, backslashes and control characters are removed."
+        )
+        raise BadInput(problem, command)
+    if len(keyword) > MAX_KEYWORD_LENGTH:
+        raise BadInput(
+            f"The keyword is {len(keyword)} characters long; at most {MAX_KEYWORD_LENGTH} are allowed.",
+            command,
+        )
+    return keyword
+
+
+def validate_limit(raw: str | int) -> int:
+    text = str(raw).strip()
+    if not text.lstrip("-").isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadInput(f"The limit must be a number from 1 to {MAX_LIMIT}, got {text!r}.", "list")
+    return int(text)
+
+
+def _list(args: list[str]) -> List:
+    limit = DEFAULT_LIMIT
+    if args and args[-1].lstrip("-").isdigit():
+        limit = validate_limit(args[-1])
+        args = args[:-1]
+    keyword = validate_keyword(" ".join(args), "list") if args else None
+    return List(keyword=keyword, limit=limit)
+
+
+def make_digest(time: str, timezone: str | None = None) -> DigestAt | DigestOff | DigestNow:
+    """`digest off`, `digest now`, or `digest HH:MM [timezone]`, validated."""
+    lowered = time.strip().casefold()
+    if lowered in ("off", "now") and not timezone:
+        return DigestOff() if lowered == "off" else DigestNow()
+    clock = parse_hhmm(time)
+    if clock is None:
+        raise BadInput(
+            f"{time.strip()!r} is not a time; write it as HH:MM, 24-hour, e.g. 09:30.", "digest"
+        )
+    if timezone is not None and parse_zone(timezone) is None:
+        raise BadInput(
+            f"{timezone.strip()!r} is not a timezone; use an IANA name such as Europe/Berlin.",
+            "digest",
+        )
+    return DigestAt(
+        time=f"{clock[0]:02d}:{clock[1]:02d}", timezone=timezone.strip() if timezone else None
+    )
+
+
+def _digest(args: list[str]) -> DigestAt | DigestOff | DigestNow:
+    if not args or len(args) > 2:
+        raise BadInput("Say when: a time, `off` or `now`.", "digest")
+    return make_digest(args[0], args[1] if len(args) == 2 else None)
+
+
+def make_readme(scope: str | None) -> Readme:
+    if scope is None or scope.strip().casefold() in ("", "channel"):
+        return Readme(whole_workspace=False)
+    if scope.strip().casefold() == "all":
+        return Readme(whole_workspace=True)
+    raise BadInput(f"Unknown scope {scope.strip()!r}; use `readme` or `readme all`.", "readme")
+
+
+def _readme(args: list[str]) -> Readme:
+    if len(args) > 1:
+        raise BadInput("`readme` takes at most one word, `all`.", "readme")
+    return make_readme(args[0] if args else None)
+
+
+def _no_arguments(name: str, args: list[str]) -> None:
+    if args:
+        raise BadInput(f"`{name}` takes no arguments.", name)

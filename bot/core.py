@@ -1,0 +1,395 @@
+"""The core: one `execute()` from a `Command` to `Reply`s, plus keyword refreshes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot import store
+from bot.arxiv_gateway import ArxivFailure, ArxivGateway, FetchResult, KeywordRejected
+from bot.commands import (
+    MANAGER_COMMANDS,
+    Add,
+    BadInput,
+    Command,
+    DigestAt,
+    DigestNow,
+    DigestOff,
+    Fetch,
+    Help,
+    Keywords,
+    List,
+    Readme,
+    Remove,
+    help_text,
+)
+from bot.config import Settings
+from bot.db import read_session, write_session
+from bot.models import Channel
+from bot.readme import PAPERS_PER_SECTION, render_readme
+from bot.replies import File, KeywordTable, PaperGroup, Papers, Reply, Text, error
+from bot.text import keyword_key
+
+logger = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a command comes from, taken from the verified request, never from its text."""
+
+    platform: str  # "slack", "discord" or "terminal"
+    workspace_id: str
+    channel_id: str
+    user_id: str = ""
+    is_manager: bool = True
+    workspace_name: str = ""
+
+
+TERMINAL = Place(platform="terminal", workspace_id="local", channel_id="terminal", user_id="local")
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """What one keyword's refresh did."""
+
+    label: str
+    ok: bool
+    found: int = 0
+    new: int = 0
+    reason: str | None = None
+    rejected: bool = False
+
+
+class Core:
+    """Everything a front end needs: the store, the one arXiv gateway and the clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        gateway: ArxivGateway,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.gateway = gateway
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+
+    # -- commands -------------------------------------------------------------
+
+    def execute(self, place: Place, command: Command) -> list[Reply]:
+        """Run one command for `place`; expected errors come back as error replies."""
+        if isinstance(command, MANAGER_COMMANDS) and not place.is_manager:
+            return [
+                error(
+                    "Only channel managers can do that here. Ask someone with Manage Channels (Discord) or a listed manager (Slack)."
+                )
+            ]
+        try:
+            return self._dispatch(place, command)
+        except BadInput as exc:
+            return [error(str(exc))]
+
+    def _dispatch(self, place: Place, command: Command) -> list[Reply]:
+        match command:
+            case Add(keyword=label):
+                return self._add(place, label)
+            case Remove(keyword=label):
+                return self._remove(place, label)
+            case Keywords():
+                return [self._keywords(place)]
+            case List(keyword=label, limit=limit):
+                return [self._list(place, label, limit)]
+            case DigestAt() | DigestOff():
+                return [self._set_digest(place, command)]
+            case DigestNow():
+                return self.digest_now(place)
+            case Readme(whole_workspace=whole):
+                return [self._readme(place, whole)]
+            case Fetch():
+                return [self._fetch(place)]
+            case Help():
+                return [Text(help_text(), ephemeral=True)]
+        raise AssertionError(f"unhandled command {command!r}")
+
+    def channel(self, session: Session, place: Place) -> Channel:
+        workspace = store.ensure_workspace(
+            session,
+            platform=place.platform,
+            external_id=place.workspace_id,
+            name=place.workspace_name,
+        )
+        return store.ensure_channel(session, workspace=workspace, external_id=place.channel_id)
+
+    def _existing_channel(self, session: Session, place: Place) -> Channel | None:
+        workspace = store.find_workspace(
+            session, platform=place.platform, external_id=place.workspace_id
+        )
+        if workspace is None:
+            return None
+        return store.find_channel(session, workspace=workspace, external_id=place.channel_id)
+
+    def _add(self, place: Place, label: str) -> list[Reply]:
+        with read_session(self.engine) as session:
+            channel = self._existing_channel(session, place)
+            if channel is not None and store.subscription_for(
+                session, channel=channel, label=label
+            ):
+                return [Text(f"This channel already follows “{label}”.", ephemeral=True)]
+            keyword = store.find_keyword(session, label)
+            needs_fetch = keyword is None or keyword.last_success_at is None
+        outcome: RefreshOutcome | None = None
+        if needs_fetch:
+            outcome = self.refresh(label)
+            if outcome.rejected:
+                raise BadInput(
+                    f"arXiv rejected the keyword “{label}”: {outcome.reason}. Try other words.",
+                    "add",
+                )
+        with write_session(self.engine) as session:
+            channel = self.channel(session, place)
+            keyword = store.ensure_keyword(session, label)
+            store.subscribe(session, channel=channel, keyword=keyword, label=label)
+            count = store.match_count(session, keyword.id)  # type: ignore[arg-type]
+            newest = store.newest_papers(session, [keyword.id], limit=3)  # type: ignore[list-item]
+        if outcome is not None and not outcome.ok:
+            note = f"Now following “{label}”, but arXiv could not be asked ({outcome.reason}); it will be fetched at the next refresh."
+            return [Text(note)]
+        heading = f"Now following “{label}”: {count} paper{'s' if count != 1 else ''} found."
+        if not newest:
+            return [Text(heading)]
+        return [
+            Papers(
+                heading=heading + " The newest:",
+                groups=(PaperGroup(label="", papers=tuple(newest)),),
+            )
+        ]
+
+    def _remove(self, place: Place, label: str) -> list[Reply]:
+        with write_session(self.engine) as session:
+            channel = self._existing_channel(session, place)
+            removed = store.unsubscribe(session, channel=channel, label=label) if channel else None
+            if removed is None:
+                raise BadInput(
+                    f"This channel does not follow “{label}”. `keywords` lists what it follows.",
+                    "remove",
+                )
+            shown = removed.label
+        return [Text(f"Stopped following “{shown}” here. Its papers stay stored.")]
+
+    def _keywords(self, place: Place) -> Reply:
+        with read_session(self.engine) as session:
+            channel = self._existing_channel(session, place)
+            if channel is None:
+                return KeywordTable(rows=(), digest=self._digest_text(None))
+            return KeywordTable(
+                rows=tuple(store.keyword_rows(session, channel)),
+                digest=self._digest_text(channel),
+                paused=channel.paused,
+            )
+
+    def _digest_text(self, channel: Channel | None) -> str:
+        if channel is not None and not channel.digest_enabled:
+            return "Daily post: off."
+        time_, zone = self.digest_schedule(channel)
+        paused = (
+            " (paused after repeated failures; `digest HH:MM` resumes it)"
+            if channel and channel.paused
+            else ""
+        )
+        return f"Daily post at {time_} {zone}{paused}."
+
+    def digest_schedule(self, channel: Channel | None) -> tuple[str, str]:
+        """(HH:MM, IANA zone) of the channel's daily post, defaults filled in."""
+        time_ = (channel.digest_time if channel else None) or self.settings.digest_time
+        zone = (channel.digest_timezone if channel else None) or self.settings.timezone
+        return time_, zone
+
+    def _list(self, place: Place, label: str | None, limit: int) -> Reply:
+        with read_session(self.engine) as session:
+            channel = self._existing_channel(session, place)
+            subs = store.channel_subscriptions(session, channel) if channel else []
+            if label is not None:
+                chosen = [(s, k) for s, k in subs if k.key == keyword_key(label)]
+                if not chosen:
+                    raise BadInput(f"This channel does not follow “{label}”.", "list")
+            elif not subs:
+                return Text(
+                    "This channel follows no keywords yet. Start with `add <keyword>`.",
+                    ephemeral=True,
+                )
+            else:
+                chosen = subs
+            papers = store.newest_papers(session, [k.id for _, k in chosen], limit=limit)  # type: ignore[misc]
+        name = chosen[0][0].label if label is not None else "this channel's keywords"
+        if not papers:
+            return Text(f"No papers stored yet for {name}.")
+        heading = f"Newest {len(papers)} paper{'s' if len(papers) != 1 else ''} for {name}"
+        return Papers(heading=heading, groups=(PaperGroup(label="", papers=tuple(papers)),))
+
+    def _set_digest(self, place: Place, command: DigestAt | DigestOff) -> Reply:
+        with write_session(self.engine) as session:
+            channel = self.channel(session, place)
+            if isinstance(command, DigestOff):
+                channel.digest_enabled = False
+            else:
+                channel.digest_enabled = True
+                channel.digest_time = command.time
+                channel.digest_timezone = command.timezone or channel.digest_timezone
+                channel.paused = False
+                channel.failed_days = 0
+            session.add(channel)
+            text = self._digest_text(channel)
+        return Text(text)
+
+    def digest_now(self, place: Place) -> list[Reply]:
+        """The channel's undelivered papers, recorded as delivered (the daily-posts work refines this)."""
+        with write_session(self.engine) as session:
+            channel = self.channel(session, place)
+            post = self.undelivered(session, channel)
+            if post is not None:
+                store.mark_delivered(
+                    session,
+                    channel_id=channel.id,
+                    paper_ids=(p.arxiv_id for g in post.groups for p in g.papers),
+                )  # type: ignore[arg-type]
+        return [post] if post is not None else [Text("Nothing new since the last post.")]
+
+    def undelivered(self, session: Session, channel: Channel) -> Papers | None:
+        """The papers of the channel's keywords not yet delivered to it, grouped by keyword."""
+        groups = store.undelivered_groups(session, channel)
+        if not groups:
+            return None
+        total = sum(len(g.papers) for g in groups)
+        return Papers(
+            heading=f"{total} new paper{'s' if total != 1 else ''} on arXiv", groups=tuple(groups)
+        )
+
+    def _readme(self, place: Place, whole_workspace: bool) -> Reply:
+        content = self.readme(place, whole_workspace=whole_workspace)
+        scope = "this workspace" if whole_workspace else "this channel"
+        return File(
+            filename="README.md", content=content, comment=f"Daily Papers README of {scope}."
+        )
+
+    def readme(self, place: Place, *, whole_workspace: bool = False) -> str:
+        """The README export of the channel's (or workspace's) keywords, in the order added."""
+        with read_session(self.engine) as session:
+            sections = self._readme_sections(session, place, whole_workspace)
+            ids = [keyword_id for _, keyword_id in sections]
+            papers = store.newest_per_keyword(session, ids, limit=PAPERS_PER_SECTION)
+        return render_readme(((label, papers[k]) for label, k in sections), day=self.today())
+
+    def _readme_sections(
+        self, session: Session, place: Place, whole_workspace: bool
+    ) -> list[tuple[str, int]]:
+        workspace = store.find_workspace(
+            session, platform=place.platform, external_id=place.workspace_id
+        )
+        if workspace is None:
+            return []
+        if whole_workspace:
+            return store.workspace_subscriptions(session, workspace)
+        channel = store.find_channel(session, workspace=workspace, external_id=place.channel_id)
+        if channel is None:
+            return []
+        return [(s.label, k.id) for s, k in store.channel_subscriptions(session, channel)]  # type: ignore[misc]
+
+    def today(self) -> date:
+        return self.clock().astimezone(ZoneInfo(self.settings.timezone)).date()
+
+    def _fetch(self, place: Place) -> Reply:
+        now = self.clock()
+        cooldown = timedelta(seconds=self.settings.fetch_cooldown_seconds)
+        with write_session(self.engine) as session:
+            channel = self.channel(session, place)
+            last = (
+                store.as_utc(channel.last_fetch_request_at)
+                if channel.last_fetch_request_at
+                else None
+            )
+            if last is not None and now - last < cooldown:
+                minutes = int((now - last).total_seconds() // 60)
+                wait = int((last + cooldown - now).total_seconds() // 60) + 1
+                return Text(
+                    f"This channel's keywords were fetched {minutes} min ago; try again in {wait} min.",
+                    ephemeral=True,
+                )
+            channel.last_fetch_request_at = now
+            session.add(channel)
+            labels = [k.phrase for _, k in store.channel_subscriptions(session, channel)]
+        if not labels:
+            return Text(
+                "This channel follows no keywords yet. Start with `add <keyword>`.", ephemeral=True
+            )
+        outcomes = [self.refresh(label) for label in labels]
+        return Text("Fetched:\n" + "\n".join(describe(o) for o in outcomes))
+
+    # -- refreshing -------------------------------------------------------------
+
+    def refresh(self, label: str) -> RefreshOutcome:
+        """Fetch one keyword from arXiv and store what came back; failures keep the old papers."""
+        try:
+            result = self.gateway.fetch(label)
+        except KeywordRejected as exc:
+            self._record_failure(label, str(exc))
+            return RefreshOutcome(label=label, ok=False, reason=str(exc), rejected=True)
+        except ArxivFailure as exc:
+            logger.warning("fetching %r failed: %s", label, exc)
+            self._record_failure(label, str(exc))
+            return RefreshOutcome(label=label, ok=False, reason=str(exc))
+        return self._store_result(label, result)
+
+    def _store_result(self, label: str, result: FetchResult) -> RefreshOutcome:
+        with write_session(self.engine) as session:
+            keyword = store.ensure_keyword(session, label)
+            had = store.match_count(session, keyword.id)  # type: ignore[arg-type]
+            if not result.papers and had:
+                reason = f"arXiv answered no papers for a keyword that had {had}"
+                store.record_fetch(session, keyword, status="failed", error=reason)
+                return RefreshOutcome(label=label, ok=False, reason=reason)
+            store.upsert_papers(session, result.papers)
+            new = store.add_matches(
+                session, keyword_id=keyword.id, paper_ids=(p.arxiv_id for p in result.papers)
+            )  # type: ignore[arg-type]
+            store.record_fetch(session, keyword, status="ok")
+        return RefreshOutcome(label=label, ok=True, found=len(result.papers), new=new)
+
+    def _record_failure(self, label: str, reason: str) -> None:
+        with write_session(self.engine) as session:
+            keyword = store.find_keyword(session, label)
+            if keyword is not None:
+                store.record_fetch(session, keyword, status="failed", error=reason)
+
+    def followed_keywords(self) -> list[str]:
+        """Every keyword some active channel follows, each once."""
+        with read_session(self.engine) as session:
+            return store.followed_phrases(session)
+
+    def refresh_all(
+        self,
+        labels: Iterable[str] | None = None,
+        *,
+        progress: Callable[[RefreshOutcome], None] | None = None,
+    ) -> list[RefreshOutcome]:
+        outcomes = []
+        for label in self.followed_keywords() if labels is None else labels:
+            outcome = self.refresh(label)
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
+        return outcomes
+
+
+def describe(outcome: RefreshOutcome) -> str:
+    if outcome.ok:
+        return f"{outcome.label}: {outcome.found} papers, {outcome.new} new"
+    return f"{outcome.label}: failed ({outcome.reason})"

@@ -1,0 +1,146 @@
+"""The store's tables (SPEC sections 2 and 9); unique constraints make duplicates impossible."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class Workspace(SQLModel, table=True):
+    """One tenant: a Slack team (enterprise + team), a Discord guild, or the local terminal."""
+
+    __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    name: str = Field(default="", max_length=200)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Channel(SQLModel, table=True):
+    """Where keywords are followed and the daily post goes."""
+
+    __tablename__ = "channels"
+    __table_args__ = (UniqueConstraint("workspace_id", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    external_id: str = Field(max_length=64)
+    active: bool = Field(default=True)
+    digest_enabled: bool = Field(default=True)
+    digest_time: str | None = Field(default=None, max_length=5)
+    digest_timezone: str | None = Field(default=None, max_length=64)
+    paused: bool = Field(default=False)
+    failed_days: int = Field(default=0)
+    last_failure: str | None = Field(default=None, max_length=300)
+    last_fetch_request_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Keyword(SQLModel, table=True):
+    """A phrase stored once per deployment under its normalised key, fetched once per refresh."""
+
+    __tablename__ = "keywords"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=100, unique=True)
+    phrase: str = Field(max_length=100)
+    fetch_status: str = Field(default="never", max_length=16)
+    fetch_error: str | None = Field(default=None, max_length=500)
+    fetched_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_success_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Subscription(SQLModel, table=True):
+    """A channel follows a keyword, under the label as it was first typed there."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("channel_id", "keyword_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE", index=True)
+    keyword_id: int = Field(foreign_key="keywords.id", ondelete="CASCADE", index=True)
+    label: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Paper(SQLModel, table=True):
+    """An arXiv paper keyed by its id without version; a newer version updates the row."""
+
+    __tablename__ = "papers"
+    __table_args__ = (Index("ix_papers_updated_id", "updated", "arxiv_id"),)
+
+    arxiv_id: str = Field(primary_key=True, max_length=40)
+    version: int = Field(default=1)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    authors: str = Field(default="", sa_column=Column(Text, nullable=False))
+    abstract: str = Field(default="", sa_column=Column(Text, nullable=False))
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    published: datetime = Field(sa_column=_ts())
+    updated: datetime = Field(sa_column=_ts())
+    stored_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Match(SQLModel, table=True):
+    """Keyword ↔ paper, with when it was first seen; history accumulates."""
+
+    __tablename__ = "matches"
+    __table_args__ = (Index("ix_matches_paper", "paper_id"),)
+
+    keyword_id: int = Field(foreign_key="keywords.id", ondelete="CASCADE", primary_key=True)
+    paper_id: str = Field(foreign_key="papers.arxiv_id", ondelete="CASCADE", primary_key=True)
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Delivery(SQLModel, table=True):
+    """Paper ↔ channel once posted (or counted as seen when the keyword was added)."""
+
+    __tablename__ = "deliveries"
+
+    channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE", primary_key=True)
+    paper_id: str = Field(foreign_key="papers.arxiv_id", ondelete="CASCADE", primary_key=True)
+    delivered_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class DigestClaim(SQLModel, table=True):
+    """One daily post per channel and local date, claimed before sending."""
+
+    __tablename__ = "digest_claims"
+    __table_args__ = (UniqueConstraint("channel_id", "local_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE", index=True)
+    local_date: date
+    status: str = Field(default="claimed", max_length=16)
+    owner: str = Field(default="", max_length=100)
+    lease_until: datetime = Field(sa_column=_ts())
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    detail: str | None = Field(default=None, max_length=500)
+
+
+class Lease(SQLModel, table=True):
+    """A named lease (the daily refresh) held by one process at a time."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=100)
+    owner: str = Field(max_length=100)
+    lease_until: datetime = Field(sa_column=_ts())
+    last_run_date: date | None = None
+    last_status: str | None = Field(default=None, max_length=500)
+    last_run_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

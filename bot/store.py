@@ -1,0 +1,392 @@
+"""Store operations: every function takes the session and is scoped by workspace and channel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, func, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+from sqlmodel import Session, col, select
+
+from bot.arxiv_gateway import FetchedPaper
+from bot.models import Channel, Delivery, Keyword, Match, Paper, Subscription, Workspace, utcnow
+from bot.replies import KeywordRow, PaperGroup, PaperView
+from bot.text import keyword_key
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def insert_for(session: Session, model: Any) -> Insert:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    table: Table = model.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def ensure_workspace(
+    session: Session, *, platform: str, external_id: str, name: str = ""
+) -> Workspace:
+    stmt = insert_for(session, Workspace).values(
+        platform=platform, external_id=external_id, name=name, active=True, created_at=utcnow()
+    )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["platform", "external_id"]))
+    workspace = session.exec(
+        select(Workspace).where(
+            Workspace.platform == platform, Workspace.external_id == external_id
+        )  # type: ignore[arg-type]
+    ).one()
+    if not workspace.active:
+        workspace.active = True
+    return workspace
+
+
+def find_workspace(session: Session, *, platform: str, external_id: str) -> Workspace | None:
+    return session.exec(
+        select(Workspace).where(
+            Workspace.platform == platform, Workspace.external_id == external_id
+        )  # type: ignore[arg-type]
+    ).first()
+
+
+def ensure_channel(session: Session, *, workspace: Workspace, external_id: str) -> Channel:
+    stmt = insert_for(session, Channel).values(
+        workspace_id=workspace.id,
+        external_id=external_id,
+        active=True,
+        digest_enabled=True,
+        paused=False,
+        failed_days=0,
+        created_at=utcnow(),
+    )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]))
+    channel = find_channel(session, workspace=workspace, external_id=external_id)
+    assert channel is not None
+    if not channel.active:
+        channel.active = True
+    return channel
+
+
+def find_channel(session: Session, *, workspace: Workspace, external_id: str) -> Channel | None:
+    return session.exec(
+        select(Channel).where(
+            Channel.workspace_id == workspace.id, Channel.external_id == external_id
+        )  # type: ignore[arg-type]
+    ).first()
+
+
+def deactivate_workspace(session: Session, *, platform: str, external_id: str) -> int:
+    """The bot left (uninstalled, kicked): its channels stop; their data stays. Returns channels stopped."""
+    workspace = find_workspace(session, platform=platform, external_id=external_id)
+    if workspace is None:
+        return 0
+    workspace.active = False
+    channels = session.exec(select(Channel).where(Channel.workspace_id == workspace.id)).all()  # type: ignore[arg-type]
+    for channel in channels:
+        channel.active = False
+    return len(channels)
+
+
+def find_keyword(session: Session, label: str) -> Keyword | None:
+    return session.exec(select(Keyword).where(Keyword.key == keyword_key(label))).first()  # type: ignore[arg-type]
+
+
+def ensure_keyword(session: Session, label: str) -> Keyword:
+    stmt = insert_for(session, Keyword).values(
+        key=keyword_key(label), phrase=label, fetch_status="never", created_at=utcnow()
+    )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+    keyword = find_keyword(session, label)
+    assert keyword is not None
+    return keyword
+
+
+def subscription_for(session: Session, *, channel: Channel, label: str) -> Subscription | None:
+    return session.exec(
+        select(Subscription)
+        .join(Keyword, Keyword.id == Subscription.keyword_id)  # type: ignore[arg-type]
+        .where(Subscription.channel_id == channel.id, Keyword.key == keyword_key(label))  # type: ignore[arg-type]
+    ).first()
+
+
+def subscribe(session: Session, *, channel: Channel, keyword: Keyword, label: str) -> bool:
+    """Follow `keyword` in `channel`; existing matches count as delivered. False if already followed."""
+    stmt = insert_for(session, Subscription).values(
+        channel_id=channel.id, keyword_id=keyword.id, label=label, created_at=utcnow()
+    )
+    inserted = session.execute(
+        stmt.on_conflict_do_nothing(index_elements=["channel_id", "keyword_id"]).returning(
+            Subscription.__table__.c.id  # type: ignore[attr-defined]
+        )
+    ).first()
+    if inserted is None:
+        return False
+    mark_matches_delivered(session, channel_id=channel.id, keyword_id=keyword.id)  # type: ignore[arg-type]
+    return True
+
+
+def mark_matches_delivered(session: Session, *, channel_id: int, keyword_id: int) -> None:
+    papers = select(Match.paper_id).where(Match.keyword_id == keyword_id)  # type: ignore[arg-type]
+    rows = [
+        {"channel_id": channel_id, "paper_id": pid, "delivered_at": utcnow()}
+        for pid in session.exec(papers).all()
+    ]
+    mark_delivered_rows(session, rows)
+
+
+def mark_delivered(session: Session, *, channel_id: int, paper_ids: Iterable[str]) -> None:
+    now = utcnow()
+    mark_delivered_rows(
+        session, [{"channel_id": channel_id, "paper_id": p, "delivered_at": now} for p in paper_ids]
+    )
+
+
+def mark_delivered_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 500):
+        stmt = insert_for(session, Delivery).values(rows[start : start + 500])
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["channel_id", "paper_id"]))
+
+
+def unsubscribe(session: Session, *, channel: Channel, label: str) -> Subscription | None:
+    subscription = subscription_for(session, channel=channel, label=label)
+    if subscription is not None:
+        session.delete(subscription)
+    return subscription
+
+
+def channel_subscriptions(session: Session, channel: Channel) -> list[tuple[Subscription, Keyword]]:
+    """The channel's keywords in the order they were added."""
+    rows = session.exec(
+        select(Subscription, Keyword)
+        .join(Keyword, Keyword.id == Subscription.keyword_id)  # type: ignore[arg-type]
+        .where(Subscription.channel_id == channel.id)  # type: ignore[arg-type]
+        .order_by(Subscription.created_at, Subscription.id)  # type: ignore[arg-type]
+    ).all()
+    return [(s, k) for s, k in rows]
+
+
+def workspace_subscriptions(session: Session, workspace: Workspace) -> list[tuple[str, int]]:
+    """(label, keyword id) of every keyword followed anywhere in the workspace, first added first."""
+    rows = session.exec(
+        select(
+            Subscription.label, Subscription.keyword_id, Subscription.created_at, Subscription.id
+        )
+        .join(Channel, Channel.id == Subscription.channel_id)  # type: ignore[arg-type]
+        .where(Channel.workspace_id == workspace.id)  # type: ignore[arg-type]
+        .order_by(Subscription.created_at, Subscription.id)  # type: ignore[arg-type]
+    ).all()
+    seen: dict[int, str] = {}
+    for label, keyword_id, _created, _id in rows:
+        seen.setdefault(keyword_id, label)
+    return [(label, keyword_id) for keyword_id, label in seen.items()]
+
+
+def keyword_rows(session: Session, channel: Channel) -> list[KeywordRow]:
+    stats = (
+        select(Match.keyword_id, func.count().label("n"), func.max(Paper.updated).label("newest"))
+        .join(Paper, Paper.arxiv_id == Match.paper_id)  # type: ignore[arg-type]
+        .group_by(Match.keyword_id)
+        .subquery()
+    )
+    rows = session.exec(
+        select(Subscription.label, Keyword, stats.c.n, stats.c.newest)
+        .join(Keyword, Keyword.id == Subscription.keyword_id)  # type: ignore[arg-type]
+        .outerjoin(stats, stats.c.keyword_id == Keyword.id)
+        .where(Subscription.channel_id == channel.id)  # type: ignore[arg-type]
+        .order_by(Subscription.created_at, Subscription.id)  # type: ignore[arg-type]
+    ).all()
+    return [
+        KeywordRow(
+            label=label,
+            papers=n or 0,
+            newest=as_utc(newest).date() if newest else None,
+            status=keyword.fetch_status,
+            error=keyword.fetch_error,
+        )
+        for label, keyword, n, newest in rows
+    ]
+
+
+def paper_view(paper: Paper) -> PaperView:
+    return PaperView(
+        arxiv_id=paper.arxiv_id,
+        version=paper.version,
+        title=paper.title,
+        authors=tuple(json.loads(paper.authors)) if paper.authors else (),
+        updated=as_utc(paper.updated),
+        comment=paper.comment,
+        abstract=paper.abstract,
+    )
+
+
+_NEWEST = (col(Paper.updated).desc(), col(Paper.arxiv_id).desc())
+
+
+def newest_papers(session: Session, keyword_ids: Sequence[int], *, limit: int) -> list[PaperView]:
+    """The newest `limit` papers matching any of the keywords, each once."""
+    if not keyword_ids:
+        return []
+    matched = select(Match.paper_id).where(col(Match.keyword_id).in_(keyword_ids)).distinct()
+    papers = session.exec(
+        select(Paper).where(col(Paper.arxiv_id).in_(matched)).order_by(*_NEWEST).limit(limit)
+    ).all()
+    return [paper_view(p) for p in papers]
+
+
+def newest_per_keyword(
+    session: Session, keyword_ids: Sequence[int], *, limit: int
+) -> dict[int, list[PaperView]]:
+    """Each keyword's newest `limit` papers, in one query (a window over the matches)."""
+    result: dict[int, list[PaperView]] = {k: [] for k in keyword_ids}
+    if not keyword_ids:
+        return result
+    rank = func.row_number().over(partition_by=Match.keyword_id, order_by=_NEWEST).label("rank")
+    ranked = (
+        select(Match.keyword_id.label("keyword_id"), Paper.arxiv_id.label("arxiv_id"), rank)  # type: ignore[attr-defined]
+        .join(Paper, Paper.arxiv_id == Match.paper_id)  # type: ignore[arg-type]
+        .where(col(Match.keyword_id).in_(keyword_ids))
+        .subquery()
+    )
+    rows = session.exec(
+        select(ranked.c.keyword_id, Paper)
+        .join(Paper, Paper.arxiv_id == ranked.c.arxiv_id)  # type: ignore[arg-type]
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.keyword_id, ranked.c.rank)
+    ).all()
+    for keyword_id, paper in rows:
+        result[keyword_id].append(paper_view(paper))
+    return result
+
+
+def match_count(session: Session, keyword_id: int) -> int:
+    return session.exec(
+        select(func.count()).select_from(Match).where(Match.keyword_id == keyword_id)
+    ).one()  # type: ignore[arg-type]
+
+
+def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
+    """Insert new papers; a newer version (or the same one re-sent) updates its row."""
+    if not papers:
+        return
+    latest: dict[str, FetchedPaper] = {}
+    for paper in papers:
+        known = latest.get(paper.arxiv_id)
+        if known is None or paper.version > known.version:
+            latest[paper.arxiv_id] = paper
+    now = utcnow()
+    values = [
+        {
+            "arxiv_id": p.arxiv_id,
+            "version": p.version,
+            "title": p.title,
+            "authors": json.dumps(list(p.authors), ensure_ascii=False),
+            "abstract": p.abstract,
+            "comment": p.comment,
+            "published": as_utc(p.published),
+            "updated": as_utc(p.updated),
+            "stored_at": now,
+        }
+        for p in latest.values()
+    ]
+    for start in range(0, len(values), 200):
+        stmt = insert_for(session, Paper).values(values[start : start + 200])
+        fresh = stmt.excluded
+        table = Paper.__table__  # type: ignore[attr-defined]
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["arxiv_id"],
+                set_={
+                    name: fresh[name]
+                    for name in (
+                        "version",
+                        "title",
+                        "authors",
+                        "abstract",
+                        "comment",
+                        "published",
+                        "updated",
+                    )
+                },
+                where=or_(
+                    table.c.version < fresh.version,
+                    and_(table.c.version == fresh.version, table.c.updated <= fresh.updated),
+                ),
+            )
+        )
+
+
+def add_matches(session: Session, *, keyword_id: int, paper_ids: Iterable[str]) -> int:
+    """Record keyword ↔ paper matches; returns how many are new."""
+    now = utcnow()
+    rows = [
+        {"keyword_id": keyword_id, "paper_id": pid, "first_seen_at": now}
+        for pid in dict.fromkeys(paper_ids)
+    ]
+    added = 0
+    for start in range(0, len(rows), 500):
+        stmt = insert_for(session, Match).values(rows[start : start + 500])
+        inserted = session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["keyword_id", "paper_id"]).returning(
+                Match.__table__.c.paper_id  # type: ignore[attr-defined]
+            )
+        ).all()
+        added += len(inserted)
+    return added
+
+
+def record_fetch(
+    session: Session, keyword: Keyword, *, status: str, error: str | None = None
+) -> None:
+    now = datetime.now(UTC)
+    keyword.fetch_status = status
+    keyword.fetch_error = error[:500] if error else None
+    keyword.fetched_at = now
+    if status == "ok":
+        keyword.last_success_at = now
+    session.add(keyword)
+
+
+def followed_phrases(session: Session) -> list[str]:
+    """The phrase of every keyword an active channel follows, each once, oldest first."""
+    rows = session.exec(
+        select(Keyword.phrase)
+        .where(
+            col(Keyword.id).in_(
+                select(Subscription.keyword_id)
+                .join(Channel, Channel.id == Subscription.channel_id)  # type: ignore[arg-type]
+                .where(Channel.active == True)  # noqa: E712
+            )
+        )
+        .order_by(Keyword.id)  # type: ignore[arg-type]
+    ).all()
+    return list(rows)
+
+
+def undelivered_groups(
+    session: Session, channel: Channel, *, per_keyword: int = 100
+) -> list[PaperGroup]:
+    """The channel's undelivered papers grouped by keyword (added order), newest first, each paper once."""
+    subs = channel_subscriptions(session, channel)
+    delivered = select(Delivery.paper_id).where(Delivery.channel_id == channel.id)  # type: ignore[arg-type]
+    seen: set[str] = set()
+    groups: list[PaperGroup] = []
+    for subscription, keyword in subs:
+        papers = session.exec(
+            select(Paper)
+            .join(Match, Match.paper_id == Paper.arxiv_id)  # type: ignore[arg-type]
+            .where(Match.keyword_id == keyword.id, col(Paper.arxiv_id).not_in(delivered))  # type: ignore[arg-type]
+            .order_by(*_NEWEST)
+            .limit(per_keyword)
+        ).all()
+        fresh = [paper_view(p) for p in papers if p.arxiv_id not in seen]
+        seen.update(p.arxiv_id for p in fresh)
+        if fresh:
+            groups.append(PaperGroup(label=subscription.label, papers=tuple(fresh)))
+    return groups
