@@ -132,11 +132,10 @@ class BadInput(Exception):
 
 def help_text(prefix: str = "") -> str:
     """Every command's usage, from the same table the error messages use."""
-    width = max(len(u.syntax) for u in USAGES) + len(prefix)
-    lines = [
-        f"{prefix}{u.syntax}".ljust(width) + f"  {u.summary}" + (" (managers)" if u.manager else "")
-        for u in USAGES
-    ]
+    lines = []
+    for usage in USAGES:
+        who = " (managers)" if usage.manager else ""
+        lines.append(f"{prefix}{usage.syntax}\n{' ' * (len(prefix) + 4)}{usage.summary}{who}")
     return "\n".join(lines)
 
 

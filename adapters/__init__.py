@@ -1,0 +1,1 @@
+"""Front ends: the terminal, Slack and Discord, each a thin converter around the core."""

@@ -1,0 +1,53 @@
+"""Replies as plain terminal text (the terminal front end's format)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from bot.replies import File, KeywordTable, Papers, Reply, Text
+
+
+def format_reply(reply: Reply) -> str:
+    match reply:
+        case Text(text=text):
+            return text
+        case Papers():
+            return _papers(reply)
+        case KeywordTable():
+            return _keywords(reply)
+        case File(content=content):
+            return content
+    raise AssertionError(f"unhandled reply {reply!r}")
+
+
+def _papers(reply: Papers) -> str:
+    lines = [reply.heading, ""]
+    for group in reply.groups:
+        if group.label:
+            lines += [f"== {group.label} ==", ""]
+        for paper in group.papers:
+            lines.append(f"{paper.title}")
+            lines.append(f"  {paper.abs_url}  ({paper.day.isoformat()})")
+            if paper.authors:
+                lines.append(f"  {paper.authors_short()}")
+            if paper.comment:
+                lines.append(f"  Comment: {paper.comment}")
+            lines += textwrap.wrap(
+                paper.abstract, width=96, initial_indent="  ", subsequent_indent="  "
+            )
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _keywords(reply: KeywordTable) -> str:
+    if not reply.rows:
+        return (
+            f"No keywords followed here yet. Start with `papers add <keyword>`.\n{reply.digest}\n"
+        )
+    width = max(len(r.label) for r in reply.rows)
+    lines = [f"{'keyword'.ljust(width)}  papers  newest      last fetch"]
+    for row in reply.rows:
+        newest = row.newest.isoformat() if row.newest else "-"
+        lines.append(f"{row.label.ljust(width)}  {row.papers:>6}  {newest:<10}  {row.status_text}")
+    lines.append(reply.digest)
+    return "\n".join(lines) + "\n"
