@@ -89,7 +89,9 @@ def arxiv_api() -> Iterator[ArxivStandIn]:
         yield server
 
 
-def test_settings(arxiv_api: ArxivStandIn, database_url: str = "sqlite://", **overrides: object) -> Settings:
+def test_settings(
+    arxiv_api: ArxivStandIn, database_url: str = "sqlite://", **overrides: object
+) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "arxiv_api_url": arxiv_api.url,

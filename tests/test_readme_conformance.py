@@ -68,7 +68,10 @@ def test_keyword_without_papers_keeps_heading_and_table_header(core: Core) -> No
     [
         ("", "|  |"),
         ("Accepted by CVPR2021", "| Accepted by CVPR2021 |"),
-        ("Accepted by CVPR 2021", "| <details><summary>Accep...</summary><p>Accepted by CVPR 2021</p></details> |"),
+        (
+            "Accepted by CVPR 2021",
+            "| <details><summary>Accep...</summary><p>Accepted by CVPR 2021</p></details> |",
+        ),
         ("a |\n  b", "| a \\| b |"),
     ],
 )
