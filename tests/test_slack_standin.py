@@ -262,6 +262,18 @@ async def test_socket_mode_slash_command():
             ack = await api.wait_for_socket_ack(envelope_id)
             body = await api.wait_for_response("sock")
             await api.wait_for_upload()
+
+            # Slack's {"type": "disconnect"} makes the SDK open a fresh URL and reconnect
+            await api.socket_request_disconnect()
+            second = await api.wait_for_socket_connection(count=2)
+            assert len(api.accepted("apps.connections.open")) == 2
+            await asyncio.sleep(0.05)
+            assert not conn.open and api.open_sockets == [second]
+            again = await api.socket_send_slash_command(
+                slash_command_payload("again", response_url=api.response_url("sock2"))
+            )
+            await api.wait_for_socket_ack(again)
+            assert (await api.wait_for_response("sock2"))["text"] == "searching for again"
         finally:
             await handler.close_async()
 

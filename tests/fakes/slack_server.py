@@ -502,10 +502,19 @@ class SlackWebAPI:
     def open_sockets(self) -> list[SocketConnection]:
         return [c for c in self.socket_connections if c.open]
 
-    async def wait_for_socket_connection(self, timeout: float = 5.0) -> SocketConnection:
-        return await self._poll(
-            lambda: (self.open_sockets or [None])[-1], timeout, "a Socket Mode websocket connection"
-        )
+    async def wait_for_socket_connection(
+        self, timeout: float = 5.0, *, count: int | None = None
+    ) -> SocketConnection:
+        """Newest open connection; with ``count``, wait until the ``count``-th ever made is open."""
+
+        def check() -> SocketConnection | None:
+            if count is None:
+                return (self.open_sockets or [None])[-1]
+            if len(self.socket_connections) >= count and self.socket_connections[count - 1].open:
+                return self.socket_connections[count - 1]
+            return None
+
+        return await self._poll(check, timeout, f"Socket Mode connection (count={count})")
 
     async def socket_send(self, envelope: dict[str, Any], timeout: float = 5.0) -> str:
         """Send a raw envelope to the newest open socket (waits for one); returns envelope_id."""
