@@ -152,3 +152,7 @@ def _db(settings: Settings, rest: list[str]) -> int:
             print(f"backed up to {target}")
             return OK
     raise BadInput("Use `papers db upgrade` or `papers db backup FILE`.")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

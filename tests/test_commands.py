@@ -1,0 +1,253 @@
+"""The command grammar and every bad input of SPEC section 3: a message, exit code 2, no change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect
+from sqlmodel import select
+
+from bot.commands import (
+    Add,
+    BadInput,
+    DigestAt,
+    DigestNow,
+    DigestOff,
+    Fetch,
+    Help,
+    Keywords,
+    List,
+    Readme,
+    Remove,
+    help_text,
+    parse,
+)
+from bot.core import TERMINAL, Core, Place
+from bot.db import read_session
+from bot.models import Channel, Subscription
+from bot.replies import KeywordTable, Papers, Text
+from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("add Virtual Try-On", Add("Virtual Try-On")),
+        ("ADD   Virtual \t Try-On ", Add("Virtual Try-On")),
+        ("remove virtual try-on", Remove("virtual try-on")),
+        ("keywords", Keywords()),
+        ("list", List(None, 5)),
+        ("list 12", List(None, 12)),
+        ("list Virtual Try-On", List("Virtual Try-On", 5)),
+        ("list Virtual Try-On 3", List("Virtual Try-On", 3)),
+        ("list 3D Gaussian Splatting", List("3D Gaussian Splatting", 5)),
+        ("digest 9:05", DigestAt("09:05", None)),
+        ("digest 18:30 Europe/Berlin", DigestAt("18:30", "Europe/Berlin")),
+        ("digest off", DigestOff()),
+        ("digest NOW", DigestNow()),
+        ("readme", Readme(False)),
+        ("readme all", Readme(True)),
+        ("fetch", Fetch()),
+        ("help", Help()),
+        ("", Help()),
+        ('add foo") OR ("bar', Add("foo) OR (bar")),
+    ],
+)
+def test_parse(text: str, command: object) -> None:
+    assert parse(text) == command
+
+
+BAD = [
+    ("frobnicate", "Unknown command"),
+    ("add", "empty"),
+    ("add    ", "empty"),
+    ('add "" \\', "Nothing is left"),
+    ("add " + "x" * 101, "at most 100"),
+    ("list 0", "from 1 to 20"),
+    ("list 21", "from 1 to 20"),
+    ("list Virtual Try-On -3", "from 1 to 20"),
+    ("digest", "Say when"),
+    ("digest 24:00", "not a time"),
+    ("digest 9am", "not a time"),
+    ("digest 09:00 Mars/Olympus", "not a timezone"),
+    ("digest 09:00 Europe/Berlin extra", "Say when"),
+    ("readme everything", "Unknown scope"),
+    ("keywords please", "takes no arguments"),
+    ("fetch now", "takes no arguments"),
+]
+
+
+@pytest.mark.parametrize(("text", "problem"), BAD)
+def test_bad_input_says_what_and_how(text: str, problem: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        parse(text)
+    message = str(caught.value)
+    assert problem in message
+    assert "Usage: " in message or "Commands: " in message
+
+
+def test_help_lists_every_command_usage() -> None:
+    text = help_text()
+    for syntax in (
+        "add <keyword>",
+        "remove <keyword>",
+        "list [keyword] [limit]",
+        "digest <HH:MM> [timezone]",
+        "readme [all]",
+    ):
+        assert syntax in text
+    assert str(BadInput("x", "add")).endswith("Usage: add <keyword>")
+
+
+def _snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return {
+            t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()), key=repr)
+            for t in inspect(engine).get_table_names()
+            if t != "alembic_version"
+        }
+
+
+def test_store_errors_change_nothing(core: Core, engine: Engine, arxiv_api: ArxivStandIn) -> None:
+    arxiv_api.add_entries("Kept", [make_entry(arxiv_id="2501.00001")])
+    core.execute(TERMINAL, parse("add Kept"))
+    before = _snapshot(engine)
+    for text in ("remove Not Followed", "list Not Followed", "remove ''"):
+        try:
+            replies = core.execute(TERMINAL, parse(text))
+        except BadInput:
+            continue
+        assert isinstance(replies[0], Text) and replies[0].error and replies[0].ephemeral
+    assert _snapshot(engine) == before
+
+
+def test_managers_only_commands_are_refused_for_others(core: Core, engine: Engine) -> None:
+    guest = Place(
+        platform="slack", workspace_id="T1", channel_id="C1", user_id="U2", is_manager=False
+    )
+    for text in (
+        "add Anything",
+        "remove Anything",
+        "digest 10:00",
+        "digest off",
+        "digest now",
+        "fetch",
+    ):
+        reply = core.execute(guest, parse(text))[0]
+        assert isinstance(reply, Text) and reply.error and "managers" in reply.text
+    with read_session(engine) as session:
+        assert session.exec(select(Channel)).all() == []
+    assert isinstance(core.execute(guest, parse("keywords"))[0], KeywordTable)
+
+
+def test_add_remove_list_keywords_round_trip(
+    core: Core, engine: Engine, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries(
+        "Gaussian Splatting",
+        [make_entry(arxiv_id=f"2501.0000{i}", title=f"GS {i}") for i in range(4)],
+    )
+    added = core.execute(TERMINAL, parse("add Gaussian   Splatting"))[0]
+    assert isinstance(added, Papers) and "4 papers found" in added.heading and added.count == 3
+    again = core.execute(TERMINAL, parse("add gaussian splatting"))[0]
+    assert isinstance(again, Text) and "already follows" in again.text
+    listed = core.execute(TERMINAL, parse("list gaussian splatting 2"))[0]
+    assert isinstance(listed, Papers) and listed.count == 2
+    table = core.execute(TERMINAL, parse("keywords"))[0]
+    assert isinstance(table, KeywordTable)
+    assert [(r.label, r.papers, r.status) for r in table.rows] == [("Gaussian Splatting", 4, "ok")]
+    removed = core.execute(TERMINAL, parse("remove GAUSSIAN SPLATTING"))[0]
+    assert isinstance(removed, Text) and "Stopped following “Gaussian Splatting”" in removed.text
+    with read_session(engine) as session:
+        assert session.exec(select(Subscription)).all() == []
+
+
+def test_two_workspaces_neither_sees_nor_changes_the_other(
+    core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("Shared Topic", [make_entry(arxiv_id="2501.00001")])
+    a = Place(platform="slack", workspace_id="TA", channel_id="C1")
+    b = Place(platform="slack", workspace_id="TB", channel_id="C1")
+    core.execute(a, parse("add Shared Topic"))
+    core.execute(a, parse("add Only In A"))
+    table_b = core.execute(b, parse("keywords"))[0]
+    assert isinstance(table_b, KeywordTable) and table_b.rows == ()
+    refused = core.execute(b, parse("remove Only In A"))[0]
+    assert isinstance(refused, Text) and refused.error
+    assert "## " not in core.readme(b, whole_workspace=True)
+    core.execute(b, parse("add Shared Topic"))
+    core.execute(b, parse("remove Shared Topic"))
+    table_a = core.execute(a, parse("keywords"))[0]
+    assert isinstance(table_a, KeywordTable)
+    assert [r.label for r in table_a.rows] == ["Shared Topic", "Only In A"]
+
+
+def test_digest_settings_are_stored(core: Core, engine: Engine) -> None:
+    reply = core.execute(TERMINAL, parse("digest 07:15 America/New_York"))[0]
+    assert isinstance(reply, Text) and "07:15 America/New_York" in reply.text
+    core.execute(TERMINAL, parse("digest off"))
+    with read_session(engine) as session:
+        channel = session.exec(select(Channel)).one()
+    assert (channel.digest_time, channel.digest_timezone, channel.digest_enabled) == (
+        "07:15",
+        "America/New_York",
+        False,
+    )
+
+
+def test_fetch_is_rate_limited_per_channel(core: Core, arxiv_api: ArxivStandIn) -> None:
+    core.execute(TERMINAL, parse("add Some Topic"))
+    first = core.execute(TERMINAL, parse("fetch"))[0]
+    assert isinstance(first, Text) and "Some Topic: 0 papers" in first.text
+    second = core.execute(TERMINAL, parse("fetch"))[0]
+    assert isinstance(second, Text) and "try again in" in second.text
+    assert len(arxiv_api.requests) == 2
+
+
+def _papers(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "ARXIV_API_URL": "http://127.0.0.1:9/api/query",
+        "ARXIV_RETRIES": "0",
+        "PATH": "",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["frobnicate"],
+        ["add"],
+        ["list", "0"],
+        ["digest", "25:00"],
+        ["readme", "everything"],
+        ["db", "nonsense"],
+    ],
+)
+def test_terminal_bad_input_exits_2_with_message_on_stderr(tmp_path: Path, args: list[str]) -> None:
+    result = _papers(tmp_path, *args)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert "papers:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_terminal_success_and_failure_exit_codes(tmp_path: Path) -> None:
+    listed = _papers(tmp_path, "keywords")
+    assert listed.returncode == 0 and "No keywords followed" in listed.stdout
+    _papers(tmp_path, "add", "Unreachable Topic")
+    fetched = _papers(tmp_path, "fetch")
+    assert fetched.returncode == 1
+    assert "Unreachable Topic: failed (arXiv could not be reached)" in fetched.stderr
