@@ -1,0 +1,161 @@
+"""The store itself: schema from migrations, constraints, concurrency, backups."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from bot import store
+from bot.arxiv_gateway import FetchedPaper
+from bot.commands import parse
+from bot.core import TERMINAL, Core
+from bot.db import backup, downgrade, ensure_schema, make_engine, read_session, table_names, upgrade, write_session
+from bot.models import Channel, Match, Paper, Subscription, Workspace
+
+TABLES = {"workspaces", "channels", "keywords", "subscriptions", "papers", "matches", "deliveries", "digest_claims", "leases"}
+
+
+def _paper(i: int, version: int = 1, *, hours: int = 0) -> FetchedPaper:
+    moment = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(hours=hours or i)
+    return FetchedPaper(f"2501.{i:05d}", version, f"T{i}", ("A",), "abs", "", moment, moment)
+
+
+def test_schema_comes_from_migrations_and_downgrades(engine: Engine) -> None:
+    assert TABLES <= set(table_names(engine))
+    downgrade(engine, "base")
+    assert not TABLES & set(table_names(engine))
+    upgrade(engine)
+    assert TABLES <= set(table_names(engine))
+
+
+def test_foreign_keys_are_enforced(engine: Engine) -> None:
+    with pytest.raises(IntegrityError), write_session(engine) as session:
+        session.add(Channel(workspace_id=999_999, external_id="C1"))
+        session.flush()
+
+
+def test_unique_constraints_make_duplicates_impossible(engine: Engine) -> None:
+    with write_session(engine) as session:
+        ws = store.ensure_workspace(session, platform="slack", external_id="T1")
+        again = store.ensure_workspace(session, platform="slack", external_id="T1")
+        assert ws.id == again.id
+        channel = store.ensure_channel(session, workspace=ws, external_id="C1")
+        keyword = store.ensure_keyword(session, "Virtual  Try-On")
+        assert store.ensure_keyword(session, "virtual try-on").id == keyword.id
+        assert store.subscribe(session, channel=channel, keyword=keyword, label="Virtual Try-On")
+        assert not store.subscribe(session, channel=channel, keyword=keyword, label="virtual try-on")
+    with pytest.raises(IntegrityError), write_session(engine) as session:
+        session.add(Workspace(platform="slack", external_id="T1"))
+        session.flush()
+
+
+def test_stale_version_never_overwrites_a_newer_one(engine: Engine) -> None:
+    with write_session(engine) as session:
+        store.upsert_papers(session, [_paper(1, version=3, hours=50)])
+    with write_session(engine) as session:
+        store.upsert_papers(session, [_paper(1, version=2, hours=10)])
+    with read_session(engine) as session:
+        paper = session.exec(select(Paper)).one()
+    assert paper.version == 3
+    assert store.as_utc(paper.updated) == datetime(2025, 1, 3, 2, tzinfo=UTC)
+
+
+def test_timestamps_come_back_in_utc(engine: Engine) -> None:
+    with write_session(engine) as session:
+        store.upsert_papers(session, [_paper(7)])
+        keyword = store.ensure_keyword(session, "k")
+        store.add_matches(session, keyword_id=keyword.id, paper_ids=["2501.00007"])
+    with read_session(engine) as session:
+        views = store.newest_papers(session, [keyword.id], limit=5)
+    assert views[0].updated == datetime(2025, 1, 1, 7, tzinfo=UTC)
+
+
+def test_newest_per_keyword_orders_by_date_then_id_and_limits(engine: Engine) -> None:
+    papers = [_paper(i, hours=5) for i in range(3)] + [_paper(i) for i in range(10, 20)]
+    with write_session(engine) as session:
+        store.upsert_papers(session, papers)
+        a = store.ensure_keyword(session, "a")
+        b = store.ensure_keyword(session, "b")
+        store.add_matches(session, keyword_id=a.id, paper_ids=[p.arxiv_id for p in papers])
+        store.add_matches(session, keyword_id=b.id, paper_ids=["2501.00001"])
+    with read_session(engine) as session:
+        result = store.newest_per_keyword(session, [a.id, b.id], limit=6)
+    assert [p.arxiv_id for p in result[a.id]] == ["2501.00019", "2501.00018", "2501.00017", "2501.00016", "2501.00015", "2501.00014"]
+    assert [p.arxiv_id for p in result[b.id]] == ["2501.00001"]
+    with read_session(engine) as session:
+        tied = store.newest_per_keyword(session, [a.id], limit=20)[a.id]
+    assert [p.arxiv_id for p in tied if p.updated.hour == 5] == ["2501.00002", "2501.00001", "2501.00000"]
+
+
+def test_deactivating_a_workspace_stops_its_channels_and_keeps_data(core: Core, engine: Engine) -> None:
+    from bot.core import Place
+
+    place = Place(platform="discord", workspace_id="G1", channel_id="100")
+    core.execute(place, parse("add Keeps Data"))
+    with write_session(engine) as session:
+        assert store.deactivate_workspace(session, platform="discord", external_id="G1") == 1
+    with read_session(engine) as session:
+        assert session.exec(select(Channel)).one().active is False
+        assert len(session.exec(select(Subscription)).all()) == 1
+    assert core.followed_keywords() == []
+
+
+def test_concurrent_read_then_write_transactions_never_fail_locked(sqlite_url: str) -> None:
+    """Eight threads each run read-then-write transactions on one SQLite file at once."""
+    engine = make_engine(sqlite_url)
+    ensure_schema(engine)
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(25):
+                with write_session(engine) as session:
+                    ws = store.ensure_workspace(session, platform="slack", external_id=f"T{n}")
+                    channel = store.ensure_channel(session, workspace=ws, external_id=f"C{i}")
+                    keyword = store.ensure_keyword(session, f"shared {i % 3}")
+                    store.subscribe(session, channel=channel, keyword=keyword, label=f"shared {i % 3}")
+                    store.upsert_papers(session, [_paper(n * 100 + i)])
+                    store.add_matches(session, keyword_id=keyword.id, paper_ids=[f"2501.{n * 100 + i:05d}"])
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with read_session(engine) as session:
+        assert len(session.exec(select(Channel)).all()) == 8 * 25
+        assert len(session.exec(select(Match)).all()) == 8 * 25
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_backup_then_restore_gives_the_same_rows(core: Core, engine: Engine, tmp_path: Path, database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        from bot.commands import BadInput
+
+        with pytest.raises(BadInput, match="pg_dump"):
+            backup(engine, tmp_path / "copy.db")
+        return
+    core.execute(TERMINAL, parse("add Backed Up"))
+    core.execute(TERMINAL, parse("digest 10:00"))
+    target = tmp_path / "copy.db"
+    backup(engine, target)
+    restored = make_engine(f"sqlite:///{target}")
+    for table in sorted(TABLES):
+        with engine.connect() as a, restored.connect() as b:
+            query = text(f"SELECT * FROM {table}")
+            assert sorted(map(tuple, a.execute(query).all())) == sorted(map(tuple, b.execute(query).all())), table
+    restored.dispose()
