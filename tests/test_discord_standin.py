@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import AsyncIterator
 
 import discord
@@ -25,6 +26,8 @@ class PapersClient(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self.synced: list[app_commands.AppCommand] = []
         self.seen_errors: list[BaseException] = []
+        self.responses: list[discord.InteractionCallbackResponse] = []
+        self.edited: list[discord.InteractionMessage] = []
         papers = app_commands.Group(name="papers", description="Follow arXiv keywords")
 
         @papers.command(name="add", description="Follow a keyword")
@@ -35,11 +38,18 @@ class PapersClient(discord.Client):
 
         @papers.command(name="list", description="List followed keywords")
         async def list_(interaction: discord.Interaction) -> None:
-            await interaction.response.send_message(
+            response = await interaction.response.send_message(
                 "You follow: @everyone diffusion",
                 ephemeral=True,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
+            self.responses.append(response)
+
+        @papers.command(name="count", description="Count followed keywords")
+        async def count(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True)
+            message = await interaction.edit_original_response(content="You follow 2 keywords")
+            self.edited.append(message)
 
         @papers.command(name="export", description="Export keywords as a file")
         async def export(interaction: discord.Interaction) -> None:
@@ -82,18 +92,23 @@ async def ds() -> AsyncIterator[DiscordStandIn]:
 
 
 @pytest_asyncio.fixture
-async def bot(ds: DiscordStandIn) -> AsyncIterator[PapersClient]:
+async def bot(ds: DiscordStandIn, caplog: pytest.LogCaptureFixture) -> AsyncIterator[PapersClient]:
+    caplog.set_level(logging.WARNING, logger="discord")
     client = PapersClient(int(ds.guild_id))
     await client.login(ds.token)
     task = asyncio.create_task(client.connect())
     try:
         await ds.wait_until_ready()
         await asyncio.wait_for(client.wait_until_ready(), 3)
+        await asyncio.sleep(0)
+        assert not task.done(), "discord.py's gateway loop died (payload rejected?)"
         yield client
     finally:
         await client.close()
         await asyncio.wait_for(task, 3)
     assert client.seen_errors == []
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []  # e.g. "Ignoring exception in ..." from a payload discord.py rejected
 
 
 @pytest.mark.asyncio
@@ -120,7 +135,7 @@ async def test_connects_and_syncs_papers_group(ds: DiscordStandIn, bot: PapersCl
     papers = commands[0]
     assert papers["guild_id"] == ds.guild_id
     subs = {o["name"]: o for o in papers["options"]}
-    assert set(subs) == {"add", "list", "export", "remove"}
+    assert set(subs) == {"add", "list", "export", "remove", "count"}
     assert all(o["type"] == 1 for o in subs.values())
     keyword = subs["add"]["options"][0]
     assert (keyword["name"], keyword["type"], keyword["required"]) == ("keyword", 3, True)
@@ -153,6 +168,24 @@ async def test_ephemeral_reply_flags_and_mentions(ds: DiscordStandIn, bot: Paper
     assert callback.flags & 64
     assert callback.allowed_mentions == {"parse": []}
     assert callback.content.startswith("You follow")
+    # discord.py parsed the with_response body (needs Content-Type exactly application/json)
+    (response,) = bot.responses
+    assert response.message_id == int(callback.message["id"])
+    assert response.is_ephemeral() and not response.is_thinking()
+
+
+@pytest.mark.asyncio
+async def test_deferred_then_edit_original(ds: DiscordStandIn, bot: PapersClient) -> None:
+    sent = await ds.send_interaction("count")
+    (edit,) = await ds.wait_for(lambda: ds.edits(sent))
+    assert edit.request.method == "PATCH" and edit.request.path.endswith("/messages/@original")
+    assert [c.type for c in ds.callbacks(sent)] == [5]
+    assert ds.callbacks(sent)[0].flags == 64
+    original = ds.original_message(sent)
+    assert original["content"] == "You follow 2 keywords"
+    assert original["flags"] == 64  # loading flag cleared, still ephemeral
+    await ds.wait_for(lambda: bot.edited)
+    assert bot.edited[0].id == int(original["id"])
 
 
 @pytest.mark.asyncio
@@ -245,6 +278,17 @@ async def test_rest_faults_and_rules(ds: DiscordStandIn, bot: PapersClient) -> N
         await bot.http.request(discord.http.Route("GET", "/nowhere"))
     assert [r.path for r in ds.unknown_requests] == ["/nowhere"]
     ds.unknown_requests.clear()
+
+
+@pytest.mark.asyncio
+async def test_guild_delete_removes_guild(ds: DiscordStandIn, bot: PapersClient) -> None:
+    removed = asyncio.ensure_future(bot.wait_for("guild_remove", timeout=3))
+    await ds.send_dispatch("GUILD_DELETE", {"id": ds.guild_id})
+    guild = await removed
+    assert guild.id == int(ds.guild_id)
+    assert bot.get_guild(int(ds.guild_id)) is None
+    with pytest.raises(discord.Forbidden):  # no longer in the guild: 50001 Missing Access
+        await bot.tree.sync(guild=discord.Object(int(ds.guild_id)))
 
 
 @pytest.mark.asyncio

@@ -29,6 +29,24 @@ Rules of the real API that catch bot bugs are enforced: unknown interaction (100
 double acknowledgement (40060), follow-ups before the initial response (10015), message
 and embed length limits and empty messages (50035 / 50006), autocomplete choice limits,
 guild command sync for a guild the bot is not in (50001).
+
+Quirks of discord.py 2.7 worth knowing:
+
+* ``Client.login`` needs ``GET /users/@me`` and ``GET /oauth2/applications/@me`` (the
+  application id used by ``tree.sync`` comes from there); ``setup_hook`` runs inside login.
+* ``Client.connect`` never calls ``GET /gateway[/bot]`` (only AutoShardedClient does); it
+  uses ``DiscordWebSocket.DEFAULT_GATEWAY``, then READY's ``resume_gateway_url``.
+* A server close with 1000 or 4000 makes it RESUME at once; op 9 (d=false) makes it
+  re-IDENTIFY, but ``Client.before_identify_hook`` sleeps 5 s before every non-initial
+  IDENTIFY: override it in test clients.
+* Pass ``guild_ready_timeout=0.1`` or ``on_ready`` waits 2 s for GUILD_CREATEs.
+
+Main API: ``start/stop`` (or ``async with``), ``patch_discord/unpatch_discord``,
+``send_interaction``, ``send_autocomplete``, ``send_dispatch``, ``send_op``,
+``drop_gateway``, ``fail_next``, ``wait_for``, ``wait_until_ready``; records in
+``requests``, ``unknown_requests``, ``server_errors``, ``gateway_ops``, ``connections``,
+``sent_dispatches``, ``posted``; views ``callbacks``, ``followups``, ``edits``,
+``original_message``, ``channel_messages``, ``registered_commands``, ``requests_to``.
 """
 
 from __future__ import annotations
@@ -481,7 +499,6 @@ class DiscordStandIn:
             owner_id=owner_id,
             channel_id=channel_id,
             member_ids=[user_id, owner_id],
-            _announce=False,
         )
 
         # records
@@ -592,7 +609,6 @@ class DiscordStandIn:
         channel_id: int | str | None = None,
         member_ids: Iterable[int | str] = (),
         everyone_permissions: int = EVERYONE_PERMISSIONS,
-        _announce: bool = True,
     ) -> dict[str, Any]:
         """Register a guild (with @everyone, an "admin" role and a #general channel).
 
