@@ -285,7 +285,9 @@ class Core:
         with read_session(self.engine) as session:
             sections = self._readme_sections(session, place, whole_workspace)
             ids = [keyword_id for _, keyword_id in sections]
-            papers = store.newest_per_keyword(session, ids, limit=PAPERS_PER_SECTION)
+            papers = store.newest_per_keyword(
+                session, ids, limit=PAPERS_PER_SECTION, with_authors=False
+            )
         return render_readme(((label, papers[k]) for label, k in sections), day=self.today())
 
     def _readme_sections(

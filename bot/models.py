@@ -120,7 +120,10 @@ class DigestClaim(SQLModel, table=True):
     """One daily post per channel and local date, claimed before sending."""
 
     __tablename__ = "digest_claims"
-    __table_args__ = (UniqueConstraint("channel_id", "local_date"),)
+    __table_args__ = (
+        UniqueConstraint("channel_id", "local_date"),
+        Index("ix_digest_claims_status", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE", index=True)
@@ -131,6 +134,10 @@ class DigestClaim(SQLModel, table=True):
     claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     detail: str | None = Field(default=None, max_length=500)
+    # JSON list of the arXiv ids in the post, written when it reaches "sending": after a crash
+    # they are counted as delivered (the platform may have accepted them), and `digest now`
+    # leaves them out while the post is in flight.
+    papers: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Lease(SQLModel, table=True):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_
+from sqlalchemy import Table, and_, func, literal, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col, select
@@ -241,7 +241,7 @@ def newest_papers(session: Session, keyword_ids: Sequence[int], *, limit: int) -
 
 
 def newest_per_keyword(
-    session: Session, keyword_ids: Sequence[int], *, limit: int
+    session: Session, keyword_ids: Sequence[int], *, limit: int, with_authors: bool = True
 ) -> dict[int, list[PaperView]]:
     """Each keyword's newest `limit` papers, in one query (a window over the matches)."""
     result: dict[int, list[PaperView]] = {k: [] for k in keyword_ids}
@@ -254,14 +254,33 @@ def newest_per_keyword(
         .where(col(Match.keyword_id).in_(keyword_ids))
         .subquery()
     )
-    rows = session.exec(
-        select(ranked.c.keyword_id, Paper)
+    columns = [
+        col(Paper.arxiv_id),
+        col(Paper.version),
+        col(Paper.title),
+        col(Paper.updated),
+        col(Paper.comment),
+        col(Paper.abstract),
+    ]
+    authors = col(Paper.authors) if with_authors else literal("")
+    rows = session.execute(
+        select(ranked.c.keyword_id, *columns, authors)
         .join(Paper, Paper.arxiv_id == ranked.c.arxiv_id)  # type: ignore[arg-type]
         .where(ranked.c.rank <= limit)
         .order_by(ranked.c.keyword_id, ranked.c.rank)
-    ).all()
-    for keyword_id, paper in rows:
-        result[keyword_id].append(paper_view(paper))
+    )
+    for keyword_id, arxiv_id, version, title, updated, comment, abstract, names in rows:
+        result[keyword_id].append(
+            PaperView(
+                arxiv_id=arxiv_id,
+                version=version,
+                title=title,
+                authors=tuple(json.loads(names)) if names else (),
+                updated=as_utc(updated),
+                comment=comment,
+                abstract=abstract,
+            )
+        )
     return result
 
 

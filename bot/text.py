@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 MAX_KEYWORD_LENGTH = 100
-_SPACE = re.compile(r"\s+")
 
 
 def squash(text: str | None) -> str:
     """Newlines to spaces, runs of whitespace to one space, trimmed."""
-    return _SPACE.sub(" ", text or "").strip()
+    return " ".join((text or "").split())
 
 
 def _is_forbidden(char: str) -> bool:
