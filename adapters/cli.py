@@ -14,6 +14,7 @@ from bot.commands import BadInput, build, help_text
 from bot.config import ConfigError, Settings, load_settings
 from bot.core import TERMINAL, Core
 from bot.db import backup, ensure_schema, make_engine, upgrade
+from bot.logs import configure_logging
 from bot.replies import Text
 
 OK, FAILURE, BAD_INPUT = 0, 1, 2
@@ -49,10 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"papers: configuration error: {exc}", file=sys.stderr)
         return BAD_INPUT
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(settings)
     try:
         return _run(settings, args)
     except BadInput as exc:

@@ -91,15 +91,17 @@ def bench_export(tmp: Path, keywords: int, runs: int) -> float:
 
 
 def feed_copies(copies: int) -> list[bytes]:
+    """Copies of the 100-paper fixture feed, each with its own arXiv ids."""
     raw = FEED.read_bytes()
-    return [
-        re.sub(
-            rb"abs/(\d{4})\.(\d{4,5})",
-            lambda m: b"abs/%s.%05d" % (m.group(1), (int(m.group(2)) + n * 7919) % 100000),
-            raw,
-        )
-        for n in range(copies)
-    ]
+    pattern = re.compile(rb"abs/(\d{4})\.(\d{4,5})")
+
+    def renumber(n: int) -> bytes:
+        def new_id(m: re.Match[bytes]) -> bytes:
+            return b"abs/%s.%05d" % (m.group(1), (int(m.group(2)) + n * 7919) % 100000)
+
+        return pattern.sub(new_id, raw)
+
+    return [renumber(n) for n in range(copies)]
 
 
 def bench_ingest(tmp: Path, copies: int, runs: int) -> float:
