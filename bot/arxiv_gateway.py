@@ -109,9 +109,9 @@ class _GatewaySession(requests.Session):
         self._settings = settings
         self._sleep = sleep
 
-    def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:  # type: ignore[override]
+    def request(  # type: ignore[override]
+        self, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         kwargs["timeout"] = self._settings.arxiv_timeout_seconds
         kwargs["headers"] = {"User-Agent": USER_AGENT, "Accept": "application/atom+xml"}
         attempts = self._settings.arxiv_retries + 1

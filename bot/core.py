@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import store
+from bot import digest, store
 from bot.arxiv_gateway import ArxivFailure, ArxivGateway, FetchResult, KeywordRejected
 from bot.commands import (
     MANAGER_COMMANDS,
@@ -251,27 +251,19 @@ class Core:
         return Text(text)
 
     def digest_now(self, place: Place) -> list[Reply]:
-        """The channel's undelivered papers, recorded as delivered (the daily-posts work refines this)."""
+        """The channel's undelivered papers, at once: the reply is the post.
+
+        They are recorded as delivered before the reply goes out (at most once), and the
+        day's scheduled post is not used up: it carries whatever is new by then.
+        """
         with write_session(self.engine) as session:
             channel = self.channel(session, place)
-            post = self.undelivered(session, channel)
-            if post is not None:
-                store.mark_delivered(
-                    session,
-                    channel_id=channel.id,
-                    paper_ids=(p.arxiv_id for g in post.groups for p in g.papers),
-                )  # type: ignore[arg-type]
+            post = digest.take_now(session, channel)
         return [post] if post is not None else [Text("Nothing new since the last post.")]
 
     def undelivered(self, session: Session, channel: Channel) -> Papers | None:
         """The papers of the channel's keywords not yet delivered to it, grouped by keyword."""
-        groups = store.undelivered_groups(session, channel)
-        if not groups:
-            return None
-        total = sum(len(g.papers) for g in groups)
-        return Papers(
-            heading=f"{total} new paper{'s' if total != 1 else ''} on arXiv", groups=tuple(groups)
-        )
+        return digest.undelivered_post(session, channel)
 
     def _readme(self, place: Place, whole_workspace: bool) -> Reply:
         content = self.readme(place, whole_workspace=whole_workspace)
@@ -360,8 +352,8 @@ class Core:
                 return RefreshOutcome(label=label, ok=False, reason=reason)
             store.upsert_papers(session, result.papers)
             new = store.add_matches(
-                session, keyword_id=keyword.id, paper_ids=(p.arxiv_id for p in result.papers)
-            )  # type: ignore[arg-type]
+                session, keyword_id=keyword.id or 0, paper_ids=(p.arxiv_id for p in result.papers)
+            )
             store.record_fetch(session, keyword, status="ok")
         return RefreshOutcome(label=label, ok=True, found=len(result.papers), new=new)
 

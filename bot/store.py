@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, func, literal, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col, select
 
 from bot.arxiv_gateway import FetchedPaper
@@ -23,7 +23,7 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def insert_for(session: Session, model: Any) -> Insert:
+def insert_for(session: Session, model: Any) -> postgresql.Insert | sqlite.Insert:
     """The dialect's INSERT, which knows ON CONFLICT."""
     table: Table = model.__table__
     if session.get_bind().dialect.name == "postgresql":
@@ -41,7 +41,7 @@ def ensure_workspace(
     workspace = session.exec(
         select(Workspace).where(
             Workspace.platform == platform, Workspace.external_id == external_id
-        )  # type: ignore[arg-type]
+        )
     ).one()
     if not workspace.active:
         workspace.active = True
@@ -52,7 +52,7 @@ def find_workspace(session: Session, *, platform: str, external_id: str) -> Work
     return session.exec(
         select(Workspace).where(
             Workspace.platform == platform, Workspace.external_id == external_id
-        )  # type: ignore[arg-type]
+        )
     ).first()
 
 
@@ -78,7 +78,7 @@ def find_channel(session: Session, *, workspace: Workspace, external_id: str) ->
     return session.exec(
         select(Channel).where(
             Channel.workspace_id == workspace.id, Channel.external_id == external_id
-        )  # type: ignore[arg-type]
+        )
     ).first()
 
 
@@ -88,14 +88,14 @@ def deactivate_workspace(session: Session, *, platform: str, external_id: str) -
     if workspace is None:
         return 0
     workspace.active = False
-    channels = session.exec(select(Channel).where(Channel.workspace_id == workspace.id)).all()  # type: ignore[arg-type]
+    channels = session.exec(select(Channel).where(Channel.workspace_id == workspace.id)).all()
     for channel in channels:
         channel.active = False
     return len(channels)
 
 
 def find_keyword(session: Session, label: str) -> Keyword | None:
-    return session.exec(select(Keyword).where(Keyword.key == keyword_key(label))).first()  # type: ignore[arg-type]
+    return session.exec(select(Keyword).where(Keyword.key == keyword_key(label))).first()
 
 
 def ensure_keyword(session: Session, label: str) -> Keyword:
@@ -112,7 +112,7 @@ def subscription_for(session: Session, *, channel: Channel, label: str) -> Subsc
     return session.exec(
         select(Subscription)
         .join(Keyword, Keyword.id == Subscription.keyword_id)  # type: ignore[arg-type]
-        .where(Subscription.channel_id == channel.id, Keyword.key == keyword_key(label))  # type: ignore[arg-type]
+        .where(Subscription.channel_id == channel.id, Keyword.key == keyword_key(label))
     ).first()
 
 
@@ -133,7 +133,7 @@ def subscribe(session: Session, *, channel: Channel, keyword: Keyword, label: st
 
 
 def mark_matches_delivered(session: Session, *, channel_id: int, keyword_id: int) -> None:
-    papers = select(Match.paper_id).where(Match.keyword_id == keyword_id)  # type: ignore[arg-type]
+    papers = select(Match.paper_id).where(Match.keyword_id == keyword_id)
     rows = [
         {"channel_id": channel_id, "paper_id": pid, "delivered_at": utcnow()}
         for pid in session.exec(papers).all()
@@ -166,7 +166,7 @@ def channel_subscriptions(session: Session, channel: Channel) -> list[tuple[Subs
     rows = session.exec(
         select(Subscription, Keyword)
         .join(Keyword, Keyword.id == Subscription.keyword_id)  # type: ignore[arg-type]
-        .where(Subscription.channel_id == channel.id)  # type: ignore[arg-type]
+        .where(Subscription.channel_id == channel.id)
         .order_by(Subscription.created_at, Subscription.id)  # type: ignore[arg-type]
     ).all()
     return [(s, k) for s, k in rows]
@@ -179,7 +179,7 @@ def workspace_subscriptions(session: Session, workspace: Workspace) -> list[tupl
             Subscription.label, Subscription.keyword_id, Subscription.created_at, Subscription.id
         )
         .join(Channel, Channel.id == Subscription.channel_id)  # type: ignore[arg-type]
-        .where(Channel.workspace_id == workspace.id)  # type: ignore[arg-type]
+        .where(Channel.workspace_id == workspace.id)
         .order_by(Subscription.created_at, Subscription.id)  # type: ignore[arg-type]
     ).all()
     seen: dict[int, str] = {}
@@ -192,14 +192,14 @@ def keyword_rows(session: Session, channel: Channel) -> list[KeywordRow]:
     stats = (
         select(Match.keyword_id, func.count().label("n"), func.max(Paper.updated).label("newest"))
         .join(Paper, Paper.arxiv_id == Match.paper_id)  # type: ignore[arg-type]
-        .group_by(Match.keyword_id)
+        .group_by(col(Match.keyword_id))
         .subquery()
     )
     rows = session.exec(
         select(Subscription.label, Keyword, stats.c.n, stats.c.newest)
         .join(Keyword, Keyword.id == Subscription.keyword_id)  # type: ignore[arg-type]
         .outerjoin(stats, stats.c.keyword_id == Keyword.id)
-        .where(Subscription.channel_id == channel.id)  # type: ignore[arg-type]
+        .where(Subscription.channel_id == channel.id)
         .order_by(Subscription.created_at, Subscription.id)  # type: ignore[arg-type]
     ).all()
     return [
@@ -247,7 +247,9 @@ def newest_per_keyword(
     result: dict[int, list[PaperView]] = {k: [] for k in keyword_ids}
     if not keyword_ids:
         return result
-    rank = func.row_number().over(partition_by=Match.keyword_id, order_by=_NEWEST).label("rank")
+    rank = (
+        func.row_number().over(partition_by=col(Match.keyword_id), order_by=_NEWEST).label("rank")
+    )
     ranked = (
         select(Match.keyword_id.label("keyword_id"), Paper.arxiv_id.label("arxiv_id"), rank)  # type: ignore[attr-defined]
         .join(Paper, Paper.arxiv_id == Match.paper_id)  # type: ignore[arg-type]
@@ -264,8 +266,8 @@ def newest_per_keyword(
     ]
     authors = col(Paper.authors) if with_authors else literal("")
     rows = session.execute(
-        select(ranked.c.keyword_id, *columns, authors)
-        .join(Paper, Paper.arxiv_id == ranked.c.arxiv_id)  # type: ignore[arg-type]
+        sa_select(ranked.c.keyword_id, *columns, authors)
+        .join(Paper, col(Paper.arxiv_id) == ranked.c.arxiv_id)
         .where(ranked.c.rank <= limit)
         .order_by(ranked.c.keyword_id, ranked.c.rank)
     )
@@ -287,7 +289,7 @@ def newest_per_keyword(
 def match_count(session: Session, keyword_id: int) -> int:
     return session.exec(
         select(func.count()).select_from(Match).where(Match.keyword_id == keyword_id)
-    ).one()  # type: ignore[arg-type]
+    ).one()
 
 
 def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
@@ -389,18 +391,25 @@ def followed_phrases(session: Session) -> list[str]:
 
 
 def undelivered_groups(
-    session: Session, channel: Channel, *, per_keyword: int = 100
+    session: Session,
+    channel: Channel,
+    *,
+    per_keyword: int = 100,
+    exclude: Iterable[str] = (),
 ) -> list[PaperGroup]:
-    """The channel's undelivered papers grouped by keyword (added order), newest first, each paper once."""
+    """The channel's undelivered papers grouped by keyword (added order), newest first, each paper once.
+
+    `exclude`: papers to leave out as well (those of a post on its way, not yet recorded).
+    """
     subs = channel_subscriptions(session, channel)
-    delivered = select(Delivery.paper_id).where(Delivery.channel_id == channel.id)  # type: ignore[arg-type]
-    seen: set[str] = set()
+    delivered = select(Delivery.paper_id).where(Delivery.channel_id == channel.id)
+    seen: set[str] = set(exclude)
     groups: list[PaperGroup] = []
     for subscription, keyword in subs:
         papers = session.exec(
             select(Paper)
             .join(Match, Match.paper_id == Paper.arxiv_id)  # type: ignore[arg-type]
-            .where(Match.keyword_id == keyword.id, col(Paper.arxiv_id).not_in(delivered))  # type: ignore[arg-type]
+            .where(Match.keyword_id == keyword.id, col(Paper.arxiv_id).not_in(delivered))
             .order_by(*_NEWEST)
             .limit(per_keyword)
         ).all()
