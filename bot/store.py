@@ -149,9 +149,11 @@ def mark_delivered(session: Session, *, channel_id: int, paper_ids: Iterable[str
 
 
 def mark_delivered_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), 500):
-        stmt = insert_for(session, Delivery).values(rows[start : start + 500])
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["channel_id", "paper_id"]))
+    if rows:
+        stmt = insert_for(session, Delivery).on_conflict_do_nothing(
+            index_elements=["channel_id", "paper_id"]
+        )
+        session.execute(stmt, rows)
 
 
 def unsubscribe(session: Session, *, channel: Channel, label: str) -> Subscription | None:
@@ -301,6 +303,12 @@ def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
         known = latest.get(paper.arxiv_id)
         if known is None or paper.version > known.version:
             latest[paper.arxiv_id] = paper
+    # Most of a daily answer is already stored unchanged; writing only the rest keeps a
+    # refresh's transactions small.
+    for arxiv_id in _unchanged(session, list(latest.values())):
+        del latest[arxiv_id]
+    if not latest:
+        return
     now = utcnow()
     values = [
         {
@@ -316,50 +324,76 @@ def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
         }
         for p in latest.values()
     ]
-    for start in range(0, len(values), 200):
-        stmt = insert_for(session, Paper).values(values[start : start + 200])
-        fresh = stmt.excluded
-        table = Paper.__table__  # type: ignore[attr-defined]
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["arxiv_id"],
-                set_={
-                    name: fresh[name]
-                    for name in (
-                        "version",
-                        "title",
-                        "authors",
-                        "abstract",
-                        "comment",
-                        "published",
-                        "updated",
-                    )
-                },
-                where=or_(
-                    table.c.version < fresh.version,
-                    and_(table.c.version == fresh.version, table.c.updated <= fresh.updated),
-                ),
-            )
+    # One statement compiled once and run as executemany: building a fresh multi-VALUES
+    # statement per batch spent most of a refresh compiling SQL.
+    stmt = insert_for(session, Paper)
+    fresh = stmt.excluded
+    table = Paper.__table__  # type: ignore[attr-defined]
+    updated_columns = ("version", "title", "authors", "abstract", "comment", "published", "updated")
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["arxiv_id"],
+        set_={name: fresh[name] for name in updated_columns},
+        where=or_(
+            table.c.version < fresh.version,
+            and_(table.c.version == fresh.version, table.c.updated <= fresh.updated),
+        ),
+    )
+    session.execute(upsert, values)
+
+
+def _unchanged(session: Session, papers: Sequence[FetchedPaper]) -> list[str]:
+    """Ids of the papers whose stored row already says exactly this."""
+    stored = {
+        row[0]: row[1:]
+        for row in session.execute(
+            sa_select(
+                col(Paper.arxiv_id),
+                col(Paper.version),
+                col(Paper.updated),
+                col(Paper.title),
+                col(Paper.abstract),
+                col(Paper.comment),
+            ).where(col(Paper.arxiv_id).in_([p.arxiv_id for p in papers]))
         )
+    }
+    same = []
+    for p in papers:
+        row = stored.get(p.arxiv_id)
+        if row is not None and (row[0], as_utc(row[1]), row[2], row[3], row[4]) == (
+            p.version,
+            as_utc(p.updated),
+            p.title,
+            p.abstract,
+            p.comment,
+        ):
+            same.append(p.arxiv_id)
+    return same
 
 
 def add_matches(session: Session, *, keyword_id: int, paper_ids: Iterable[str]) -> int:
     """Record keyword ↔ paper matches; returns how many are new."""
+    wanted = list(dict.fromkeys(paper_ids))
+    if not wanted:
+        return 0
+    present = set(
+        session.exec(
+            select(Match.paper_id).where(
+                Match.keyword_id == keyword_id, col(Match.paper_id).in_(wanted)
+            )
+        ).all()
+    )
     now = utcnow()
     rows = [
         {"keyword_id": keyword_id, "paper_id": pid, "first_seen_at": now}
-        for pid in dict.fromkeys(paper_ids)
+        for pid in wanted
+        if pid not in present
     ]
-    added = 0
-    for start in range(0, len(rows), 500):
-        stmt = insert_for(session, Match).values(rows[start : start + 500])
-        inserted = session.execute(
-            stmt.on_conflict_do_nothing(index_elements=["keyword_id", "paper_id"]).returning(
-                Match.__table__.c.paper_id  # type: ignore[attr-defined]
-            )
-        ).all()
-        added += len(inserted)
-    return added
+    if rows:
+        stmt = insert_for(session, Match).on_conflict_do_nothing(
+            index_elements=["keyword_id", "paper_id"]
+        )
+        session.execute(stmt, rows)
+    return len(rows)
 
 
 def record_fetch(

@@ -1,0 +1,159 @@
+"""Scale benchmark: a research institute's store on SQLite and PostgreSQL.
+
+Run: `python -m bench.bench_scale` (SQLite) or
+`python -m bench.bench_scale --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test`
+(uses a fresh schema and drops it). `--keywords/--papers/--channels` shrink it for a quick run.
+Defaults are the issue's: 10,000 keywords, 1,000,000 papers, 5,000 channels of 20 keywords.
+Prints `list` latency (p50, p99), the README export of a 20-keyword channel, a full refresh's
+database time (every keyword answered by a loopback arXiv stand-in with no delay; only the time
+spent in our database transactions is counted), and the peak memory of the process.
+Targets: list p99 < 250 ms, export < 1 s, refresh database time < 60 s, memory < 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from bench import scale_data
+from bot.arxiv_gateway import ArxivGateway, FetchedPaper, FetchResult
+from bot.commands import List
+from bot.config import Settings
+from bot.core import Core, Place
+from bot.db import make_engine
+from bot.replies import Papers
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class CannedGateway(ArxivGateway):
+    """Answers each keyword with 100 papers (90 known, 10 new), as a day's refresh would see."""
+
+    def __init__(self, settings: Settings, keywords: int, papers: int) -> None:
+        super().__init__(settings)
+        self.keywords, self.papers, self.day = keywords, papers, 0
+
+    def fetch(self, phrase: str, *, limit: int = 100) -> FetchResult:
+        k = int(phrase.rsplit(" ", 1)[1])
+        known = [n for n in range(k, self.papers, self.keywords)][-90:]
+        fresh = [self.papers + self.day * self.keywords * 10 + k * 10 + i for i in range(10)]
+        items = [
+            FetchedPaper(authors=scale_data.AUTHORS, **scale_data.paper_fields(n))
+            for n in known + fresh
+        ]  # type: ignore[arg-type]
+        return FetchResult(papers=tuple(items), total_results=len(items))
+
+
+@contextmanager
+def database(url: str | None, tmp: Path) -> Any:
+    if url is None:
+        yield f"sqlite:///{tmp / 'scale.db'}"
+        return
+    schema = "bench_" + uuid.uuid4().hex[:8]
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def timed_db_time(core: Core) -> list[float]:
+    """Wraps the core's store step so only database time is summed."""
+    spent: list[float] = []
+    original = core._store_result
+
+    def store_result(label: str, result: FetchResult) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(label, result)
+        finally:
+            spent.append(time.perf_counter() - start)
+
+    core._store_result = store_result  # type: ignore[method-assign]
+    return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url")
+    parser.add_argument("--keywords", type=int, default=10_000)
+    parser.add_argument("--papers", type=int, default=1_000_000)
+    parser.add_argument("--channels", type=int, default=5_000)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name, database(args.database_url, Path(name)) as url:
+        engine = make_engine(url)
+        load_seconds = scale_data.load(
+            engine, keywords=args.keywords, papers=args.papers, channels=args.channels
+        )
+        print(
+            f"store: {args.keywords} keywords, {args.papers} papers, {args.channels} channels on {engine.dialect.name} (loaded in {load_seconds:.0f} s)"
+        )
+        settings = Settings(database_url=url, arxiv_delay_seconds=0)
+        core = Core(settings, engine, CannedGateway(settings, args.keywords, args.papers))
+        rng = random.Random(7)
+        latencies = []
+        for _ in range(args.requests):
+            c = rng.randrange(args.channels)
+            platform = ("slack", "discord")[c % 2]
+            place = Place(
+                platform=platform, workspace_id=f"{platform}-W{c % 2}", channel_id=f"C{c}"
+            )
+            limit = rng.choice([5, 20])
+            start = time.perf_counter()
+            replies = core.execute(place, List(keyword=None, limit=limit))
+            latencies.append(time.perf_counter() - start)
+            assert isinstance(replies[0], Papers) and replies[0].count == limit, replies
+        print(
+            f"list (all keywords of a 20-keyword channel): p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms  (target p99 < 250 ms)"
+        )
+        terminal = Place(platform="terminal", workspace_id="local", channel_id="terminal")
+        exports = []
+        for _ in range(5):
+            start = time.perf_counter()
+            readme = core.readme(terminal)
+            exports.append(time.perf_counter() - start)
+        assert readme.count("## ") == 20
+        print(
+            f"readme export, 20-keyword channel: median {statistics.median(exports) * 1000:.0f} ms  (target < 1000 ms)"
+        )
+        spent = timed_db_time(core)
+        start = time.perf_counter()
+        outcomes = core.refresh_all()
+        wall = time.perf_counter() - start
+        assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok][:3]
+        print(
+            f"full refresh of {len(outcomes)} keywords: database time {sum(spent):.1f} s (wall {wall:.1f} s)  (target < 60 s)"
+        )
+        print(f"peak memory of this process: {peak_rss_mb():.0f} MB  (target < 300 MB)")
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
