@@ -1,0 +1,1 @@
+"""The Discord front end: the /papers command group, reply embeds and the daily-post poster."""

@@ -1,0 +1,168 @@
+"""The /papers command group: typed Discord options to the core's `Command`s, with its validation."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+from zoneinfo import available_timezones
+
+import discord
+from discord import app_commands
+
+from bot.commands import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    USAGES,
+    Add,
+    Command,
+    Fetch,
+    Help,
+    Keywords,
+    List,
+    Remove,
+    make_digest,
+    make_readme,
+    validate_keyword,
+    validate_limit,
+)
+
+Choices = list[app_commands.Choice[str]]
+_SUMMARY = {u.name: u for u in USAGES}
+_ZONES = sorted(available_timezones())
+
+
+class Runner(Protocol):
+    """What the handlers need from the front end."""
+
+    async def run(self, interaction: discord.Interaction, make: Callable[[], Command]) -> None:
+        """Build the command (the core's validation may raise `BadInput`), check, execute, answer."""
+        ...
+
+    async def keyword_choices(self, interaction: discord.Interaction, current: str) -> Choices:
+        """This channel's keywords matching what is typed so far."""
+        ...
+
+
+def describe(name: str) -> str:
+    """A subcommand's description: the summary the text help uses, in Discord's words."""
+    summary = summary_of(name)
+    return (summary[:1].upper() + summary[1:])[:100]
+
+
+def summary_of(name: str) -> str:
+    if name == "help":
+        return "usage of every /papers command"
+    summary = _SUMMARY[name].summary
+    return summary.replace("with `all`", "with scope all").replace("workspace", "server")
+
+
+# Pure builders: typed options in, a validated `Command` out (or `BadInput`).
+
+
+def add_command(keyword: str) -> Add:
+    return Add(validate_keyword(keyword, "add"))
+
+
+def remove_command(keyword: str) -> Remove:
+    return Remove(validate_keyword(keyword, "remove"))
+
+
+def list_command(keyword: str | None, limit: int | None) -> List:
+    return List(
+        keyword=None if keyword is None else validate_keyword(keyword, "list"),
+        limit=DEFAULT_LIMIT if limit is None else validate_limit(limit),
+    )
+
+
+def zone_choices(current: str) -> Choices:
+    """IANA zones containing what is typed (prefix matches first), at most 25."""
+    typed = current.strip().casefold().replace(" ", "_")
+    starts = [z for z in _ZONES if z.casefold().startswith(typed)]
+    within = [z for z in _ZONES if typed in z.casefold() and z not in starts]
+    return [app_commands.Choice(name=z, value=z) for z in (starts + within)[:25]]
+
+
+def papers_group(runner: Runner) -> app_commands.Group:
+    """The `/papers` group; each handler only turns its options into a `Command`."""
+    group = app_commands.Group(name="papers", description="Follow arXiv keywords in this channel")
+
+    async def keywords_here(interaction: discord.Interaction, current: str) -> Choices:
+        return await runner.keyword_choices(interaction, current)
+
+    async def zones(_interaction: discord.Interaction, current: str) -> Choices:
+        return zone_choices(current)
+
+    def run(interaction: discord.Interaction, make: Callable[[], Command]) -> Awaitable[None]:
+        return runner.run(interaction, make)
+
+    @group.command(name="add", description=describe("add"))
+    @app_commands.describe(keyword="A word or phrase, e.g. Virtual Try-On (at most 100 characters)")
+    async def add(interaction: discord.Interaction, keyword: str) -> None:
+        await run(interaction, lambda: add_command(keyword))
+
+    @group.command(name="remove", description=describe("remove"))
+    @app_commands.describe(keyword="One of this channel's keywords")
+    @app_commands.autocomplete(keyword=keywords_here)
+    async def remove(interaction: discord.Interaction, keyword: str) -> None:
+        await run(interaction, lambda: remove_command(keyword))
+
+    @group.command(name="keywords", description=describe("keywords"))
+    async def keywords(interaction: discord.Interaction) -> None:
+        await run(interaction, Keywords)
+
+    @group.command(name="list", description=describe("list"))
+    @app_commands.describe(
+        keyword="One of this channel's keywords (all of them when left out)",
+        limit=f"How many papers, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
+    )
+    @app_commands.autocomplete(keyword=keywords_here)
+    async def list_(
+        interaction: discord.Interaction,
+        keyword: str | None = None,
+        limit: app_commands.Range[int, 1, MAX_LIMIT] | None = None,
+    ) -> None:
+        await run(interaction, lambda: list_command(keyword, limit))
+
+    @group.command(name="digest", description=describe("digest"))
+    @app_commands.describe(
+        time="HH:MM (24-hour) for the daily post, off to stop it, now to post at once",
+        timezone="IANA timezone such as Europe/Berlin (default: the bot's TIMEZONE)",
+    )
+    @app_commands.autocomplete(timezone=zones)
+    async def digest(
+        interaction: discord.Interaction, time: str, timezone: str | None = None
+    ) -> None:
+        await run(interaction, lambda: make_digest(time, timezone))
+
+    @group.command(name="readme", description=describe("readme"))
+    @app_commands.describe(scope="channel: this channel's keywords; all: the whole server's")
+    @app_commands.choices(
+        scope=[
+            app_commands.Choice(name="channel", value="channel"),
+            app_commands.Choice(name="all", value="all"),
+        ]
+    )
+    async def readme(interaction: discord.Interaction, scope: str | None = None) -> None:
+        await run(interaction, lambda: make_readme(scope))
+
+    @group.command(name="fetch", description=describe("fetch"))
+    async def fetch(interaction: discord.Interaction) -> None:
+        await run(interaction, Fetch)
+
+    @group.command(name="help", description=describe("help"))
+    async def help_(interaction: discord.Interaction) -> None:
+        await run(interaction, Help)
+
+    return group
+
+
+def usage_lines(group: app_commands.Group) -> list[tuple[str, str, bool]]:
+    """(slash syntax, summary, managers only) of every subcommand, from the group itself."""
+    lines = []
+    for command in group.commands:
+        if not isinstance(command, app_commands.Command):
+            continue
+        params = [p.name if p.required else f"[{p.name}]" for p in command.parameters]
+        syntax = " ".join([f"/{group.name}", command.name, *params])
+        lines.append((syntax, summary_of(command.name), _SUMMARY[command.name].manager))
+    return lines

@@ -1,0 +1,233 @@
+"""Replies as Discord messages: embeds and content within Discord's limits, nothing that pings.
+
+Pure: no network, no client. `format_reply(reply)` gives the messages to send, in order; every
+limit (title 256, description 4096, field value 1024, footer 2048, 6000 characters and 10 embeds a
+message, 2000 characters of content) is kept here by trimming with "…" or splitting across
+messages, so Discord never answers 400. Lengths are counted in UTF-16 code units, which is never
+less than the code points Discord may count, so the check holds either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from discord.utils import escape_markdown, escape_mentions
+
+from bot.replies import File, KeywordRow, KeywordTable, Papers, PaperView, Reply, Text
+from bot.text import squash
+
+TITLE, DESCRIPTION, FIELD_NAME, FIELD_VALUE = 256, 4096, 256, 1024
+FOOTER, AUTHOR, EMBED_TOTAL, EMBEDS, CONTENT = 2048, 256, 6000, 10, 2000
+ELLIPSIS = "…"
+COLOUR = discord.Colour(0xB31B1B)  # arXiv red
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to upload with a message."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Message:
+    """One Discord message: what `send` / `followup.send` get, minus the mentions policy."""
+
+    content: str | None = None
+    embeds: tuple[discord.Embed, ...] = ()
+    file: Attachment | None = None
+    ephemeral: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain snapshot (what the tests compare)."""
+        return {
+            "content": self.content,
+            "embeds": [e.to_dict() for e in self.embeds],
+            "file": (self.file.filename, self.file.data) if self.file else None,
+            "ephemeral": self.ephemeral,
+        }
+
+
+# -- text rules ---------------------------------------------------------------
+
+
+def units(text: str) -> int:
+    """Length in UTF-16 code units (an astral character counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit(text: str, limit: int, suffix: str = ELLIPSIS) -> str:
+    """`text` if it fits in `limit`, else its start plus `suffix`, together within `limit`."""
+    if units(text) <= limit:
+        return text
+    keep = max(0, limit - units(suffix))
+    while keep and units(text[:keep]) + units(suffix) > limit:
+        keep -= max(1, units(text[:keep]) + units(suffix) - limit)
+    return text[:keep].rstrip() + suffix
+
+
+def safe(text: str) -> str:
+    """arXiv or user text for Discord: one line, markdown escaped, mentions defused."""
+    return escape_mentions(escape_markdown(squash(text)))
+
+
+def defuse(text: str) -> str:
+    """Our own text (which may use `code` markdown on purpose): only mentions defused."""
+    return escape_mentions(text)
+
+
+def split_text(text: str, limit: int = CONTENT) -> list[str]:
+    """Chunks of at most `limit`, cut at line ends where possible."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while units(line) > limit:  # a single over-long line: hard cut
+            head = fit(line, limit, suffix="")
+            chunks, current = _flush(chunks, current), ""
+            chunks.append(head)
+            line = line[len(head) :]
+        candidate = f"{current}\n{line}" if current else line
+        if units(candidate) > limit:
+            chunks, current = _flush(chunks, current), line
+        else:
+            current = candidate
+    return _flush(chunks, current) or [""]
+
+
+def _flush(chunks: list[str], current: str) -> list[str]:
+    return [*chunks, current] if current.strip() else chunks
+
+
+# -- replies ------------------------------------------------------------------
+
+
+def format_reply(reply: Reply) -> list[Message]:
+    """The messages that show `reply` on Discord, in sending order."""
+    match reply:
+        case Text():
+            return _text(reply)
+        case Papers():
+            return papers_messages(reply)
+        case KeywordTable():
+            return _keywords(reply)
+        case File():
+            return [
+                Message(
+                    content=fit(defuse(reply.comment), CONTENT) or None,
+                    file=Attachment(reply.filename, reply.content.encode("utf-8")),
+                )
+            ]
+    raise AssertionError(f"unhandled reply {reply!r}")
+
+
+def format_replies(replies: Iterable[Reply]) -> list[Message]:
+    return [message for reply in replies for message in format_reply(reply)]
+
+
+def _text(reply: Text) -> list[Message]:
+    return [
+        Message(content=chunk, ephemeral=reply.ephemeral)
+        for chunk in split_text(defuse(reply.text))
+    ]
+
+
+def papers_messages(reply: Papers) -> list[Message]:
+    """The heading, then one embed per paper, packed ≤10 embeds and ≤6000 characters a message."""
+    embeds = [paper_embed(p, group.label) for group in reply.groups for p in group.papers]
+    batches = list(pack_embeds(embeds)) or [[]]
+    heading = fit(defuse(reply.heading), CONTENT) or None
+    return [
+        Message(content=heading if i == 0 else None, embeds=tuple(batch))
+        for i, batch in enumerate(batches)
+    ]
+
+
+def paper_embed(paper: PaperView, group: str = "") -> discord.Embed:
+    """Title linked to the abstract page, authors, date, comment; the abstract as description."""
+    embed = discord.Embed(
+        title=fit(safe(paper.title), TITLE) or paper.arxiv_id,
+        url=paper.abs_url,
+        colour=COLOUR,
+    )
+    if group:
+        embed.set_author(name=fit(safe(group), AUTHOR))
+    if paper.authors:
+        embed.add_field(name="Authors", value=fit(safe(paper.authors_short()), FIELD_VALUE))
+    embed.add_field(name="Updated", value=paper.day.isoformat())
+    embed.add_field(name="PDF", value=f"[{paper.arxiv_id}v{paper.version}]({paper.pdf_url})")
+    if squash(paper.comment):
+        embed.add_field(name="Comment", value=fit(safe(paper.comment), FIELD_VALUE), inline=False)
+    embed.set_footer(text=f"arXiv:{paper.arxiv_id}v{paper.version}")
+    abstract = safe(paper.abstract)
+    if abstract:
+        room = min(DESCRIPTION, EMBED_TOTAL - embed_size(embed))
+        embed.description = fit(
+            abstract, room, suffix=f"{ELLIPSIS} [more on arXiv]({paper.abs_url})"
+        )
+    return embed
+
+
+def embed_size(embed: discord.Embed) -> int:
+    """What counts towards the 6000 characters of a message (Discord's rule, in UTF-16 units)."""
+    data = embed.to_dict()
+    parts = [data.get("title", ""), data.get("description", "")]
+    parts += [f["name"] + f["value"] for f in data.get("fields", [])]
+    parts += [data.get("footer", {}).get("text", ""), data.get("author", {}).get("name", "")]
+    return sum(units(p) for p in parts)
+
+
+def pack_embeds(embeds: Sequence[discord.Embed]) -> Iterator[list[discord.Embed]]:
+    """Greedy batches of at most 10 embeds and 6000 characters."""
+    batch: list[discord.Embed] = []
+    total = 0
+    for embed in embeds:
+        size = embed_size(embed)
+        if batch and (len(batch) == EMBEDS or total + size > EMBED_TOTAL):
+            yield batch
+            batch, total = [], 0
+        batch.append(embed)
+        total += size
+    if batch:
+        yield batch
+
+
+def _keywords(reply: KeywordTable) -> list[Message]:
+    footer = fit(defuse(reply.digest), 300)  # short, so a full description still fits in 6000
+    if not reply.rows:
+        text = f"No keywords followed here yet. Start with `/papers add`.\n{reply.digest}"
+        return [Message(content=fit(defuse(text), CONTENT))]
+    lines = [_keyword_line(row) for row in reply.rows]
+    embeds = []
+    for i, chunk in enumerate(split_text("\n".join(lines), DESCRIPTION)):
+        embed = discord.Embed(description=chunk, colour=COLOUR)
+        if i == 0:
+            embed.title = "Keywords followed in this channel"
+        embed.set_footer(text=footer)
+        embeds.append(embed)
+    return [Message(embeds=tuple(batch)) for batch in pack_embeds(embeds)]
+
+
+def _keyword_line(row: KeywordRow) -> str:
+    count = f"{row.papers} paper{'s' if row.papers != 1 else ''}"
+    latest = f"newest {row.newest.isoformat()}" if row.newest else "no papers yet"
+    return fit(
+        f"**{safe(row.label)}**: {count}, {latest}, last fetch {safe(row.status_text)}", 1000
+    )
+
+
+def help_message(lines: Iterable[tuple[str, str, bool]]) -> Message:
+    """Usage of every subcommand: (slash syntax, summary, managers only)."""
+    body = "\n".join(
+        f"`{syntax}`: {summary}{' (Manage Server or Manage Channels)' if manager else ''}"
+        for syntax, summary, manager in lines
+    )
+    embed = discord.Embed(
+        title="Daily Papers: follow arXiv keywords in this channel",
+        description=fit(body, DESCRIPTION),
+        colour=COLOUR,
+    )
+    return Message(embeds=(embed,), ephemeral=True)

@@ -1,0 +1,617 @@
+"""The Discord front end end to end: the real discord.py client against the loopback stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlmodel import select
+
+from adapters.discord.bot import DM_REFUSAL, NOT_MANAGER, DiscordFrontEnd, make_client
+from bot import store
+from bot.commands import Add
+from bot.config import Secret, Settings
+from bot.core import Core, Place
+from bot.db import read_session
+from bot.models import Channel, Subscription, Workspace
+from bot.replies import Text
+from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.fakes.discord_server import (
+    EPHEMERAL,
+    EVERYONE_PERMISSIONS,
+    DiscordStandIn,
+    Posted,
+    SentInteraction,
+)
+
+MANAGE_CHANNELS = 1 << 4
+MANAGE_GUILD = 1 << 5
+MANAGER = EVERYONE_PERMISSIONS | MANAGE_CHANNELS
+MEMBER = EVERYONE_PERMISSIONS
+DEFERRED, MESSAGE, AUTOCOMPLETE = 5, 4, 8
+
+
+async def _no_identify_wait(shard_id: int | None, *, initial: bool = False) -> None:
+    return None  # discord.py sleeps 5 s before a re-IDENTIFY; pointless on loopback
+
+
+def discord_settings(settings: Settings, ds: DiscordStandIn, **changes: Any) -> Settings:
+    values: dict[str, Any] = {
+        "discord_bot_token": Secret(ds.token),
+        "discord_guild_id": int(ds.guild_id),
+        "discord_api_url": ds.api_base,
+        "discord_gateway_url": ds.gateway_url,
+    }
+    values.update(changes)
+    return dataclasses.replace(settings, **values)
+
+
+async def started(core: Core, ds: DiscordStandIn, **changes: Any) -> DiscordFrontEnd:
+    settings = discord_settings(core.settings, ds, **changes)
+    core = Core(settings, core.engine, core.gateway, clock=core.clock)
+    front_end = DiscordFrontEnd(core, client=make_client(settings, guild_ready_timeout=0.05))
+    front_end.client.before_identify_hook = _no_identify_wait  # type: ignore[method-assign]
+    await front_end.start()
+    await ds.wait_until_ready(count=ds.ready_count + 1)
+    await asyncio.wait_for(front_end.client.wait_until_ready(), 3)
+    return front_end
+
+
+@pytest_asyncio.fixture
+async def ds() -> AsyncIterator[DiscordStandIn]:
+    async with DiscordStandIn(heartbeat_interval_ms=200) as standin:
+        yield standin
+        assert standin.server_errors == []
+        assert standin.unknown_requests == []
+
+
+@pytest_asyncio.fixture
+async def fe(
+    ds: DiscordStandIn, core: Core, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[DiscordFrontEnd]:
+    caplog.set_level(logging.INFO)
+    front_end = await started(core, ds)
+    try:
+        yield front_end
+    finally:
+        await front_end.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    # everything that carried a message said "mention nobody"
+    messages = [p for p in ds.posted if p.kind != "callback" or p.type == MESSAGE]
+    assert all(p.allowed_mentions == {"parse": []} for p in messages)
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def entries(n: int, prefix: str = "2401", **fields: Any) -> list[bytes]:
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    return [
+        make_entry(
+            arxiv_id=f"{prefix}.{i:05d}",
+            title=fields.get("title", f"Paper {i}"),
+            summary=fields.get("summary", f"Abstract {i}."),
+            authors=("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"),
+            updated=base + timedelta(days=i),
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+async def answers(ds: DiscordStandIn, sent: SentInteraction, count: int = 1) -> list[Posted]:
+    """The callback plus follow-ups once `count` messages with content have arrived."""
+
+    def ready() -> list[Posted] | None:
+        posted = [p for p in ds.callbacks(sent) + ds.followups(sent) if p.type != DEFERRED]
+        return posted if len(posted) >= count else None
+
+    return await ds.wait_for(ready)
+
+
+def subscriptions(core: Core) -> list[tuple[str, str, str]]:
+    """(guild, channel, label) of every subscription."""
+    with read_session(core.engine) as session:
+        rows = session.exec(
+            select(Workspace.external_id, Channel.external_id, Subscription.label)
+            .join(Channel, Channel.workspace_id == Workspace.id)
+            .join(Subscription, Subscription.channel_id == Channel.id)
+        ).all()
+    return sorted((str(g), str(c), str(label)) for g, c, label in rows)
+
+
+def channel_row(core: Core, ds: DiscordStandIn, channel_id: str | None = None) -> Channel | None:
+    with read_session(core.engine) as session:
+        workspace = store.find_workspace(session, platform="discord", external_id=ds.guild_id)
+        if workspace is None:
+            return None
+        return store.find_channel(
+            session, workspace=workspace, external_id=channel_id or ds.channel_id
+        )
+
+
+def follow(
+    core: Core,
+    ds: DiscordStandIn,
+    *labels: str,
+    channel_id: str | None = None,
+    guild_id: str | None = None,
+) -> None:
+    """Follow keywords through the core, as a manager of the channel would."""
+    place = Place("discord", guild_id or ds.guild_id, channel_id or ds.channel_id)
+    for label in labels:
+        replies = core.execute(place, Add(label))
+        assert not any(isinstance(r, Text) and r.error for r in replies), replies
+
+
+def assert_nothing_public(ds: DiscordStandIn, sent: SentInteraction) -> None:
+    """An ephemeral answer leaves no public message: either it was the first response, or the
+    public "thinking" message of a deferral was deleted before the ephemeral follow-up (Discord
+    makes the first follow-up after a deferral that very message, ephemeral flag or not)."""
+    callbacks = ds.callbacks(sent)
+    if callbacks[0].type == MESSAGE:
+        assert callbacks[0].flags & EPHEMERAL
+        return
+    deletes = ds.requests_to("DELETE", rf"^/webhooks/\d+/{sent.token}/messages/@original$")
+    (followup, *_) = ds.followups(sent)
+    assert len(deletes) == 1 and deletes[0].time < followup.request.time
+    assert ds.original_message(sent) is None
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := predicate()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.02)
+    return result
+
+
+# -- connecting and registering -------------------------------------------------
+
+
+async def test_connects_and_registers_the_group(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
+    assert ds.identify_count == 1
+    identify = ds.ops(2)[0].d
+    assert identify["token"] == ds.token
+    assert identify["intents"] == 1  # guilds only: no privileged intents
+    assert [d["t"] for d in ds.sent_dispatches[:2]] == ["READY", "GUILD_CREATE"]
+    await ds.wait_for(lambda: ds.heartbeat_acks >= 1)
+    # synced in setup_hook, i.e. during login, before the gateway was opened
+    sync = ds.requests_to("PUT", r"/applications/\d+/guilds/\d+/commands$")
+    assert len(sync) == 1 and sync[0].time < ds.gateway_ops[0].time
+
+    (papers,) = ds.registered_commands(ds.guild_id)
+    assert ds.registered_commands() == []  # DISCORD_GUILD_ID: nothing global
+    assert papers["name"] == "papers" and papers["default_member_permissions"] is None
+    subs = {o["name"]: o for o in papers["options"]}
+    assert list(subs) == ["add", "remove", "keywords", "list", "digest", "readme", "fetch", "help"]
+    assert all(o["type"] == 1 and 1 <= len(o["description"]) <= 100 for o in subs.values())
+
+    def options(name: str) -> list[tuple[Any, ...]]:
+        return [
+            (o["name"], o["type"], o["required"], o.get("autocomplete", False))
+            for o in subs[name]["options"]
+        ]
+
+    assert options("add") == [("keyword", 3, True, False)]
+    assert options("remove") == [("keyword", 3, True, True)]
+    assert options("list") == [("keyword", 3, False, True), ("limit", 4, False, False)]
+    limit = subs["list"]["options"][1]
+    assert (limit["min_value"], limit["max_value"]) == (1, 20)
+    assert options("digest") == [("time", 3, True, False), ("timezone", 3, False, True)]
+    assert options("readme") == [("scope", 3, False, False)]
+    assert subs["readme"]["options"][0]["choices"] == [
+        {"name": "channel", "value": "channel"},
+        {"name": "all", "value": "all"},
+    ]
+    assert options("keywords") == options("fetch") == options("help") == []
+
+
+async def test_without_guild_id_registers_globally(ds: DiscordStandIn, core: Core) -> None:
+    front_end = await started(core, ds, discord_guild_id=None)
+    try:
+        assert [c["name"] for c in ds.registered_commands()] == ["papers"]
+        assert ds.registered_commands(ds.guild_id) == []
+        sent = await ds.send_interaction("help")
+        (callback,) = await answers(ds, sent)
+        assert callback.flags & EPHEMERAL and "/papers add keyword" in str(callback.embeds)
+    finally:
+        await front_end.stop()
+
+
+async def test_sharded_client(ds: DiscordStandIn, core: Core) -> None:
+    front_end = await started(core, ds, discord_shard_ids=(0,), discord_shard_count=1)
+    try:
+        assert type(front_end.client).__name__ == "ShardedPapersClient"
+        assert ds.ops(2)[0].d["shard"] == [0, 1]
+        sent = await ds.send_interaction("help")
+        await answers(ds, sent)
+    finally:
+        await front_end.stop()
+
+
+# -- every subcommand ---------------------------------------------------------------
+
+
+async def test_add_defers_fetches_and_follows(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("diffusion", entries(4))
+    sent = await ds.send_interaction("add", {"keyword": "Diffusion"}, permissions=MANAGER)
+    (followup,) = await answers(ds, sent)
+    assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
+    assert ds.callbacks(sent)[0].flags == 0  # deferred publicly
+    assert followup.content == "Now following “Diffusion”: 4 papers found. The newest:"
+    assert [e["title"] for e in followup.embeds] == ["Paper 4", "Paper 3", "Paper 2"]
+    assert followup.embeds[0]["url"] == "https://arxiv.org/abs/2401.00004v1"
+    fields = {f["name"]: f["value"] for f in followup.embeds[0]["fields"]}
+    assert fields["Authors"] == "Ada Lovelace, Alan Turing, Grace Hopper et al."
+    assert fields["Updated"] == "2024-01-05"
+    assert followup.flags == 0
+    assert ds.original_message(sent)["content"].startswith("Now following")
+    assert subscriptions(core) == [(ds.guild_id, ds.channel_id, "Diffusion")]
+    with read_session(core.engine) as session:
+        workspace = store.find_workspace(session, platform="discord", external_id=ds.guild_id)
+        assert workspace is not None and workspace.name == "Test Guild"
+
+
+async def test_remove_answers_at_once(ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core) -> None:
+    follow(core, ds, "diffusion", "retrieval")
+    sent = await ds.send_interaction("remove", {"keyword": "DIFFUSION"}, permissions=MANAGER)
+    (callback,) = await answers(ds, sent)
+    assert callback.kind == "callback" and callback.type == MESSAGE and callback.flags == 0
+    assert callback.content == "Stopped following “diffusion” here. Its papers stay stored."
+    assert subscriptions(core) == [(ds.guild_id, ds.channel_id, "retrieval")]
+
+
+async def test_keywords_table(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("diffusion", entries(2))
+    follow(core, ds, "diffusion")
+    sent = await ds.send_interaction("keywords")  # anyone may
+    (callback,) = await answers(ds, sent)
+    assert callback.type == MESSAGE
+    (embed,) = callback.embeds
+    assert embed["description"] == "**diffusion**: 2 papers, newest 2024-01-03, last fetch ok"
+    assert embed["footer"]["text"] == "Daily post at 09:00 UTC."
+
+
+async def test_list_and_list_keyword_limit(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("diffusion", entries(6))
+    arxiv_api.add_entries("retrieval", entries(3, prefix="2402"))
+    follow(core, ds, "diffusion", "retrieval")
+
+    sent = await ds.send_interaction("list")
+    (followup,) = await answers(ds, sent)
+    assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
+    assert followup.content == "Newest 5 papers for this channel's keywords"
+    assert len(followup.embeds) == 5
+
+    sent = await ds.send_interaction("list", {"keyword": "retrieval", "limit": 2})
+    (followup,) = await answers(ds, sent)
+    assert followup.content == "Newest 2 papers for retrieval"
+    assert [e["url"] for e in followup.embeds] == [
+        "https://arxiv.org/abs/2402.00003v1",
+        "https://arxiv.org/abs/2402.00002v1",
+    ]
+
+
+async def test_list_twenty_long_papers_is_split(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("diffusion", entries(20, summary="long abstract " * 200))
+    follow(core, ds, "diffusion")
+    sent = await ds.send_interaction("list", {"limit": 20})
+    await answers(ds, sent)
+    await ds.wait_for(lambda: sum(len(f.embeds) for f in ds.followups(sent)) == 20)
+    followups = ds.followups(sent)
+    assert len(followups) > 2 and all(len(f.embeds) <= 10 for f in followups)
+    assert [f.request.status for f in followups] == [200] * len(followups)
+
+
+async def test_digest_time_off_and_now(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    sent = await ds.send_interaction(
+        "digest", {"time": "7:30", "timezone": "Europe/Berlin"}, permissions=MANAGER
+    )
+    (callback,) = await answers(ds, sent)
+    assert callback.type == MESSAGE and callback.content == "Daily post at 07:30 Europe/Berlin."
+    channel = channel_row(core, ds)
+    assert channel is not None and (channel.digest_time, channel.digest_timezone) == (
+        "07:30",
+        "Europe/Berlin",
+    )
+
+    sent = await ds.send_interaction("digest", {"time": "off"}, permissions=MANAGER)
+    (callback,) = await answers(ds, sent)
+    assert callback.content == "Daily post: off."
+    assert channel_row(core, ds).digest_enabled is False  # type: ignore[union-attr]
+
+    sent = await ds.send_interaction("digest", {"time": "now"}, permissions=MANAGER)
+    (followup,) = await answers(ds, sent)
+    assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
+    assert followup.content == "Nothing new since the last post."
+
+
+async def test_readme_uploads_a_file(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("diffusion", entries(2))
+    arxiv_api.add_entries("retrieval", entries(1, prefix="2402"))
+    follow(core, ds, "diffusion")
+    other = ds.add_text_channel(ds.guild_id, "other")["id"]
+    follow(core, ds, "retrieval", channel_id=other)
+
+    sent = await ds.send_interaction("readme")
+    (followup,) = await answers(ds, sent)
+    assert followup.content == "Daily Papers README of this channel."
+    ((name, data),) = [(f.filename, f.text) for f in followup.files]
+    assert name == "README.md" and data.startswith("# Daily Papers\n")
+    assert "## diffusion\n" in data and "## retrieval" not in data
+
+    sent = await ds.send_interaction("readme", {"scope": "all"})
+    (followup,) = await answers(ds, sent)
+    assert "## diffusion\n" in followup.files[0].text and "## retrieval\n" in followup.files[0].text
+
+
+async def test_fetch(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("diffusion", entries(2))
+    follow(core, ds, "diffusion")
+    arxiv_api.add_entries("diffusion", entries(3)[2:])
+    sent = await ds.send_interaction("fetch", permissions=MANAGER)
+    (followup,) = await answers(ds, sent)
+    assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
+    assert followup.content == "Fetched:\ndiffusion: 3 papers, 1 new"
+
+    again = await ds.send_interaction("fetch", permissions=MANAGER)  # rate-limited: ephemeral
+    (answer,) = await answers(ds, again)
+    assert answer.flags & EPHEMERAL and "try again in" in answer.content
+    assert_nothing_public(ds, again)
+
+
+async def test_help(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
+    sent = await ds.send_interaction("help")
+    (callback,) = await answers(ds, sent)
+    assert callback.type == MESSAGE and callback.flags & EPHEMERAL
+    description = callback.embeds[0]["description"]
+    assert "`/papers list [keyword] [limit]`" in description
+    assert "`/papers digest time [timezone]`: when this channel gets its daily post (Manage" in (
+        description
+    )
+
+
+# -- who may, and where ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "options"),
+    [
+        ("add", {"keyword": "diffusion"}),
+        ("remove", {"keyword": "diffusion"}),
+        ("digest", {"time": "08:00"}),
+        ("digest", {"time": "now"}),
+        ("fetch", {}),
+    ],
+)
+async def test_members_without_permission_are_refused(
+    ds: DiscordStandIn,
+    fe: DiscordFrontEnd,
+    core: Core,
+    arxiv_api: ArxivStandIn,
+    subcommand: str,
+    options: dict[str, str],
+) -> None:
+    sent = await ds.send_interaction(subcommand, options, permissions=MEMBER)
+    (callback,) = await answers(ds, sent)
+    assert callback.type == MESSAGE and callback.flags & EPHEMERAL
+    assert callback.content == NOT_MANAGER
+    assert subscriptions(core) == [] and channel_row(core, ds) is None
+    assert arxiv_api.requests == []
+
+
+@pytest.mark.parametrize("permissions", [MANAGE_GUILD | MEMBER, MANAGE_CHANNELS | MEMBER, None])
+async def test_managers_are_allowed(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, permissions: int | None
+) -> None:
+    # None: the guild owner (every permission)
+    user = ds.owner_id if permissions is None else None
+    sent = await ds.send_interaction(
+        "digest", {"time": "06:00"}, permissions=permissions, user_id=user
+    )
+    (callback,) = await answers(ds, sent)
+    assert callback.content == "Daily post at 06:00 UTC."
+    assert channel_row(core, ds).digest_time == "06:00"  # type: ignore[union-attr]
+
+
+async def test_dm_is_refused(ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core) -> None:
+    sent = await ds.send_interaction("add", {"keyword": "diffusion"}, dm=True)
+    (callback,) = await answers(ds, sent)
+    assert callback.type == MESSAGE and callback.flags & EPHEMERAL
+    assert callback.content == DM_REFUSAL
+    completion = await ds.send_autocomplete("remove", {"keyword": ""}, focused="keyword", dm=True)
+    (choices,) = await answers(ds, completion)
+    assert choices.data["choices"] == []
+    with read_session(core.engine) as session:
+        assert session.exec(select(Workspace)).all() == []
+
+
+# -- bad input --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "options", "problem"),
+    [
+        ("add", {"keyword": ""}, "The keyword is empty.\nUsage: add <keyword>"),
+        ("add", {"keyword": "   "}, "The keyword is empty."),
+        ("add", {"keyword": "x" * 101}, "The keyword is 101 characters long; at most 100"),
+        ("add", {"keyword": '"\\"“”'}, "Nothing is left of the keyword once quotes"),
+        ("digest", {"time": "25:00"}, "'25:00' is not a time; write it as HH:MM"),
+        ("digest", {"time": "noon"}, "'noon' is not a time"),
+        (
+            "digest",
+            {"time": "08:00", "timezone": "Mars/Olympus"},
+            "'Mars/Olympus' is not a timezone",
+        ),
+        ("list", {"limit": 0}, "The limit must be a number from 1 to 20, got '0'."),
+        ("list", {"limit": 21}, "The limit must be a number from 1 to 20, got '21'."),
+        ("list", {"keyword": "''"}, "Nothing is left of the keyword"),
+        ("remove", {"keyword": "never followed"}, "This channel does not follow “never followed”."),
+        ("list", {"keyword": "never followed"}, "This channel does not follow “never followed”."),
+    ],
+)
+async def test_bad_input_is_ephemeral_and_changes_nothing(
+    ds: DiscordStandIn,
+    fe: DiscordFrontEnd,
+    core: Core,
+    arxiv_api: ArxivStandIn,
+    subcommand: str,
+    options: dict[str, Any],
+    problem: str,
+) -> None:
+    sent = await ds.send_interaction(subcommand, options, permissions=MANAGER)
+    (answer,) = await answers(ds, sent)
+    assert answer.flags & EPHEMERAL
+    assert problem in (answer.content or "")
+    assert "Usage:" in (answer.content or "")
+    assert_nothing_public(ds, sent)
+    assert subscriptions(core) == [] and channel_row(core, ds) is None
+    assert arxiv_api.requests == []
+
+
+# -- what arXiv text cannot do ---------------------------------------------------------
+
+
+async def test_hostile_title_and_huge_abstract(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries(
+        "mentions",
+        entries(3, title="@everyone <@&123> **loud** " + "T" * 300, summary="A" * 10_000),
+    )
+    sent = await ds.send_interaction("add", {"keyword": "mentions"}, permissions=MANAGER)
+    (followup,) = await answers(ds, sent)
+    sent = await ds.send_interaction("list", {"limit": 3})
+    await answers(ds, sent)
+    await ds.wait_for(lambda: sum(len(f.embeds) for f in ds.followups(sent)) == 3)
+    bodies = [*ds.followups(sent), followup]
+    for body in bodies:
+        assert body.allowed_mentions == {"parse": []}
+        assert body.request.status == 200
+        total = 0
+        for embed in body.embeds:
+            assert "@everyone" not in embed["title"] and "@\u200beveryone" in embed["title"]
+            assert "\\*\\*loud\\*\\*" in embed["title"]
+            assert len(embed["title"]) <= 256 and len(embed["description"]) <= 4096
+            assert embed["description"].endswith("[more on arXiv](" + embed["url"] + ")")
+            total += len(embed["title"]) + len(embed["description"])
+            total += len(embed["footer"]["text"])
+            total += sum(len(f["name"]) + len(f["value"]) for f in embed["fields"])
+        assert total <= 6000 and len(body.embeds) <= 10
+
+
+# -- autocomplete -----------------------------------------------------------------
+
+
+async def test_remove_autocompletes_this_channels_keywords(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core
+) -> None:
+    follow(core, ds, "Diffusion Models", "video diffusion", "retrieval")
+    other = ds.add_text_channel(ds.guild_id, "other")["id"]
+    follow(core, ds, "diffusion elsewhere", channel_id=other)
+
+    sent = await ds.send_autocomplete("remove", {"keyword": "diff"}, focused="keyword")
+    (callback,) = await answers(ds, sent)
+    assert callback.type == AUTOCOMPLETE
+    assert [c["value"] for c in callback.data["choices"]] == ["Diffusion Models", "video diffusion"]
+
+    sent = await ds.send_autocomplete("remove", {"keyword": ""}, focused="keyword")
+    (callback,) = await answers(ds, sent)
+    assert [c["name"] for c in callback.data["choices"]] == [
+        "Diffusion Models",
+        "video diffusion",
+        "retrieval",
+    ]
+
+    sent = await ds.send_autocomplete("list", {"keyword": "RET"}, focused="keyword")
+    (callback,) = await answers(ds, sent)
+    assert [c["value"] for c in callback.data["choices"]] == ["retrieval"]
+
+    sent = await ds.send_autocomplete(
+        "digest", {"time": "08:00", "timezone": "berl"}, focused="timezone"
+    )
+    (callback,) = await answers(ds, sent)
+    assert [c["value"] for c in callback.data["choices"]] == ["Europe/Berlin"]
+
+
+# -- the wire: rate limits, reconnects, leaving -----------------------------------------------
+
+
+async def test_followup_429_is_retried_and_sent_once(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("diffusion", entries(2))
+    follow(core, ds, "diffusion")
+    ds.fail_next("POST", r"^/webhooks/\d+/[^/]+$", status=429, retry_after=0.2)
+    sent = await ds.send_interaction("list")
+    await answers(ds, sent)
+    attempts = ds.requests_to("POST", rf"^/webhooks/\d+/{sent.token}$")
+    assert [r.status for r in attempts] == [429, 200]
+    assert attempts[1].time - attempts[0].time >= 0.19
+    await asyncio.sleep(0.3)
+    (followup,) = ds.followups(sent)
+    assert len(followup.embeds) == 2
+
+
+@pytest.mark.parametrize("invalidate", [False, True])
+async def test_reconnects_after_the_gateway_drops(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, invalidate: bool
+) -> None:
+    await ds.drop_gateway(4000, invalidate=invalidate)
+    await ds.wait_until_ready(count=2)
+    # a dropped session is resumed; a forgotten one is refused (op 9) and identified anew
+    assert ds.connection_count == (3 if invalidate else 2)
+    assert (ds.resume_count, ds.identify_count) == ((1, 2) if invalidate else (1, 1))
+    sent = await ds.send_interaction("digest", {"time": "10:15"}, permissions=MANAGER)
+    (callback,) = await answers(ds, sent)
+    assert callback.content == "Daily post at 10:15 UTC."
+    assert channel_row(core, ds).digest_time == "10:15"  # type: ignore[union-attr]
+
+
+async def test_guild_delete_deactivates_its_channels(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core
+) -> None:
+    follow(core, ds, "diffusion")
+    other = ds.add_text_channel(ds.guild_id, "other")["id"]
+    follow(core, ds, "retrieval", channel_id=other)
+    elsewhere = ds.add_guild(name="Elsewhere")
+    follow(
+        core, ds, "diffusion", guild_id=elsewhere["id"], channel_id=elsewhere["channels"][0]["id"]
+    )
+
+    await ds.send_dispatch("GUILD_DELETE", {"id": ds.guild_id})
+
+    def deactivated() -> bool:
+        with read_session(core.engine) as session:
+            rows = session.exec(select(Workspace.external_id, Workspace.active)).all()
+            channels = session.exec(select(Channel.workspace_id, Channel.active)).all()
+        return dict(rows) == {ds.guild_id: False, elsewhere["id"]: True} and sorted(
+            a for _, a in channels
+        ) == [False, False, True]
+
+    await eventually(deactivated)
+    assert core.followed_keywords() == ["diffusion"]  # only the other guild's keyword
+    # the data stays
+    assert len(subscriptions(core)) == 3
