@@ -1,0 +1,154 @@
+"""`SlackFrontEnd`: the Bolt app, its routes or Socket Mode connection, and the Slack poster."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import routes
+from adapters.slack.client import api_base_url, make_client
+from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
+from adapters.slack.listeners import Listeners, register
+from adapters.slack.poster import ChannelPacer, SlackPoster
+from bot.config import Settings
+from bot.core import Core
+
+logger = logging.getLogger(__name__)
+
+BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write")
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class SlackFrontEnd:
+    """`/papers` in Slack: HTTP mode on the shared listener, or Socket Mode with `SLACK_APP_TOKEN`;
+    one workspace with `SLACK_BOT_TOKEN`, or many through OAuth with `SLACK_CLIENT_ID`/`_SECRET`.
+
+    `papers serve` calls `mount(web_app)`, `await start()`, uses `poster`, and `await stop()`.
+    """
+
+    def __init__(self, core: Core) -> None:
+        settings = core.settings
+        if not settings.slack_signing_secret:
+            raise ValueError("SLACK_SIGNING_SECRET is required for Slack")
+        _keep_secrets_out_of_library_logs()
+        self.core = core
+        self.settings = settings
+        self.base_url = api_base_url(settings.slack_api_url)
+        self.socket_mode = settings.slack_app_token is not None
+        self.installations = _installation_store(core)
+        single_token = settings.slack_bot_token if self.installations is None else None
+        if self.installations is not None and settings.slack_bot_token:
+            logger.info("Slack OAuth is configured: SLACK_BOT_TOKEN is not used")
+        self._session: aiohttp.ClientSession | None = None
+        self.client = make_client(
+            base_url=self.base_url, token=single_token.reveal() if single_token else None
+        )
+        self.pacer = ChannelPacer()
+        self.listeners = Listeners(core, pacer=self.pacer, installations=self.installations)
+        self.app = self._build_app(settings)
+        register(self.app, self.listeners)
+        self.poster = SlackPoster(tokens=self.bot_token, clients=self.client_for, pacer=self.pacer)
+        self._socket: AsyncSocketModeHandler | None = None
+
+    def _build_app(self, settings: Settings) -> AsyncApp:
+        assert settings.slack_signing_secret is not None
+        oauth_settings = authorize = None
+        if self.installations is not None:
+            assert settings.slack_client_id and settings.slack_client_secret
+            oauth_settings = AsyncOAuthSettings(
+                client_id=settings.slack_client_id,
+                client_secret=settings.slack_client_secret.reveal(),
+                scopes=list(BOT_SCOPES),
+                user_scopes=[],
+                installation_store=self.installations,
+                state_store=ThreadedOAuthStateStore(engine=self.core.engine),
+                logger=logger,
+            )
+            # Bolt's default asks auth.test on every request; the answer per token is stable.
+            authorize = AsyncInstallationStoreAuthorize(
+                logger=logger,
+                installation_store=self.installations,
+                client_id=settings.slack_client_id,
+                client_secret=settings.slack_client_secret.reveal(),
+                cache_enabled=True,
+                client=self.client,
+            )
+        return AsyncApp(
+            client=self.client,  # with client=, Bolt takes the token from client.token
+            signing_secret=settings.slack_signing_secret.reveal(),
+            oauth_settings=oauth_settings,
+            authorize=authorize,
+            process_before_response=False,
+        )
+
+    # -- the interface `papers serve` uses ------------------------------------------
+
+    def mount(self, web_app: web.Application) -> None:
+        """/slack/events (HTTP mode) and, with OAuth, /slack/install and /slack/oauth_redirect."""
+        routes.mount(web_app, self.app, events=not self.socket_mode)
+
+    async def start(self) -> None:
+        """Share one HTTP session for Web API calls; in Socket Mode, connect."""
+        self._session = aiohttp.ClientSession()
+        self.client.session = self._session  # Bolt hands it on to each request's client
+        if self.socket_mode:
+            assert self.settings.slack_app_token is not None
+            self._socket = AsyncSocketModeHandler(
+                self.app, app_token=self.settings.slack_app_token.reveal()
+            )
+            await self._socket.connect_async()
+            logger.info("Slack: connected in Socket Mode")
+        else:
+            logger.info("Slack: HTTP mode, Request URL path %s", routes.EVENTS_PATH)
+
+    async def stop(self) -> None:
+        """Disconnect, give commands in flight a moment to answer, close the session."""
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close_async()
+            self._socket = None
+        pending = [t for t in self.listeners.inflight if not t.done()]
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+        self.client.session = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- tokens for the poster ------------------------------------------------------------
+
+    async def bot_token(self, workspace_id: str) -> str | None:
+        """The bot token for a workspace: the single one, or the installation's."""
+        if self.installations is not None:
+            return await self.installations.bot_token(workspace_id)
+        token = self.settings.slack_bot_token
+        return token.reveal() if token else None
+
+    def client_for(self, token: str) -> AsyncWebClient:
+        return make_client(base_url=self.base_url, token=token, session=self._session)
+
+
+def _installation_store(core: Core) -> ThreadedInstallationStore | None:
+    settings = core.settings
+    if not (settings.slack_client_id and settings.slack_client_secret):
+        return None
+    return ThreadedInstallationStore(client_id=settings.slack_client_id, engine=core.engine)
+
+
+def _keep_secrets_out_of_library_logs() -> None:
+    """slack_sdk logs request and response bodies (OAuth tokens among them) at DEBUG."""
+    for name in ("slack_sdk", "slack_bolt"):
+        library = logging.getLogger(name)
+        if library.getEffectiveLevel() < logging.INFO:
+            library.setLevel(logging.INFO)

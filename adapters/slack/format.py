@@ -1,0 +1,272 @@
+"""Replies as Slack messages (Block Kit) within Slack's limits; pure, no network."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.replies import File, KeywordRow, KeywordTable, PaperGroup, Papers, PaperView, Reply, Text
+from bot.text import squash
+
+MAX_BLOCKS = 50  # blocks in one message
+MAX_SECTION = 3000  # characters in a section's text
+MAX_HEADER = 150  # characters in a header block
+MAX_FALLBACK = 3000  # the top-level `text` (notifications, screen readers)
+MESSAGE_BUDGET = (
+    12_000  # block text per message: long messages are hard to read and risk msg_too_long
+)
+SHOW_ABSTRACT = "show_abstract"  # action_id prefix of the "Show abstract" buttons
+
+Block = dict[str, Any]
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One Slack message: mrkdwn fallback text, blocks, visibility, or a file to upload."""
+
+    text: str
+    blocks: tuple[Block, ...] = ()
+    ephemeral: bool = False
+    upload: File | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """Arguments for chat.postMessage / respond (minus channel and response_type)."""
+        body: dict[str, Any] = {"text": self.text, "unfurl_links": False, "unfurl_media": False}
+        if self.blocks:
+            body["blocks"] = [dict(b) for b in self.blocks]
+        return body
+
+
+# -- escaping -----------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities, so arXiv text cannot ping or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(text: str) -> str:
+    """Command text arrives with &, <, > escaped; this is what the user typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def clip(escaped: str, limit: int) -> str:
+    """Shorten escaped mrkdwn to `limit` characters without cutting an entity in half."""
+    if len(escaped) <= limit:
+        return escaped
+    return _PARTIAL_ENTITY.sub("", escaped[: limit - 1]) + "…"
+
+
+def clip_plain(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def split_text(escaped: str, limit: int = MAX_SECTION) -> list[str]:
+    """Escaped text in chunks of at most `limit` characters, cut at line ends where possible."""
+    chunks: list[str] = []
+    current = ""
+    for line in escaped.split("\n"):
+        while len(line) > limit:
+            cut = _safe_cut(line, limit)
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(line[:cut])
+            line = line[cut:]
+        if current and len(current) + 1 + len(line) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current.strip():
+        chunks.append(current)
+    return chunks
+
+
+def _safe_cut(line: str, limit: int) -> int:
+    space = line.rfind(" ", limit - 200, limit)
+    cut = space + 1 if space > 0 else limit
+    amp = line.rfind("&", cut - 5, cut)
+    return amp if amp > 0 and ";" not in line[amp:cut] else cut
+
+
+# -- blocks -------------------------------------------------------------------
+
+
+def section(mrkdwn: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(mrkdwn, MAX_SECTION)}}
+
+
+def header(text: str) -> Block:
+    """A header block; plain text is never parsed, so it is not escaped."""
+    plain = clip_plain(squash(text), MAX_HEADER) or "Daily Papers"
+    return {"type": "header", "text": {"type": "plain_text", "text": plain, "emoji": True}}
+
+
+def context(mrkdwn: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(mrkdwn, MAX_SECTION)}]}
+
+
+def paper_block(paper: PaperView) -> Block:
+    """Title linked to arXiv, first authors, date and comment; the abstract is one click away."""
+    title = clip(escape(squash(paper.title)) or paper.arxiv_id, 1000)
+    meta = [clip(escape(squash(paper.authors_short())), 600)] if paper.authors else []
+    meta.append(paper.day.isoformat())
+    lines = [f"*<{paper.abs_url}|{title}>*", " · ".join(meta)]
+    if squash(paper.comment):
+        lines.append("Comment: " + clip(escape(squash(paper.comment)), 1000))
+    block = section("\n".join(lines))
+    block["accessory"] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Show abstract", "emoji": True},
+        "action_id": f"{SHOW_ABSTRACT}:{paper.arxiv_id}"[:255],
+        "value": paper.arxiv_id,
+    }
+    return block
+
+
+def _group_label(label: str, continued: bool) -> Block:
+    suffix = " (continued)" if continued else ""
+    return section(f"*{clip(escape(squash(label)), 300)}*{suffix}")
+
+
+def _text_size(block: Block) -> int:
+    if "text" in block:
+        return len(block["text"]["text"])
+    return sum(len(e.get("text", "")) for e in block.get("elements", ()))
+
+
+# -- replies ------------------------------------------------------------------
+
+
+def to_messages(reply: Reply) -> list[SlackMessage]:
+    """A reply as one or more Slack messages, each within Block Kit's limits."""
+    match reply:
+        case Text():
+            return _text(reply)
+        case Papers():
+            return _papers(reply)
+        case KeywordTable():
+            return _keywords(reply)
+        case File():
+            return [SlackMessage(text=clip(escape(reply.comment), MAX_FALLBACK), upload=reply)]
+    raise AssertionError(f"unhandled reply {reply!r}")
+
+
+def _text(reply: Text) -> list[SlackMessage]:
+    escaped = escape(reply.text.strip()) or " "
+    blocks = [section(chunk) for chunk in split_text(escaped)]
+    return [
+        SlackMessage(
+            text=clip(page_text, MAX_FALLBACK), blocks=tuple(page), ephemeral=reply.ephemeral
+        )
+        for page, page_text in _paginate(blocks, fallback=escaped)
+    ]
+
+
+def _paginate(blocks: Sequence[Block], *, fallback: str) -> list[tuple[list[Block], str]]:
+    """Blocks in pages of at most MAX_BLOCKS and MESSAGE_BUDGET characters."""
+    pages: list[list[Block]] = [[]]
+    used = 0
+    for block in blocks:
+        size = _text_size(block)
+        if pages[-1] and (len(pages[-1]) >= MAX_BLOCKS or used + size > MESSAGE_BUDGET):
+            pages.append([])
+            used = 0
+        pages[-1].append(block)
+        used += size
+    if len(pages) == 1:
+        return [(pages[0], fallback)]
+    return [(page, f"{clip(fallback, 200)} ({i}/{len(pages)})") for i, page in enumerate(pages, 1)]
+
+
+def _papers(reply: Papers) -> list[SlackMessage]:
+    pages = _paper_pages(reply.groups)
+    count = len(pages)
+    messages = []
+    for number, page in enumerate(pages, 1):
+        suffix = f" ({number}/{count})" if count > 1 else ""
+        title = clip_plain(squash(reply.heading), MAX_HEADER - len(suffix)) + suffix
+        messages.append(
+            SlackMessage(text=escape(title), blocks=(header(title), *page), ephemeral=False)
+        )
+    return messages
+
+
+def _paper_pages(groups: Iterable[PaperGroup]) -> list[list[Block]]:
+    """Paper blocks under their group labels, split so that each page leaves room for a header."""
+    pages: list[list[Block]] = [[]]
+    used = 0
+    for group in groups:
+        shown_here = False  # the group's label is on the current page
+        started = False  # the group's label was shown on an earlier page
+        for paper in group.papers:
+            block = paper_block(paper)
+            label = [] if not group.label or shown_here else [_group_label(group.label, started)]
+            size = sum(_text_size(b) for b in (*label, block))
+            if pages[-1] and (
+                len(pages[-1]) + len(label) + 1 > MAX_BLOCKS - 1 or used + size > MESSAGE_BUDGET
+            ):
+                pages.append([])
+                used = 0
+                shown_here = False
+                label = [_group_label(group.label, started)] if group.label else []
+                size = sum(_text_size(b) for b in (*label, block))
+            pages[-1].extend((*label, block))
+            used += size
+            shown_here = started = True
+    return pages
+
+
+def _keywords(reply: KeywordTable) -> list[SlackMessage]:
+    digest = context(escape(reply.digest))
+    if not reply.rows:
+        note = "No keywords followed here yet. Start with `/papers add <keyword>`."
+        return [SlackMessage(text=escape(note), blocks=(section(escape(note)), digest))]
+    lines = "\n".join(_keyword_line(row) for row in reply.rows)
+    blocks = [header("Keywords followed in this channel")]
+    blocks += [section(chunk) for chunk in split_text(lines)]
+    blocks.append(digest)
+    fallback = f"{len(reply.rows)} keyword{'s' if len(reply.rows) != 1 else ''} followed here"
+    return [
+        SlackMessage(text=page_text, blocks=tuple(page))
+        for page, page_text in _paginate(blocks, fallback=fallback)
+    ]
+
+
+def _keyword_line(row: KeywordRow) -> str:
+    newest = row.newest.isoformat() if row.newest else "–"
+    status = escape(squash(row.status_text))
+    mark = ":warning: " if row.status == "failed" else ""
+    plural = "s" if row.papers != 1 else ""
+    return (
+        f"• *{escape(squash(row.label))}*: {row.papers} paper{plural}, newest {newest}, "
+        f"last fetch: {mark}{status}"
+    )
+
+
+def abstract_message(paper: PaperView) -> SlackMessage:
+    """The answer to "Show abstract": the paper's abstract, only for the person who clicked."""
+    title = clip(escape(squash(paper.title)) or paper.arxiv_id, 1000)
+    authors = clip(escape(squash(", ".join(paper.authors))), 1000)
+    head = (
+        f"*<{paper.abs_url}|{title}>*\n{authors + ' · ' if authors else ''}{paper.day.isoformat()}"
+    )
+    abstract = escape(squash(paper.abstract)) or "_No abstract._"
+    blocks = [section(head), *(section(chunk) for chunk in split_text(abstract))]
+    blocks.append(context(f"<{paper.pdf_url}|PDF> · <{paper.abs_url}|arXiv page>"))
+    return SlackMessage(text=title, blocks=tuple(blocks[:MAX_BLOCKS]), ephemeral=True)
+
+
+def attribute(messages: list[SlackMessage], mrkdwn: str) -> list[SlackMessage]:
+    """Say who asked, under the first message's header (when it has room for one more block)."""
+    if not messages or messages[0].upload is not None or len(messages[0].blocks) >= MAX_BLOCKS:
+        return messages
+    first = messages[0]
+    blocks = list(first.blocks)
+    at = 1 if blocks and blocks[0]["type"] == "header" else 0
+    blocks.insert(at, context(mrkdwn))
+    return [SlackMessage(first.text, tuple(blocks), first.ephemeral, first.upload), *messages[1:]]
