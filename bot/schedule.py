@@ -231,8 +231,7 @@ class DigestRunner:
             return False
         try:
             outcomes = await asyncio.to_thread(self._refresh_followed, slot)
-            failed = [o.label for o in outcomes if not o.ok]
-            status = f"ok: {len(outcomes)} keywords" + (f", {len(failed)} failed" if failed else "")
+            status = refresh_status(outcomes)
         except Exception as exc:
             logger.exception("the daily refresh broke")
             status = f"failed: {type(exc).__name__}: {exc}"
@@ -280,6 +279,13 @@ class DigestRunner:
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(self._write, fn, *args, **kwargs)
+
+
+def refresh_status(outcomes: Sequence[RefreshOutcome]) -> str:
+    """What /healthz shows of a daily refresh: "ok: 12 keywords fetched, 1 failed"."""
+    failed = sum(not o.ok for o in outcomes)
+    fetched = f"{len(outcomes)} keyword{'s' if len(outcomes) != 1 else ''} fetched"
+    return f"ok: {fetched}" + (f", {failed} failed" if failed else "")
 
 
 async def run_due_digests(
@@ -369,6 +375,7 @@ class DigestScheduler:
         self._schedules: dict[tuple[str, str], set[int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh: asyncio.Task[Any] | None = None
+        self._warmup: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         hour, minute = parse_hhmm(self.runner.core.settings.fetch_time) or (1, 0)
@@ -378,9 +385,14 @@ class DigestScheduler:
         self.scheduler.add_job(
             self._sweep, IntervalTrigger(seconds=self.sweep_seconds, timezone=UTC), id="sweep"
         )
-        await self.sync()
+        await self._sync_or_log()
         self.scheduler.start()
-        self._spawn(self._startup())
+        if self.startup_delay > 0:
+            # The front ends get a moment to connect before the catch-up posts go out.
+            loop = asyncio.get_running_loop()
+            self._warmup = loop.call_later(self.startup_delay, self._begin)
+        else:
+            self._spawn(self._startup())
 
     async def sync(self) -> None:
         """Rebuild the digest jobs from the channels table (call after a schedule changes;
@@ -393,6 +405,16 @@ class DigestScheduler:
             trigger = CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(key[1]))
             self.scheduler.add_job(self._digest_job, trigger, args=[key], id=_job_id(key))
         self._schedules = schedules
+
+    async def _sync_or_log(self) -> None:
+        # An unreachable database must not stop `papers serve` (/healthz reports it);
+        # the next sweep tries again.
+        try:
+            await self.sync()
+        except Exception as exc:
+            logger.warning(
+                "could not read the channels' schedules: %s: %s", type(exc).__name__, exc
+            )
 
     def _read_schedules(self) -> dict[tuple[str, str], set[int]]:
         settings = self.runner.core.settings
@@ -414,13 +436,14 @@ class DigestScheduler:
             self._refresh = self._spawn(self.runner.run_daily_refresh())
 
     async def _sweep(self) -> None:
-        await self.sync()
+        await self._sync_or_log()
         await self._refresh_job()
         self._spawn(self.runner.run_due())
 
+    def _begin(self) -> None:
+        self._spawn(self._startup())
+
     async def _startup(self) -> None:
-        # The front ends get a moment to connect before the catch-up posts go out.
-        await asyncio.sleep(self.startup_delay)
         await self._refresh_job()
         await self.runner.run_due()
 
@@ -443,6 +466,8 @@ class DigestScheduler:
     async def stop(self, grace: float = 30.0) -> None:
         """Stop triggering; let running posts finish for up to `grace` seconds, then cancel them
         (a cancelled post is settled by the claims like a crash: never sent twice)."""
+        if self._warmup is not None:
+            self._warmup.cancel()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         try:

@@ -1,0 +1,181 @@
+"""The scheduler of `papers serve`: the real AsyncIOScheduler firing a channel's post, start-up
+catch-up across restarts, schedule changes, the once-a-day refresh, and two processes on one
+database (SQLite file and, with TEST_DATABASE_URL, PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlmodel import select
+
+from bot.arxiv_gateway import ArxivGateway
+from bot.commands import Add, DigestAt, DigestOff
+from bot.config import Settings
+from bot.core import Core, Place
+from bot.db import make_engine, read_session, write_session
+from bot.health import health_report
+from bot.models import Lease
+from bot.schedule import REFRESH_LEASE_NAME, DigestRunner, start_scheduler
+from tests.fakes.arxiv_server import ArxivStandIn
+from tests.test_digest import SLACK, FakePoster, add_paper, claims, entry, follow, utc
+
+
+async def wait_for_posts(poster: FakePoster, count: int, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(poster.sent) < count and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+
+
+async def test_the_real_scheduler_fires_a_channel_post_at_its_time(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
+    time_machine.move_to(utc(2026, 3, 2, 8, 59, 59, 200_000), tick=True)
+    poster = FakePoster()
+    scheduler = await start_scheduler(core, [poster], startup_delay=0, sweep_seconds=3600)
+    try:
+        await scheduler.idle()
+        assert poster.sent == []  # start-up: not due yet
+        await wait_for_posts(poster, 1)
+        assert len(poster.sent) == 1
+        assert poster.sent[0].at >= utc(2026, 3, 2, 9)
+        assert poster.sent[0].ids == ["2603.00100"]
+    finally:
+        await scheduler.stop()
+    assert [c.status for c in claims(core)] == ["sent"]
+
+
+async def test_arestart_after_the_post_time_posts_once_at_start_up_and_again_never(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
+    time_machine.move_to(utc(2026, 3, 2, 10), tick=True)
+    poster = FakePoster()
+    for restart in range(3):
+        scheduler = await start_scheduler(core, [poster], startup_delay=0)
+        await scheduler.idle()
+        await scheduler.stop()
+        add_paper(core, "Diffusion", f"2603.0020{restart}", utc(2026, 3, 2, 9, 30))
+    assert [s.ids for s in poster.sent] == [["2603.00100"]]
+
+
+async def test_jobs_follow_schedule_changes_from_the_channels_table(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    discord = Place(platform="discord", workspace_id="G1", channel_id="D1")
+    follow(core, arxiv_api, discord, "Diffusion")
+    scheduler = await start_scheduler(
+        core, [FakePoster(), FakePoster(platform="discord")], startup_delay=3600
+    )
+    try:
+        jobs = lambda: sorted(j.id for j in scheduler.scheduler.get_jobs())  # noqa: E731
+        assert jobs() == ["digest 09:00 UTC", "refresh", "sweep"]
+        core.execute(SLACK, DigestAt("10:30", "Europe/Berlin"))
+        await scheduler.sync()
+        assert jobs() == ["digest 09:00 UTC", "digest 10:30 Europe/Berlin", "refresh", "sweep"]
+        job = scheduler.scheduler.get_job("digest 10:30 Europe/Berlin")
+        assert job.next_run_time == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+        core.execute(discord, DigestOff())
+        await scheduler.sync()
+        assert jobs() == ["digest 10:30 Europe/Berlin", "refresh", "sweep"]
+        assert scheduler.scheduler.get_job("refresh").next_run_time == utc(2026, 3, 3, 1)
+    finally:
+        await scheduler.stop()
+
+
+async def test_the_daily_refresh_runs_once_per_day_and_is_reported_for_health(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 0, 30), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    follow(core, arxiv_api, SLACK, "Virtual Try-On")
+    runner = DigestRunner(core, [FakePoster()])
+    asked = len(arxiv_api.requests)
+    # Both keywords were fetched by `add` after the last refresh time (yesterday 01:00).
+    assert await runner.run_daily_refresh() is True
+    assert len(arxiv_api.requests) == asked
+    assert await runner.run_daily_refresh() is False
+    time_machine.move_to(utc(2026, 3, 2, 1, 0), tick=False)
+    assert await runner.run_daily_refresh() is True
+    assert len(arxiv_api.requests) == asked + 2
+    time_machine.move_to(utc(2026, 3, 2, 13), tick=False)
+    assert await DigestRunner(core, [FakePoster()]).run_daily_refresh() is False
+    report = health_report(core)
+    assert report["last_refresh"]["status"] == "ok: 2 keywords fetched"
+    assert report["last_refresh"]["at"].startswith("2026-03-02T01:00")
+
+
+async def test_a_refresh_lease_of_a_dead_process_is_taken_over_when_it_expires(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 0, 59), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    with write_session(core.engine) as session:
+        session.add(Lease(name=REFRESH_LEASE_NAME, owner="dead", lease_until=utc(2026, 3, 2, 1, 5)))
+    runner = DigestRunner(core, [FakePoster()])
+    time_machine.move_to(utc(2026, 3, 2, 1, 2), tick=False)
+    assert await runner.run_daily_refresh() is False
+    time_machine.move_to(utc(2026, 3, 2, 1, 6), tick=False)
+    assert await runner.run_daily_refresh() is True
+    with read_session(core.engine) as session:
+        lease = session.exec(select(Lease)).one()
+    assert lease.owner == runner.owner and lease.last_status == "ok: 1 keyword fetched"
+
+
+def _process(settings: Settings, name: str, start: threading.Barrier, out: dict[str, Any]) -> None:
+    """One `papers serve` process: its own engine, core, posters and event loop."""
+    engine = make_engine(settings.database_url)
+    core = Core(settings, engine, ArxivGateway(settings))
+    posters = [FakePoster(), FakePoster(platform="discord")]
+    runner = DigestRunner(core, posters, owner=name)
+
+    async def main() -> None:
+        start.wait()
+        out["refreshed"] = await runner.run_daily_refresh()
+        start.wait()
+        out["outcomes"] = await runner.run_due()
+
+    try:
+        asyncio.run(main())
+    finally:
+        out["sent"] = [s for p in posters for s in p.sent]
+        engine.dispose()
+
+
+async def test_two_processes_on_one_database_post_once_per_channel_and_refresh_once(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 0, 0), tick=False)
+    places = [Place(platform="slack", workspace_id="T1", channel_id=f"C{i}") for i in range(4)]
+    places += [Place(platform="discord", workspace_id="G1", channel_id=f"D{i}") for i in range(4)]
+    for place in places:
+        core.execute(place, Add("Diffusion"))
+    arxiv_api.add_entries("Diffusion", [entry("2603.00100", utc(2026, 3, 2, 0, 30))])
+    asked = len(arxiv_api.requests)
+    time_machine.move_to(utc(2026, 3, 2, 9), tick=True)
+    start = threading.Barrier(2)
+    results: dict[str, dict[str, Any]] = {"a": {}, "b": {}}
+    threads = [
+        threading.Thread(target=_process, args=(core.settings, n, start, results[n]))
+        for n in results
+    ]
+    for thread in threads:
+        thread.start()
+    await asyncio.to_thread(lambda: [t.join(30) for t in threads])
+    sent = results["a"]["sent"] + results["b"]["sent"]
+    assert sorted(s.channel_id for s in sent) == sorted(p.channel_id for p in places)
+    assert all(s.ids == ["2603.00100"] for s in sent)
+    assert sorted([results["a"]["refreshed"], results["b"]["refreshed"]]) == [False, True]
+    assert len(arxiv_api.requests) == asked + 1
+    assert sorted(c.status for c in claims(core)) == ["sent"] * 8
+    assert {c.owner for c in claims(core)} <= {"a", "b"}
+    assert timedelta(0) <= sent[0].at - utc(2026, 3, 2, 9) < timedelta(seconds=30)
