@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import pytest_asyncio
 from sqlmodel import select
 
 from adapters.discord.bot import DM_REFUSAL, NOT_MANAGER, DiscordFrontEnd, make_client
+from adapters.discord.format import Attachment, Message
 from bot import store
 from bot.commands import Add
 from bot.config import Secret, Settings
@@ -21,7 +23,7 @@ from bot.core import Core, Place
 from bot.db import read_session
 from bot.models import Channel, Subscription, Workspace
 from bot.replies import Text
-from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry
 from tests.fakes.discord_server import (
     EPHEMERAL,
     EVERYONE_PERMISSIONS,
@@ -615,3 +617,27 @@ async def test_guild_delete_deactivates_its_channels(
     assert core.followed_keywords() == ["diffusion"]  # only the other guild's keyword
     # the data stays
     assert len(subscriptions(core)) == 3
+
+
+def test_a_file_over_the_upload_limit_becomes_an_ephemeral_note() -> None:
+    interaction = SimpleNamespace(filesize_limit=10 * 1024 * 1024)
+    big = Message(content="README", file=Attachment("README.md", b"x" * (11 * 1024 * 1024)))
+    note = DiscordFrontEnd._within_upload_limit(interaction, big)  # type: ignore[arg-type]
+    assert note.file is None and note.ephemeral
+    assert note.content is not None and "README.md is 11.5 MB" in note.content
+    small = Message(file=Attachment("README.md", b"x"))
+    assert DiscordFrontEnd._within_upload_limit(interaction, small) is small  # type: ignore[arg-type]
+
+
+async def test_stop_lets_commands_in_flight_answer(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("diffusion", entries(3))
+    follow(core, ds, "diffusion")
+    arxiv_api.script([hang(0.5)])  # the fetch is still running when the process stops
+    sent = await ds.send_interaction("fetch", permissions=MANAGER)
+    await ds.wait_for(lambda: ds.callbacks(sent))
+    await fe.stop()
+    (followup,) = ds.followups(sent)
+    assert followup.content == "Fetched:\ndiffusion: 3 papers, 0 new"
+    assert fe.client.is_closed()

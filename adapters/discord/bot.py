@@ -102,7 +102,7 @@ class PapersTree(app_commands.CommandTree):
             interaction.channel_id,
             exc_info=error,
         )
-        with contextlib.suppress(discord.HTTPException):
+        with contextlib.suppress(Exception):  # the last word: never an error of its own
             if interaction.response.is_done():
                 await interaction.followup.send(
                     APOLOGY, ephemeral=True, allowed_mentions=NO_MENTIONS
@@ -118,6 +118,8 @@ def make_client(settings: Settings, **overrides: Any) -> discord.Client:
 
     `overrides` are further discord.py client options (tests pass `guild_ready_timeout`).
     """
+    # The bot never joins voice: no start-up warnings about voice libraries it does not need.
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
     intents = discord.Intents.none()
     intents.guilds = True  # guild joins/leaves and the channel cache; no privileged intents
     options: dict[str, Any] = {
@@ -182,6 +184,7 @@ class DiscordFrontEnd:
         self.poster = DiscordPoster(self.client, self.logged_in)
         self._task: asyncio.Task[None] | None = None
         self._restore: list[tuple[type, str, Any]] = []
+        self._inflight: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -206,7 +209,10 @@ class DiscordFrontEnd:
         except Exception:
             logger.exception("Discord gateway stopped; /papers commands are not answered")
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace_seconds: float = 10.0) -> None:
+        """Let the commands in flight answer (up to `grace_seconds`), then disconnect."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=grace_seconds)
         await self.client.close()
         if self._task is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
@@ -264,6 +270,10 @@ class DiscordFrontEnd:
 
     async def run(self, interaction: discord.Interaction, make: Callable[[], Command]) -> None:
         """Validate, check permissions, execute in a thread, answer (deferring slow work)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
         try:
             command = make()
         except BadInput as exc:
@@ -280,7 +290,17 @@ class DiscordFrontEnd:
         if isinstance(command, QUICK_COMMANDS):
             await asyncio.wait({work}, timeout=QUICK_SECONDS)
         if not work.done():
-            await interaction.response.defer(thinking=True)
+            try:
+                await interaction.response.defer(thinking=True)
+            except discord.HTTPException as exc:  # too late (10062) or Discord trouble
+                logger.warning(
+                    "Discord: could not defer /papers in guild %s channel %s: %s",
+                    interaction.guild_id,
+                    interaction.channel_id,
+                    exc,
+                )
+                await work  # the command still completes; there is no one left to tell
+                return
             deferred = True
         await self._answer(interaction, await work, deferred=deferred)
 
