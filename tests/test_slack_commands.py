@@ -3,11 +3,11 @@ and the store checked for every command of SPEC section 3."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import itertools
+import re
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,10 +17,11 @@ from bot.core import Core, Place
 from bot.db import read_session
 from bot.models import Channel
 from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry
-from tests.fakes.slack_server import SlackWebAPI, Tamper, app_uninstalled_event
+from tests.fakes.slack_server import Call, SlackWebAPI, Tamper, app_uninstalled_event
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
     _no_proxy,
     block_texts,
+    eventually,
     labels,
     mrkdwn_texts,
     running,
@@ -403,19 +404,12 @@ async def test_uninstall_event_stops_the_workspace_channels(core: Core, arxiv_ap
         assert _channel(slack.core).active
         event = await slack.slack.send_event(app_uninstalled_event())
         assert event.status == 200
-        await _until(lambda: not _channel(slack.core).active)
+        await eventually(lambda: not _channel(slack.core).active)
 
     with read_session(core.engine) as session:
         ws = store.find_workspace(session, platform="slack", external_id="T0TEST")
         assert ws is not None and ws.active is False
         assert store.followed_phrases(session) == []
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_a_failing_core_is_logged_and_answered_with_an_apology(
@@ -443,3 +437,48 @@ async def test_upload_refused_is_explained_to_the_user(core: Core, arxiv_api: Ar
     assert body["response_type"] == "ephemeral"
     assert "Could not upload README.md" in body["text"] and "not_in_channel" in body["text"]
     assert "/invite" in body["text"]
+
+
+async def test_answers_beyond_five_response_url_posts_go_through_chat_post_message(
+    core: Core, arxiv_api: ArxivStandIn
+):
+    arxiv_api.add_entries(VTON, _entries(1))
+    async with SlackWebAPI() as api, running(core, api) as slack:
+        await slack.answer(f"add {VTON}", "add")
+        # 60 new papers with long comments: about 8 fit a message, more than five messages
+        arxiv_api.add_entries(VTON, [*_entries(1), *_long_entries(60)])
+        await slack.answer("fetch", "fetch")
+        ack = await slack.command("digest now", "now")
+        assert ack.status == 200
+        await api.wait_for(_last_part, timeout=15)
+
+    responded = api.responses("now")
+    assert len(responded) == 5
+    assert all(r["response_type"] == "in_channel" for r in responded)
+    overflow = api.accepted("chat.postMessage")
+    assert len(overflow) >= 2
+    assert {c.params["channel"] for c in overflow} == {"C0TEST"}
+    headers = [r["blocks"][0]["text"]["text"] for r in responded]
+    headers += [c.params["blocks"][0]["text"]["text"] for c in overflow]
+    total = len(headers)
+    assert headers == [f"60 new papers on arXiv ({i}/{total})" for i in range(1, total + 1)]
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(c.at for c in overflow))  # paced
+
+
+def _last_part(call: Call) -> bool:
+    if call.method != "chat.postMessage" or not call.ok:
+        return False
+    part = re.search(r"\((\d+)/(\d+)\)$", call.params["blocks"][0]["text"]["text"])
+    return part is not None and part.group(1) == part.group(2)
+
+
+def _long_entries(n: int) -> list[bytes]:
+    return [
+        make_entry(
+            arxiv_id=f"2503.{i:05d}",
+            title=f"Long paper {i} " + "t" * 200,
+            comment="c" * 1000,
+            updated=datetime(2025, 3, 1, tzinfo=UTC) + timedelta(minutes=i),
+        )
+        for i in range(1, n + 1)
+    ]

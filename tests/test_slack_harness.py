@@ -3,8 +3,11 @@ against the loopback Slack Web API stand-in, with arXiv behind its own stand-in.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,7 +15,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, text
+from sqlalchemy import inspect as inspect_db
 
 from adapters.slack.app import SlackFrontEnd
 from bot import store
@@ -89,14 +93,31 @@ async def running(core: Core, api: SlackWebAPI, **overrides: Any) -> AsyncIterat
             await front.stop()
 
 
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 5.0) -> None:
+    """Wait until `check()` holds (work that runs after Slack got its ack, such as events)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = check()
+        if await outcome if inspect.isawaitable(outcome) else outcome:
+            return
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
 def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every table: "nothing stored" means this did not change."""
     with engine.connect() as conn:
         return {
             t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()), key=repr)
-            for t in inspect(engine).get_table_names()
+            for t in inspect_db(engine).get_table_names()
             if t != "alembic_version"
         }
+
+
+def workspace_active(engine: Engine, workspace: str) -> bool:
+    with read_session(engine) as session:
+        ws = store.find_workspace(session, platform="slack", external_id=workspace)
+        return bool(ws and ws.active)
 
 
 def labels(engine: Engine, workspace: str, channel: str = "C0TEST") -> list[str]:

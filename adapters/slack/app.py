@@ -15,7 +15,7 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import routes
-from adapters.slack.client import api_base_url, make_client
+from adapters.slack.client import DEFAULT_TIMEOUT, api_base_url, make_client
 from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
 from adapters.slack.listeners import Listeners, register
 from adapters.slack.poster import ChannelPacer, SlackPoster
@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write")
 SHUTDOWN_GRACE_SECONDS = 10.0
+NOT_INSTALLED = (
+    "Daily Papers is not installed in this workspace (any more). "
+    "Ask an admin to install it again from the app's install page."
+)
 
 
 class SlackFrontEnd:
@@ -49,6 +53,7 @@ class SlackFrontEnd:
         if self.installations is not None and settings.slack_bot_token:
             logger.info("Slack OAuth is configured: SLACK_BOT_TOKEN is not used")
         self._session: aiohttp.ClientSession | None = None
+        self.api_timeout = DEFAULT_TIMEOUT  # seconds for one Web API call (set before start())
         self.client = make_client(
             base_url=self.base_url, token=single_token.reveal() if single_token else None
         )
@@ -88,6 +93,7 @@ class SlackFrontEnd:
             oauth_settings=oauth_settings,
             authorize=authorize,
             process_before_response=False,
+            user_facing_authorize_error_message=NOT_INSTALLED,
         )
 
     # -- the interface `papers serve` uses ------------------------------------------
@@ -98,7 +104,8 @@ class SlackFrontEnd:
 
     async def start(self) -> None:
         """Share one HTTP session for Web API calls; in Socket Mode, connect."""
-        self._session = aiohttp.ClientSession()
+        # slack_sdk applies its timeout only to sessions it makes itself: this one carries it
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.api_timeout))
         self.client.session = self._session  # Bolt hands it on to each request's client
         if self.socket_mode:
             assert self.settings.slack_app_token is not None
@@ -136,7 +143,9 @@ class SlackFrontEnd:
         return token.reveal() if token else None
 
     def client_for(self, token: str) -> AsyncWebClient:
-        return make_client(base_url=self.base_url, token=token, session=self._session)
+        return make_client(
+            base_url=self.base_url, token=token, session=self._session, timeout=self.api_timeout
+        )
 
 
 def _installation_store(core: Core) -> ThreadedInstallationStore | None:

@@ -10,7 +10,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-DEFAULT_TIMEOUT = 30
+DEFAULT_TIMEOUT = 30.0
 RATE_LIMIT_RETRIES = 3
 
 
@@ -37,7 +37,7 @@ def make_client(
     base_url: str | None,
     token: str | None = None,
     session: aiohttp.ClientSession | None = None,
-    timeout: int = DEFAULT_TIMEOUT,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> AsyncWebClient:
     kwargs: dict[str, object] = {}
     if base_url:
@@ -45,7 +45,7 @@ def make_client(
     return AsyncWebClient(
         token=token,
         session=session,
-        timeout=timeout,
+        timeout=timeout,  # type: ignore[arg-type]  (aiohttp takes seconds as a float)
         retry_handlers=retry_handlers(),
         **kwargs,  # type: ignore[arg-type]
     )

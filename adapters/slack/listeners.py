@@ -150,7 +150,8 @@ class Listeners:
                         channel=place.channel_id, user=place.user_id, **message.payload()
                     )
                 else:
-                    await self.pacer.wait(f"{place.workspace_id}/{place.channel_id}")
+                    if message.upload is None:  # the posting limit is chat.postMessage's
+                        await self.pacer.wait(f"{place.workspace_id}/{place.channel_id}")
                     await send(client, place.channel_id, message)
             except PostFailed as exc:
                 await self._tell_failure(respond, place, exc.reason, message)

@@ -1,0 +1,258 @@
+"""Many workspaces: the OAuth install flow, tokens from the installation store in our database,
+tenants kept apart, and uninstalls that stop a workspace."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+from slack_sdk.oauth.installation_store.models.installation import Installation
+
+from adapters.slack.installations import ThreadedInstallationStore
+from bot import store
+from bot.config import Secret
+from bot.core import Core
+from bot.db import read_session
+from bot.poster import PostFailed
+from bot.replies import Text
+from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.fakes.slack_server import (
+    SlackWebAPI,
+    app_uninstalled_event,
+    tokens_revoked_event,
+)
+from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Running,
+    _no_proxy,
+    block_texts,
+    eventually,
+    labels,
+    running,
+    snapshot,
+    workspace_active,
+)
+
+STATE_COOKIE = "slack-app-oauth-state"
+
+
+@asynccontextmanager
+async def multi_workspace(core: Core) -> AsyncIterator[Running]:
+    """OAuth configured (no single bot token); the stand-in knows only tokens it issued."""
+    async with (
+        SlackWebAPI(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, strict_tokens=True) as api,
+        running(
+            core,
+            api,
+            slack_bot_token=None,
+            slack_client_id=CLIENT_ID,
+            slack_client_secret=Secret(CLIENT_SECRET),
+        ) as slack,
+    ):
+        yield slack
+
+
+async def install(slack: Running, team_id: str, token: str) -> None:
+    """What a finished OAuth install leaves behind (the flow itself is tested below)."""
+    slack.api.add_token(token, team_id=team_id, team_name=f"Team {team_id}")
+    assert slack.front.installations is not None
+    await slack.front.installations.async_save(
+        Installation(
+            app_id="A0TEST",
+            team_id=team_id,
+            team_name=f"Team {team_id}",
+            bot_token=token,
+            bot_id=f"B{team_id}",
+            bot_user_id="U0BOT",
+            bot_scopes="commands,chat:write",
+            user_id="U0INSTALLER",
+            installed_at=datetime.now(UTC).timestamp(),
+        )
+    )
+
+
+def _base(slack: Running) -> str:
+    return slack.url.removesuffix("/slack/events")
+
+
+async def _install_page_state(http: aiohttp.ClientSession, base: str) -> str:
+    async with http.get(f"{base}/slack/install") as page:
+        assert page.status == 200
+        html = await page.text()
+        cookie = page.cookies[STATE_COOKIE].value
+    match = re.search(r"state=([0-9a-f-]{36})", html)
+    assert match is not None and match.group(1) == cookie
+    assert f"client_id={CLIENT_ID}" in html
+    assert "scope=commands,chat:write,chat:write.public,files:write" in html
+    return cookie
+
+
+async def _callback(http: aiohttp.ClientSession, base: str, code: str, state: str) -> int:
+    async with http.get(
+        f"{base}/slack/oauth_redirect",
+        params={"code": code, "state": state},
+        headers={"Cookie": f"{STATE_COOKIE}={state}"},
+    ) as answer:
+        return answer.status
+
+
+async def test_oauth_callback_stores_the_installation_and_commands_use_its_token(
+    core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("Alpha", [make_entry(arxiv_id="2501.00001", title="Alpha paper")])
+    async with multi_workspace(core) as slack:
+        slack.api.add_oauth_code("code-b", bot_token="xoxb-test-team-b", team_id="T0BBB")
+        base = _base(slack)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            state = await _install_page_state(http, base)
+            assert await _callback(http, base, "code-b", state) == 200
+
+        assert slack.front.installations is not None
+        assert await slack.front.installations.bot_token("T0BBB") == "xoxb-test-team-b"
+        body = await slack.answer("add Alpha", "add", team_id="T0BBB")
+
+    assert body["response_type"] == "in_channel"
+    assert labels(core.engine, "T0BBB") == ["Alpha"]
+    assert {c.token for c in slack.api.calls if c.method == "auth.test"} == {"xoxb-test-team-b"}
+    exchange = slack.api.calls_to("oauth.v2.access")
+    assert len(exchange) == 1 and exchange[0].ok
+
+
+@pytest.mark.parametrize("how", ["unknown", "reused", "no cookie"])
+async def test_oauth_callback_refuses_a_bad_or_reused_state(
+    core: Core, arxiv_api: ArxivStandIn, how: str
+) -> None:
+    async with multi_workspace(core) as slack:
+        slack.api.add_oauth_code("code-a", bot_token="xoxb-test-team-a", team_id="T0AAA")
+        slack.api.add_oauth_code("code-b", bot_token="xoxb-test-team-b", team_id="T0BBB")
+        base = _base(slack)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            state = await _install_page_state(http, base)
+            if how == "reused":
+                assert await _callback(http, base, "code-a", state) == 200
+                refused = await _callback(http, base, "code-b", state)
+            elif how == "unknown":
+                refused = await _callback(
+                    http, base, "code-b", "0" * 8 + "-0000-0000-0000-" + "0" * 12
+                )
+            else:
+                async with http.get(
+                    f"{base}/slack/oauth_redirect", params={"code": "code-b", "state": state}
+                ) as answer:
+                    refused = answer.status
+
+        assert slack.front.installations is not None
+        stored_b = await slack.front.installations.bot_token("T0BBB")
+
+    assert refused in (400, 401, 403)
+    assert stored_b is None
+    assert "code-b" in slack.api.oauth_codes  # never exchanged
+
+
+async def test_two_workspaces_cannot_see_or_change_each_others_keywords(
+    core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("Alpha", [make_entry(arxiv_id="2501.00001", title="Alpha paper")])
+    arxiv_api.add_entries("Beta", [make_entry(arxiv_id="2502.00002", title="Beta paper")])
+    async with multi_workspace(core) as slack:
+        await install(slack, "T0AAA", "xoxb-test-team-a")
+        await install(slack, "T0BBB", "xoxb-test-team-b")
+        a, b = (
+            {"team_id": "T0AAA", "channel_id": "C0SAME"},
+            {"team_id": "T0BBB", "channel_id": "C0SAME"},
+        )
+        await slack.answer("add Alpha", "a-add", **a)
+        await slack.answer("add Beta", "b-add", **b)
+
+        a_list = await slack.answer("list", "a-list", **a)
+        a_remove = await slack.answer("remove Beta", "a-rm", **a)
+        b_keywords = await slack.answer("keywords", "b-kw", **b)
+        await slack.command("readme all", "a-readme", **a)
+        readme = await slack.api.wait_for_upload()
+
+    assert "Alpha paper" in block_texts(a_list) and "Beta paper" not in block_texts(a_list)
+    assert a_remove["response_type"] == "ephemeral" and "does not follow" in a_remove["text"]
+    assert "Beta" in block_texts(b_keywords) and "Alpha" not in block_texts(b_keywords)
+    assert b"## Alpha" in readme.content and b"Beta" not in readme.content
+    assert labels(core.engine, "T0AAA", "C0SAME") == ["Alpha"]
+    assert labels(core.engine, "T0BBB", "C0SAME") == ["Beta"]
+    assert readme.token == "xoxb-test-team-a"
+
+
+async def test_uninstall_stops_one_workspace_and_forgets_its_token(
+    core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("Alpha", [make_entry(arxiv_id="2501.00001")])
+    async with multi_workspace(core) as slack:
+        installations = slack.front.installations
+        assert installations is not None
+        await install(slack, "T0AAA", "xoxb-test-team-a")
+        await install(slack, "T0BBB", "xoxb-test-team-b")
+        await slack.answer("add Alpha", "a", team_id="T0AAA")
+        await slack.answer("add Alpha", "b", team_id="T0BBB")
+        event = await slack.slack.send_event(app_uninstalled_event(), team_id="T0AAA")
+        assert event.status == 200
+        await eventually(lambda: not workspace_active(core.engine, "T0AAA"))
+        await eventually(lambda: _no_token(installations, "T0AAA"))
+
+        with pytest.raises(PostFailed) as gone:
+            await slack.front.poster.post(
+                workspace_id="T0AAA", channel_id="C0TEST", replies=[Text("x")]
+            )
+        before = snapshot(core.engine)
+        refused = await slack.answer("add Beta", "after", team_id="T0AAA")
+        after = snapshot(core.engine)
+        await slack.front.poster.post(
+            workspace_id="T0BBB", channel_id="C0TEST", replies=[Text("still here")]
+        )
+
+    assert gone.value.permanent is True
+    assert after == before
+    assert "not installed in this workspace" in refused["text"]
+    assert arxiv_api.requests and all(
+        "Beta" not in r.params["search_query"] for r in arxiv_api.requests
+    )
+    assert workspace_active(core.engine, "T0BBB")
+    with read_session(core.engine) as session:
+        assert store.followed_phrases(session) == ["Alpha"]  # B still follows it
+    assert slack.api.accepted("chat.postMessage")[-1].token == "xoxb-test-team-b"
+
+
+async def _no_token(installations: ThreadedInstallationStore, workspace_id: str) -> bool:
+    return await installations.bot_token(workspace_id) is None
+
+
+async def test_tokens_revoked_stops_the_workspace_only_for_the_bot_token(
+    core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("Alpha", [make_entry(arxiv_id="2501.00001")])
+    async with multi_workspace(core) as slack:
+        installations = slack.front.installations
+        assert installations is not None
+        await install(slack, "T0AAA", "xoxb-test-team-a")
+        await slack.answer("add Alpha", "a", team_id="T0AAA")
+
+        users = await slack.slack.send_event(
+            tokens_revoked_event(oauth=["U0INSTALLER"]), team_id="T0AAA"
+        )
+        assert users.status == 200
+        await eventually(lambda: _installer_forgotten(installations))
+        assert workspace_active(core.engine, "T0AAA")
+        assert await installations.bot_token("T0AAA") == "xoxb-test-team-a"
+
+        bot = await slack.slack.send_event(tokens_revoked_event(bot=["U0BOT"]), team_id="T0AAA")
+        assert bot.status == 200
+        await eventually(lambda: not workspace_active(core.engine, "T0AAA"))
+        await eventually(lambda: _no_token(installations, "T0AAA"))
+
+
+async def _installer_forgotten(installations: ThreadedInstallationStore) -> bool:
+    found = await installations.async_find_installation(
+        enterprise_id=None, team_id="T0AAA", user_id="U0INSTALLER"
+    )
+    return found is None
