@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import statistics
@@ -192,11 +193,11 @@ async def measure(
     try:
 
         def answered(sent: SentInteraction) -> bool:
-            return sum(len(m.embeds) for m in ds.followups(sent)) >= args.limit
+            return sum(len(m.embeds) for m in ds.followups(sent)) >= int(args.limit)
 
         for _ in range(args.warmup):
             warm = await ds.send_interaction("list", options)
-            await ds.wait_for(lambda s=warm: answered(s), timeout=30)
+            await ds.wait_for(functools.partial(answered, warm), timeout=30)
 
         async def one() -> None:
             start = time.monotonic()

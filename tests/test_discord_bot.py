@@ -641,3 +641,23 @@ async def test_stop_lets_commands_in_flight_answer(
     (followup,) = ds.followups(sent)
     assert followup.content == "Fetched:\ndiffusion: 3 papers, 0 new"
     assert fe.client.is_closed()
+
+
+async def test_papers_serve_runs_the_discord_front_end(
+    ds: DiscordStandIn, core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    from adapters import serve
+
+    settings = discord_settings(core.settings, ds, port=0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve.run(Core(settings, core.engine, core.gateway), stop=stop))
+    try:
+        await ds.wait_until_ready()
+        sent = await ds.send_interaction("digest", {"time": "08:15"}, permissions=MANAGER)
+        (callback,) = await answers(ds, sent)
+        assert callback.content == "Daily post at 08:15 UTC."
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert ds.connections[-1].closed  # stopped cleanly: the gateway socket was closed
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -138,9 +138,9 @@ def make_client(settings: Settings, **overrides: Any) -> discord.Client:
         raise ConfigError(
             f"DISCORD_SHARD_IDS must be below DISCORD_SHARD_COUNT ({count}), got {list(ids)}"
         )
-    return ShardedPapersClient(
-        shard_ids=list(ids) if ids is not None else None, shard_count=count, **options
-    )
+    if ids is not None:
+        options["shard_ids"] = list(ids)
+    return ShardedPapersClient(shard_count=count, **options)
 
 
 def is_manager(interaction: discord.Interaction) -> bool:
