@@ -31,7 +31,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, text
 
-from adapters.discord.bot import DiscordFrontEnd, make_client
+from adapters.discord.bot import DiscordFrontEnd
+from adapters.discord.client import make_client
 from bot.arxiv_gateway import ArxivGateway
 from bot.config import Secret, Settings
 from bot.core import Core

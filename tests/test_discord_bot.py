@@ -14,8 +14,10 @@ import pytest
 import pytest_asyncio
 from sqlmodel import select
 
-from adapters.discord.bot import DM_REFUSAL, NOT_MANAGER, DiscordFrontEnd, make_client
+from adapters.discord.bot import DiscordFrontEnd
+from adapters.discord.client import make_client
 from adapters.discord.format import Attachment, Message
+from adapters.discord.interactions import DM_REFUSAL, NOT_MANAGER, within_upload_limit
 from bot import store
 from bot.commands import Add
 from bot.config import Secret, Settings
@@ -622,11 +624,11 @@ async def test_guild_delete_deactivates_its_channels(
 def test_a_file_over_the_upload_limit_becomes_an_ephemeral_note() -> None:
     interaction = SimpleNamespace(filesize_limit=10 * 1024 * 1024)
     big = Message(content="README", file=Attachment("README.md", b"x" * (11 * 1024 * 1024)))
-    note = DiscordFrontEnd._within_upload_limit(interaction, big)  # type: ignore[arg-type]
+    note = within_upload_limit(interaction, big)  # type: ignore[arg-type]
     assert note.file is None and note.ephemeral
     assert note.content is not None and "README.md is 11.5 MB" in note.content
     small = Message(file=Attachment("README.md", b"x"))
-    assert DiscordFrontEnd._within_upload_limit(interaction, small) is small  # type: ignore[arg-type]
+    assert within_upload_limit(interaction, small) is small  # type: ignore[arg-type]
 
 
 async def test_stop_lets_commands_in_flight_answer(

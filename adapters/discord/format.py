@@ -23,6 +23,7 @@ TITLE, DESCRIPTION, FIELD_NAME, FIELD_VALUE = 256, 4096, 256, 1024
 FOOTER, AUTHOR, EMBED_TOTAL, EMBEDS, CONTENT = 2048, 256, 6000, 10, 2000
 ELLIPSIS = "…"
 COLOUR = discord.Colour(0xB31B1B)  # arXiv red
+NO_MENTIONS = discord.AllowedMentions.none()  # sent with every message: nothing ever pings
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,11 @@ from typing import Any
 import aiohttp
 import discord
 
-from adapters.discord.format import Message, format_replies
+from adapters.discord.format import NO_MENTIONS, Message, format_replies
 from bot.poster import PostFailed
 from bot.replies import Reply
 
 logger = logging.getLogger("papers.discord")
-
-NO_MENTIONS = discord.AllowedMentions.none()
 
 
 class DiscordPoster:
