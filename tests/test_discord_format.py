@@ -208,11 +208,14 @@ def test_file_reply_is_an_attachment() -> None:
     }
 
 
-@pytest.mark.parametrize("heading", ["", "x" * 3000])
-def test_heading_edge_cases(heading: str) -> None:
-    (message,) = format_reply(Papers(heading=heading, groups=()))
-    assert message.embeds == ()
-    assert (message.content or "") == heading[: CONTENT - 1] + ("…" if heading else "")
+def test_heading_over_the_content_limit_is_trimmed() -> None:
+    (message,) = format_reply(Papers(heading="x" * 3000, groups=()))
+    assert message.embeds == () and message.content == "x" * (CONTENT - 1) + "…"
+
+
+@pytest.mark.parametrize("reply", [Papers(heading=" ", groups=()), Text(""), Text(" \n ")])
+def test_nothing_to_say_is_no_message(reply: Papers | Text) -> None:
+    assert format_reply(reply) == []  # an empty message would be a 400
 
 
 def test_help_message() -> None:

@@ -96,7 +96,7 @@ def split_text(text: str, limit: int = CONTENT) -> list[str]:
             chunks, current = _flush(chunks, current), line
         else:
             current = candidate
-    return _flush(chunks, current) or [""]
+    return _flush(chunks, current)
 
 
 def _flush(chunks: list[str], current: str) -> list[str]:
@@ -107,7 +107,7 @@ def _flush(chunks: list[str], current: str) -> list[str]:
 
 
 def format_reply(reply: Reply) -> list[Message]:
-    """The messages that show `reply` on Discord, in sending order."""
+    """The messages that show `reply` on Discord, in sending order (none for an empty reply)."""
     match reply:
         case Text():
             return _text(reply)
@@ -140,11 +140,12 @@ def papers_messages(reply: Papers) -> list[Message]:
     """The heading, then one embed per paper, packed ≤10 embeds and ≤6000 characters a message."""
     embeds = [paper_embed(p, group.label) for group in reply.groups for p in group.papers]
     batches = list(pack_embeds(embeds)) or [[]]
-    heading = fit(defuse(reply.heading), CONTENT) or None
-    return [
+    heading = fit(defuse(reply.heading), CONTENT) if reply.heading.strip() else None
+    messages = [
         Message(content=heading if i == 0 else None, embeds=tuple(batch))
         for i, batch in enumerate(batches)
     ]
+    return [m for m in messages if m.content or m.embeds]  # Discord refuses empty messages
 
 
 def paper_embed(paper: PaperView, group: str = "") -> discord.Embed:
