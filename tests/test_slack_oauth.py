@@ -13,6 +13,7 @@ import pytest
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from adapters.slack.installations import ThreadedInstallationStore
+from adapters.slack.tenancy import split_tenant, tenant_id
 from bot import store
 from bot.config import Secret
 from bot.core import Core
@@ -256,3 +257,57 @@ async def _installer_forgotten(installations: ThreadedInstallationStore) -> bool
         enterprise_id=None, team_id="T0AAA", user_id="U0INSTALLER"
     )
     return found is None
+
+
+@pytest.mark.parametrize(
+    ("enterprise", "team", "org_wide", "expected"),
+    [
+        (None, "T456", False, "T456"),
+        ("E123", "T456", False, "E123:T456"),
+        ("E123", "T456", True, "E123"),  # an org-wide install is one tenant
+        ("E123", None, False, "E123"),
+    ],
+)
+def test_tenant_ids_round_trip(
+    enterprise: str | None, team: str | None, org_wide: bool, expected: str
+) -> None:
+    made = tenant_id(enterprise_id=enterprise, team_id=team, is_enterprise_install=org_wide)
+    assert made == expected
+    back_enterprise, back_team, back_org = split_tenant(made)
+    assert back_enterprise == enterprise
+    assert back_team == (None if org_wide else team)
+    assert back_org == (org_wide or team is None)
+
+
+async def test_installation_store_finds_the_newest_bot_and_org_wide_installs(core: Core) -> None:
+    installations = ThreadedInstallationStore(client_id=CLIENT_ID, engine=core.engine)
+    for when, token in ((1_700_000_000.0, "xoxb-test-old"), (1_700_000_600.0, "xoxb-test-new")):
+        await installations.async_save(
+            Installation(
+                app_id="A0TEST",
+                team_id="T0AAA",
+                bot_token=token,
+                user_id="U0INSTALLER",
+                installed_at=when,
+            )
+        )
+    await installations.async_save(
+        Installation(
+            app_id="A0TEST",
+            enterprise_id="E0GRID",
+            bot_token="xoxb-test-org",
+            user_id="U0ADMIN",
+            is_enterprise_install=True,
+            installed_at=1_700_000_000.0,
+        )
+    )
+    found = await installations.async_find_installation(enterprise_id=None, team_id="T0AAA")
+
+    assert await installations.bot_token("T0AAA") == "xoxb-test-new"
+    assert found is not None and found.bot_token == "xoxb-test-new"
+    assert found.installed_at == 1_700_000_600.0  # stored as naive UTC, read back as UTC
+    assert await installations.bot_token("E0GRID") == "xoxb-test-org"
+    assert await installations.bot_token("E0GRID:T0ANY") == "xoxb-test-org"
+    assert await installations.bot_token("T0NONE") is None
+    other_app = ThreadedInstallationStore(client_id="999.999", engine=core.engine)
+    assert await other_app.bot_token("T0AAA") is None

@@ -1,4 +1,4 @@
-"""Tenants and installations: workspace ids from verified requests; OAuth tokens kept in our database."""
+"""OAuth installations and states in our database, for Bolt's multi-workspace mode."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from sqlalchemy import (
     update,
 )
 
+from adapters.slack.tenancy import split_tenant
 from bot.db import is_sqlite
 
 logger = logging.getLogger(__name__)
@@ -36,42 +37,6 @@ logger = logging.getLogger(__name__)
 # bot.db's write_session marker: on SQLite the writes below then start with BEGIN IMMEDIATE,
 # so that a read-then-write transaction cannot fail at once with "database is locked".
 _SQLITE_WRITER = {"papers_write": True}
-
-
-def tenant_id(
-    *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool = False
-) -> str:
-    """The workspace id of an installation: `E123:T456`, `T456`, or `E123` for an org-wide install."""
-    if is_enterprise_install and enterprise_id:
-        return enterprise_id
-    if enterprise_id and team_id:
-        return f"{enterprise_id}:{team_id}"
-    if team_id or enterprise_id:
-        return team_id or enterprise_id  # type: ignore[return-value]
-    raise ValueError("a Slack request without team or enterprise id")
-
-
-def split_tenant(workspace_id: str) -> tuple[str | None, str | None, bool]:
-    """(enterprise_id, team_id, is_enterprise_install) of a `tenant_id`."""
-    if ":" in workspace_id:
-        enterprise, team = workspace_id.split(":", 1)
-        return enterprise, team, False
-    if workspace_id.startswith("E"):
-        return workspace_id, None, True
-    return None, workspace_id, False
-
-
-def context_tenant(context: Any) -> str:
-    """The tenant of a verified request: the installation that authorized it.
-
-    In a Slack Connect channel the payload's team is the acting user's workspace; the
-    authorize result names the installation's team instead, and that is whose data it is.
-    """
-    result = context.authorize_result
-    enterprise = (result.enterprise_id if result else None) or context.enterprise_id
-    team = (result.team_id if result else None) or context.team_id
-    org_wide = bool(context.is_enterprise_install)
-    return tenant_id(enterprise_id=enterprise, team_id=team, is_enterprise_install=org_wide)
 
 
 # The layout of slack_sdk's SQLAlchemy stores (migration 0003 creates it), so that either

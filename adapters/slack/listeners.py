@@ -19,8 +19,9 @@ from adapters.slack.format import (
     to_messages,
     unescape,
 )
-from adapters.slack.installations import ThreadedInstallationStore, context_tenant
+from adapters.slack.installations import ThreadedInstallationStore
 from adapters.slack.poster import ChannelPacer, send
+from adapters.slack.tenancy import context_tenant
 from bot import store
 from bot.commands import MANAGER_COMMANDS, USAGES, Add, BadInput, Command, Fetch, Help, parse
 from bot.core import Core, Place

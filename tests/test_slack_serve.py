@@ -1,0 +1,54 @@
+"""`papers serve` with Slack configured: /slack/events beside /healthz on the one listener."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+
+from adapters.serve import run
+from bot.core import Core
+from tests.fakes.arxiv_server import ArxivStandIn
+from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI
+from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
+    SECRET,
+    _no_proxy,
+    eventually,
+    slack_core,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_serve_mounts_slack_on_the_shared_listener(core: Core, arxiv_api: ArxivStandIn):
+    port = _free_port()
+    async with SlackWebAPI() as api:
+        served = slack_core(core, slack_api_url=api.base_url, host="127.0.0.1", port=port)
+        stop = asyncio.Event()
+        server = asyncio.create_task(run(served, stop=stop))
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+
+                async def healthy() -> bool:
+                    try:
+                        async with http.get(f"{base}/healthz") as answer:
+                            return answer.status == 200
+                    except aiohttp.ClientConnectionError:
+                        return False
+
+                await eventually(healthy)
+            async with SignedSlackClient(f"{base}/slack/events", SECRET) as slack:
+                ack = await slack.send_slash_command("help")
+                refused = await slack.send_slash_command("help", tamper="bad_signature")
+        finally:
+            stop.set()
+            await asyncio.wait_for(server, 15)
+
+    assert ack.status == 200 and "`/papers list [keyword] [limit]`" in ack.json()["text"]
+    assert refused.status == 401
