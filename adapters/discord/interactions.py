@@ -143,15 +143,25 @@ class Interactions:
         if isinstance(command, Help):
             await self._send(interaction, help_message(usage_lines(self.group)), first=True)
             return
-        # Start the work first, so that the deferral's round trip overlaps it.
-        work = asyncio.ensure_future(self._execute(place_of(interaction), command))
-        if isinstance(command, QUICK_COMMANDS):
-            await asyncio.wait({work}, timeout=QUICK_SECONDS)
-        deferred = not work.done()
-        if deferred and not await self._defer(interaction):
-            await work  # the command still completes; there is no one left to tell
+        await self._execute_and_answer(interaction, command)
+
+    async def _execute_and_answer(self, interaction: discord.Interaction, command: Command) -> None:
+        """Slow commands are deferred at once; quick ones answered directly if the core is quick."""
+        place = place_of(interaction)
+        if not isinstance(command, QUICK_COMMANDS):
+            # Defer before the work's thread starts competing with the event loop.
+            if await self._defer(interaction):
+                await self._answer(interaction, await self._execute(place, command), deferred=True)
             return
-        await self._answer(interaction, await work, deferred=deferred)
+        work = asyncio.ensure_future(self._execute(place, command))
+        done, _ = await asyncio.wait({work}, timeout=QUICK_SECONDS)
+        if done:
+            await self._answer(interaction, work.result(), deferred=False)
+            return
+        deferred = await self._defer(interaction)
+        replies = await work  # it runs to the end even when Discord can no longer be told
+        if deferred:
+            await self._answer(interaction, replies, deferred=True)
 
     async def _defer(self, interaction: discord.Interaction) -> bool:
         try:
