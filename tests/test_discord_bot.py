@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from sqlmodel import select
 
+from adapters.discord import interactions
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.client import make_client
 from adapters.discord.format import Attachment, Message
@@ -663,3 +664,29 @@ async def test_papers_serve_runs_the_discord_front_end(
         await asyncio.wait_for(task, 10)
     assert ds.connections[-1].closed  # stopped cleanly: the gateway socket was closed
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_quick_command_is_deferred_when_the_core_is_slow(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    follow(core, ds, "diffusion")
+    monkeypatch.setattr(interactions, "QUICK_SECONDS", 0.0)
+    sent = await ds.send_interaction("keywords")
+    (followup,) = await answers(ds, sent)
+    assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
+    assert followup.embeds[0]["description"].startswith("**diffusion**: 0 papers")
+
+
+async def test_a_failed_deferral_runs_nothing(
+    ds: DiscordStandIn,
+    fe: DiscordFrontEnd,
+    core: Core,
+    arxiv_api: ArxivStandIn,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ds.fail_next("POST", r"^/interactions/\d+/[^/]+/callback$", status=404, code=10062)
+    sent = await ds.send_interaction("add", {"keyword": "diffusion"}, permissions=MANAGER)
+    await ds.wait_for(lambda: ds.requests_to("POST", rf"^/interactions/{sent.id}/"))
+    await asyncio.sleep(0.2)
+    assert "could not defer /papers" in caplog.text
+    assert ds.followups(sent) == [] and subscriptions(core) == [] and arxiv_api.requests == []
