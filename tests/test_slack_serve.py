@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import aiohttp
+import yaml
 
 from adapters.serve import run
+from adapters.slack.app import BOT_SCOPES
+from adapters.slack.listeners import COMMAND
+from adapters.slack.routes import EVENTS_PATH
 from bot.core import Core
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI
@@ -17,6 +22,8 @@ from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse f
     eventually,
     slack_core,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
@@ -52,3 +59,24 @@ async def test_serve_mounts_slack_on_the_shared_listener(core: Core, arxiv_api: 
 
     assert ack.status == 200 and "`/papers list [keyword] [limit]`" in ack.json()["text"]
     assert refused.status == 401
+
+
+def test_manifest_declares_what_the_front_end_uses() -> None:
+    manifest = yaml.safe_load((ROOT / "slack-manifest.yml").read_text())
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == COMMAND
+    assert command["url"].endswith(EVENTS_PATH)
+    assert "add <keyword>" in command["usage_hint"]
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(BOT_SCOPES)
+    assert manifest["oauth_config"]["redirect_urls"][0].endswith("/slack/oauth_redirect")
+    settings = manifest["settings"]
+    assert set(settings["event_subscriptions"]["bot_events"]) == {
+        "app_uninstalled",
+        "tokens_revoked",
+    }
+    assert settings["event_subscriptions"]["request_url"].endswith(EVENTS_PATH)
+    assert settings["interactivity"] == {
+        "is_enabled": True,
+        "request_url": command["url"],
+    }
+    assert settings["socket_mode_enabled"] is False

@@ -91,7 +91,7 @@ class SlackFrontEnd:
             client=self.client,  # with client=, Bolt takes the token from client.token
             signing_secret=settings.slack_signing_secret.reveal(),
             oauth_settings=oauth_settings,
-            authorize=authorize,
+            authorize=authorize,  # type: ignore[arg-type]  # Bolt takes AsyncAuthorize too
             process_before_response=False,
             user_facing_authorize_error_message=NOT_INSTALLED,
         )
@@ -107,12 +107,13 @@ class SlackFrontEnd:
         # slack_sdk applies its timeout only to sessions it makes itself: this one carries it
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.api_timeout))
         self.client.session = self._session  # Bolt hands it on to each request's client
+        self.listeners.session = self._session
         if self.socket_mode:
             assert self.settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(
                 self.app, app_token=self.settings.slack_app_token.reveal()
             )
-            await self._socket.connect_async()
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
             logger.info("Slack: connected in Socket Mode")
         else:
             logger.info("Slack: HTTP mode, Request URL path %s", routes.EVENTS_PATH)
@@ -121,14 +122,15 @@ class SlackFrontEnd:
         """Disconnect, give commands in flight a moment to answer, close the session."""
         if self._socket is not None:
             with contextlib.suppress(Exception):
-                await self._socket.close_async()
+                await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
         pending = [t for t in self.listeners.inflight if not t.done()]
         if pending:
             _done, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
             for task in late:
                 task.cancel()
-        self.client.session = None
+        self.client.session = self.listeners.session = None
+        self.listeners.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -45,7 +45,7 @@ def make_client(
     return AsyncWebClient(
         token=token,
         session=session,
-        timeout=timeout,  # type: ignore[arg-type]  (aiohttp takes seconds as a float)
+        timeout=timeout,  # type: ignore[arg-type]  # aiohttp takes float seconds
         retry_handlers=retry_handlers(),
         **kwargs,  # type: ignore[arg-type]
     )

@@ -167,7 +167,7 @@ class ThreadedInstallationStore(AsyncInstallationStore):
         )
         with self._engine.connect() as conn:
             row = conn.execute(query).mappings().first()
-        return _entity_fields(row) if row is not None else None
+        return _entity_fields(dict(row)) if row is not None else None
 
     def find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None

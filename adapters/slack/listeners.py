@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aiohttp
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack.format import (
     SHOW_ABSTRACT,
@@ -32,8 +37,13 @@ from bot.replies import PaperView, Reply, Text, error
 from bot.text import squash
 
 logger = logging.getLogger(__name__)
+Respond = Callable[[SlackMessage], Awaitable[None]]
 
 COMMAND = "/papers"
+QUICK_THREADS = (
+    2  # measured (bench_slack_ack): more threads contend with the event loop for the GIL
+)
+ARXIV_THREADS = 8  # add/fetch mostly wait for the one arXiv gateway
 RESPONSE_URL_USES = 5  # Slack accepts five posts to one response_url; further ones go by the API
 SORRY = "Sorry, that failed on our side. Please try again in a minute."
 
@@ -61,13 +71,25 @@ class Listeners:
         self.pacer = pacer
         self.installations = installations
         self.inflight: set[asyncio.Task[Any]] = set()
+        self.session: aiohttp.ClientSession | None = None  # the front end's, once started
+        # Commands run in threads of their own: a burst of Slack commands neither floods the
+        # loop's default executor (Discord, the scheduler) nor, through the GIL, delays acks;
+        # commands that may wait on arXiv get their own threads so that `list` never queues
+        # behind a slow fetch.
+        self.quick_threads = ThreadPoolExecutor(QUICK_THREADS, thread_name_prefix="slack-cmd")
+        self.arxiv_threads = ThreadPoolExecutor(ARXIV_THREADS, thread_name_prefix="slack-arxiv")
+
+    def close(self) -> None:
+        self.quick_threads.shutdown(wait=False, cancel_futures=True)
+        self.arxiv_threads.shutdown(wait=False, cancel_futures=True)
 
     # -- /papers ----------------------------------------------------------------
 
     async def on_command(
-        self, ack: Any, command: dict[str, Any], respond: Any, client: AsyncWebClient, context: Any
+        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, context: Any
     ) -> None:
-        """Acknowledge at once (errors and help right in the ack); the rest answers via respond()."""
+        """Acknowledge at once (errors and help right in the ack); the rest answers through the
+        command's response_url, as Bolt's respond() would, on the front end's shared session."""
         typed = unescape(command.get("text") or "")
         try:
             parsed = parse(typed)
@@ -85,6 +107,7 @@ class Listeners:
         try:
             replies = await self._execute(place, parsed)
             asked = f"<@{escape(place.user_id)}> used `{escape(squash(f'{COMMAND} {typed}'))}`"
+            respond = self.responder(command.get("response_url"))
             await self._deliver(place, replies, asked=asked, respond=respond, client=client)
         finally:
             if task is not None:
@@ -118,7 +141,9 @@ class Listeners:
 
     async def _execute(self, place: Place, command: Command) -> list[Reply]:
         try:
-            return await asyncio.to_thread(self.core.execute, place, command)
+            threads = self.arxiv_threads if isinstance(command, Add | Fetch) else self.quick_threads
+            run = functools.partial(self.core.execute, place, command)
+            return await asyncio.get_running_loop().run_in_executor(threads, run)
         except Exception:
             logger.exception(
                 "/papers %s failed",
@@ -133,7 +158,7 @@ class Listeners:
         replies: list[Reply],
         *,
         asked: str,
-        respond: Any,
+        respond: Respond,
         client: AsyncWebClient,
     ) -> None:
         """Replies into the channel: through response_url, uploads and overflow through the API."""
@@ -145,7 +170,7 @@ class Listeners:
             try:
                 if message.upload is None and responded < RESPONSE_URL_USES:
                     responded += 1
-                    await _respond(respond, message)
+                    await respond(message)
                 elif message.ephemeral:
                     await client.chat_postEphemeral(
                         channel=place.channel_id, user=place.user_id, **message.payload()
@@ -167,7 +192,7 @@ class Listeners:
                 return
 
     async def _tell_failure(
-        self, respond: Any, place: Place, reason: str, message: SlackMessage
+        self, respond: Respond, place: Place, reason: str, message: SlackMessage
     ) -> None:
         logger.warning(
             "Slack refused an answer: %s",
@@ -181,15 +206,32 @@ class Listeners:
             else ""
         )
         try:
-            await _respond(respond, to_messages(error(f"Could not {what} ({reason}).{hint}"))[0])
+            await respond(to_messages(error(f"Could not {what} ({reason}).{hint}"))[0])
         except Exception as exc:
             logger.warning("response_url is unusable too: %s", exc.__class__.__name__)
 
+    def responder(self, response_url: str | None) -> Respond:
+        """Posts to a response_url (what Bolt's respond() does), reusing pooled connections."""
+
+        async def respond(message: SlackMessage) -> None:
+            if not response_url:
+                raise PostFailed("the request carried no response_url")
+            hook = AsyncWebhookClient(url=response_url, session=self.session)
+            response_type = "ephemeral" if message.ephemeral else "in_channel"
+            answer = await hook.send_dict({**message.payload(), "response_type": response_type})
+            if answer.status_code >= 300:
+                raise PostFailed(f"response_url answered HTTP {answer.status_code}")
+
+        return respond
+
     # -- "Show abstract" ------------------------------------------------------------
 
-    async def on_show_abstract(self, ack: Any, action: dict[str, Any], respond: Any) -> None:
+    async def on_show_abstract(
+        self, ack: Any, action: dict[str, Any], body: dict[str, Any]
+    ) -> None:
         """The abstract, only for the person who clicked."""
         await ack()
+        respond = self.responder(body.get("response_url"))
         arxiv_id = str(action.get("value") or "")[:40]
         paper = await asyncio.to_thread(find_paper, self.core, arxiv_id)
         if paper is None:
@@ -199,7 +241,7 @@ class Listeners:
         else:
             message = abstract_message(paper)
         try:
-            await _respond(respond, message)
+            await respond(message)
         except Exception as exc:
             logger.warning("answering Show abstract failed: %s", exc.__class__.__name__)
 
@@ -256,10 +298,3 @@ def usage_text() -> str:
 def _ack_payload(reply: Text) -> dict[str, Any]:
     message = to_messages(reply)[0]
     return {**message.payload(), "response_type": "ephemeral" if reply.ephemeral else "in_channel"}
-
-
-async def _respond(respond: Any, message: SlackMessage) -> None:
-    response_type = "ephemeral" if message.ephemeral else "in_channel"
-    answer = await respond(**message.payload(), response_type=response_type)
-    if answer is not None and getattr(answer, "status_code", 200) >= 300:
-        raise PostFailed(f"response_url answered HTTP {answer.status_code}")

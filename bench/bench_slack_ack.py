@@ -1,0 +1,325 @@
+"""Slack ack latency over loopback HTTP: signed `/papers list` requests against a large store.
+
+Run: `python -m bench.bench_slack_ack` (`--quick` for a small run; `--database-url
+postgresql+psycopg://…` to use PostgreSQL, in a schema of its own that is dropped afterwards).
+
+`SlackFrontEnd` serves /slack/events on 127.0.0.1 (aiohttp, as `papers serve` mounts it) with the
+Web API and response_url on the loopback Slack stand-in, all in one event loop. A signing client
+sends `--requests` signed slash commands, `--concurrency` in flight, and measures per request:
+the HTTP answer (the ack; target p99 < 250 ms) and the arrival of the `list` answer at the
+response_url (the core's query in a thread, Block Kit, respond()). 20 in flight saturate one
+process (the GIL): answers queue behind acks by design, so `--unloaded` requests sent one at a
+time give the answer time without the queue. The store is bulk-inserted with
+SQL: 1,000 keywords and 100,000 papers by default, the benchmark channel following `--followed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import Engine, insert, text
+
+from adapters.slack.app import SlackFrontEnd
+from bot.arxiv_gateway import ArxivGateway
+from bot.config import Secret, Settings
+from bot.core import Core
+from bot.db import ensure_schema, make_engine
+from bot.models import Channel, Keyword, Match, Paper, Subscription, Workspace
+from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI, serve_web_app
+
+SECRET = "bench-signing-secret"
+TEAM, CHANNEL = "T0BENCH", "C0BENCH"
+ABSTRACT = (
+    "We propose a diffusion-based method for virtual try-on that preserves garment detail "
+    "under large pose changes, trained on paired and unpaired images. "
+) * 8
+BATCH = 5000
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), BATCH):
+        yield rows[start : start + BATCH]
+
+
+def fill_store(engine: Engine, *, keywords: int, papers: int, followed: int) -> float:
+    """Bulk-insert the store with SQL; returns seconds taken."""
+    started = time.perf_counter()
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Workspace),
+            [
+                {
+                    "platform": "slack",
+                    "external_id": ext,
+                    "name": "",
+                    "active": True,
+                    "created_at": now,
+                }
+                for ext in (TEAM, "T0OTHER")
+            ],
+        )
+        conn.execute(
+            insert(Channel),
+            [
+                {
+                    "workspace_id": ws,
+                    "external_id": ext,
+                    "active": True,
+                    "digest_enabled": True,
+                    "paused": False,
+                    "failed_days": 0,
+                    "created_at": now,
+                }
+                for ws, ext in ((1, CHANNEL), (2, "C0OTHER"))
+            ],
+        )
+        conn.execute(
+            insert(Keyword),
+            [
+                {
+                    "key": f"keyword {k}",
+                    "phrase": f"Keyword {k}",
+                    "fetch_status": "ok",
+                    "fetched_at": now,
+                    "last_success_at": now,
+                    "created_at": now,
+                }
+                for k in range(keywords)
+            ],
+        )
+        conn.execute(
+            insert(Subscription),
+            [
+                {
+                    "channel_id": 1 if k < followed else 2,
+                    "keyword_id": k + 1,
+                    "label": f"Keyword {k}",
+                    "created_at": now + timedelta(seconds=k),
+                }
+                for k in range(keywords)
+            ],
+        )
+    authors = json.dumps(["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"])
+    paper_rows, match_rows = [], []
+    for n in range(papers):
+        moment = now - timedelta(minutes=n)
+        arxiv_id = f"{2400 + n // 100_000:04d}.{n % 100_000:05d}"
+        paper_rows.append(
+            {
+                "arxiv_id": arxiv_id,
+                "version": 1 + n % 3,
+                "title": f"Paper {n}: garment-preserving virtual try-on <with> & without poses",
+                "authors": authors,
+                "abstract": ABSTRACT,
+                "comment": "CVPR 2026, 12 pages" if n % 2 else "",
+                "published": moment,
+                "updated": moment,
+                "stored_at": now,
+            }
+        )
+        match_rows.append(
+            {"keyword_id": 1 + n % keywords, "paper_id": arxiv_id, "first_seen_at": now}
+        )
+    with engine.begin() as conn:
+        for rows in _batches(paper_rows):
+            conn.execute(insert(Paper), rows)
+        for rows in _batches(match_rows):
+            conn.execute(insert(Match), rows)
+    return time.perf_counter() - started
+
+
+@contextmanager
+def database(url: str | None) -> Iterator[str]:
+    """A temporary SQLite file, or a PostgreSQL schema of its own (dropped afterwards)."""
+    if url is None or url.startswith("sqlite"):
+        with tempfile.TemporaryDirectory() as tmp:
+            yield url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@dataclasses.dataclass
+class Figures:
+    ack_ms: list[float]
+    answer_ms: list[float]
+    seconds: float
+    failures: int
+
+    def summary(self) -> dict[str, float]:
+        def stats(name: str, values: list[float]) -> dict[str, float]:
+            return {
+                f"{name}_p50_ms": statistics.median(values),
+                f"{name}_p90_ms": percentile(values, 90),
+                f"{name}_p99_ms": percentile(values, 99),
+                f"{name}_max_ms": max(values),
+            }
+
+        return {
+            **stats("ack", self.ack_ms),
+            **stats("answer", self.answer_ms),
+            "requests_per_s": len(self.ack_ms) / self.seconds,
+            "failures": self.failures,
+        }
+
+
+async def measure(
+    slack: SignedSlackClient,
+    api: SlackWebAPI,
+    *,
+    requests: int,
+    concurrency: int,
+    text: str,
+    tag: str,
+) -> Figures:
+    """`requests` signed slash commands, `concurrency` in flight; ack and answer times in ms."""
+    gate = asyncio.Semaphore(concurrency)
+    sent_at: dict[str, float] = {}
+    acks: list[float] = []
+    failures = 0
+
+    async def one(i: int) -> None:
+        nonlocal failures
+        name = f"{tag}-{i}"
+        async with gate:
+            sent_at[name] = time.monotonic()
+            answer = await slack.send_slash_command(
+                text, response_url=api.response_url(name), channel_id=CHANNEL, team_id=TEAM
+            )
+            acks.append((time.monotonic() - sent_at[name]) * 1000)
+            failures += answer.status != 200
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(requests)))
+    if text.strip() in ("", "help"):  # answered in the ack itself
+        return Figures(acks, acks, time.monotonic() - started, failures)
+    names = set(sent_at)
+    deadline = time.monotonic() + 120
+    while sum(1 for p in api.response_posts if p.name in names) < requests:
+        if time.monotonic() > deadline:
+            raise TimeoutError("not every command was answered through its response_url")
+        await asyncio.sleep(0.005)
+    answered = {p.name: p.at for p in api.response_posts if p.name in names}
+    seconds = max(answered.values()) - started
+    answers = [(answered[n] - sent_at[n]) * 1000 for n in names]
+    return Figures(acks, answers, seconds, failures)
+
+
+async def run(args: argparse.Namespace, url: str) -> list[Figures]:
+    engine = make_engine(url, pool_size=30) if not url.startswith("sqlite") else make_engine(url)
+    ensure_schema(engine)
+    loaded = fill_store(engine, keywords=args.keywords, papers=args.papers, followed=args.followed)
+    print(
+        f"store: {args.keywords} keywords, {args.papers} papers, loaded in {loaded:.1f}s ({engine.dialect.name})"
+    )
+    async with SlackWebAPI() as api:
+        settings = Settings(
+            database_url=url,
+            slack_bot_token=Secret("xoxb-bench-token"),
+            slack_signing_secret=Secret(SECRET),
+            slack_api_url=api.base_url,
+        )
+        api.add_token("xoxb-bench-token", team_id=TEAM)
+        front = SlackFrontEnd(Core(settings, engine, ArxivGateway(settings)))
+        web_app = web.Application()
+        front.mount(web_app)
+        async with (
+            serve_web_app(web_app) as events_url,
+            SignedSlackClient(events_url, SECRET) as slack,
+        ):
+            await front.start()
+            try:
+                await measure(slack, api, requests=10, concurrency=5, text=args.text, tag="warm")
+                results = []
+                for number in range(1, args.runs + 1):
+                    figures = await measure(
+                        slack,
+                        api,
+                        requests=args.requests,
+                        concurrency=args.concurrency,
+                        text=args.text,
+                        tag=f"run{number}",
+                    )
+                    results.append(figures)
+                    print(f"run {number}: " + _line(figures.summary()))
+                    api.clear()
+                if args.unloaded:
+                    alone = await measure(
+                        slack, api, requests=args.unloaded, concurrency=1, text=args.text, tag="one"
+                    )
+                    print(f"one in flight ({args.unloaded} requests): " + _line(alone.summary()))
+            finally:
+                await front.stop()
+    engine.dispose()
+    return results
+
+
+def _line(summary: dict[str, float]) -> str:
+    return ", ".join(
+        f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--keywords", type=int, default=1000)
+    parser.add_argument("--papers", type=int, default=100_000)
+    parser.add_argument("--followed", type=int, default=10, help="keywords the channel follows")
+    parser.add_argument("--text", default="list", help="the command text (default: list)")
+    parser.add_argument("--runs", type=int, default=3, help="measurement runs (median reported)")
+    parser.add_argument(
+        "--unloaded", type=int, default=50, help="then this many requests one at a time"
+    )
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument(
+        "--quick", action="store_true", help="100 requests, 100 keywords, 5,000 papers, 1 run"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.keywords, args.papers, args.runs = 100, 100, 5000, 1
+    logging.basicConfig(level=logging.WARNING)
+    with database(args.database_url) as url:
+        results = asyncio.run(run(args, url))
+    summaries = [r.summary() for r in results]
+    median = {k: statistics.median(s[k] for s in summaries) for k in summaries[0]}
+    print(
+        f"median of {len(results)} run(s), {args.requests} requests, {args.concurrency} in flight:"
+    )
+    print("  " + _line(median))
+    target = "met" if median["ack_p99_ms"] < 250 else "MISSED"
+    print(f"  ack p99 {median['ack_p99_ms']:.1f} ms: target < 250 ms {target}")
+
+
+if __name__ == "__main__":
+    main()
