@@ -23,6 +23,7 @@ from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse f
     block_texts,
     eventually,
     labels,
+    memory_core,
     mrkdwn_texts,
     running,
     snapshot,
@@ -320,8 +321,10 @@ async def test_arxiv_text_is_escaped_and_typed_entities_are_unescaped(
 
 
 async def test_slow_arxiv_is_acknowledged_within_3_seconds_then_answered(
-    core: Core, arxiv_api: ArxivStandIn
+    memory_core: Core,  # noqa: F811  (a fixture, imported from the harness)
+    arxiv_api: ArxivStandIn,
 ):
+    core = memory_core
     arxiv_api.add_entries(VTON, _entries(2))
     arxiv_api.script([hang(5)])
     patient = ArxivGateway(dataclasses.replace(core.settings, arxiv_timeout_seconds=15))

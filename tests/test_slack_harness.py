@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,8 +23,10 @@ from bot import store
 from bot.arxiv_gateway import ArxivGateway
 from bot.config import Secret
 from bot.core import Core
-from bot.db import read_session
+from bot.db import ensure_schema, make_engine, read_session
 from bot.replies import PaperGroup, Papers, PaperView
+from tests.conftest import test_settings
+from tests.fakes.arxiv_server import ArxivStandIn
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI, serve_web_app
 
 SECRET = "signing-secret-test"
@@ -39,6 +41,17 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     # slack_sdk sends every request through HTTP(S)_PROXY when set (it ignores NO_PROXY).
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def memory_core(arxiv_api: ArxivStandIn) -> Iterator[Core]:
+    """A core on one in-memory SQLite database, for tests whose point is not the store
+    (the store-facing Slack tests run on every backend through conftest's `core`)."""
+    settings = test_settings(arxiv_api)
+    engine = make_engine("sqlite://")
+    ensure_schema(engine)
+    yield Core(settings, engine, ArxivGateway(settings))
+    engine.dispose()
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,31 +15,24 @@ import pytest
 from adapters.slack.app import SlackFrontEnd
 from adapters.slack.format import MAX_BLOCKS, MAX_HEADER, MAX_SECTION
 from adapters.slack.poster import ChannelPacer
-from bot.arxiv_gateway import ArxivGateway
 from bot.core import Core
-from bot.db import ensure_schema, make_engine
 from bot.poster import PostFailed
 from bot.replies import File, Text
-from tests.conftest import test_settings
-from tests.fakes.arxiv_server import ArxivStandIn
 from tests.fakes.slack_server import Call, SlackWebAPI
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
     BOT_TOKEN,
     _no_proxy,
+    memory_core,
     papers_reply,
     slack_core,
 )
 
 
 @pytest.fixture
-def core(arxiv_api: ArxivStandIn) -> Iterator[Core]:
-    """The poster never reads the store in one-workspace mode: one in-memory SQLite is enough
+def core(memory_core: Core) -> Core:  # noqa: F811  (a fixture, imported from the harness)
+    """The poster never reads the store in one-workspace mode: in-memory SQLite is enough
     (OAuth tokens from the database are tested on both backends in test_slack_oauth.py)."""
-    settings = test_settings(arxiv_api)
-    engine = make_engine("sqlite://")
-    ensure_schema(engine)
-    yield Core(settings, engine, ArxivGateway(settings))
-    engine.dispose()
+    return memory_core
 
 
 @asynccontextmanager

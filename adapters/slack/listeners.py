@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -25,7 +26,7 @@ from adapters.slack.format import (
     unescape,
 )
 from adapters.slack.installations import ThreadedInstallationStore
-from adapters.slack.poster import ChannelPacer, send
+from adapters.slack.poster import ChannelPacer, failure_of, send
 from adapters.slack.tenancy import context_tenant
 from bot import store
 from bot.commands import MANAGER_COMMANDS, USAGES, Add, BadInput, Command, Fetch, Help, parse
@@ -40,9 +41,8 @@ logger = logging.getLogger(__name__)
 Respond = Callable[[SlackMessage], Awaitable[None]]
 
 COMMAND = "/papers"
-QUICK_THREADS = (
-    2  # measured (bench_slack_ack): more threads contend with the event loop for the GIL
-)
+# measured with bench_slack_ack: more threads only contend with the event loop for the GIL
+QUICK_THREADS = 2
 ARXIV_THREADS = 8  # add/fetch mostly wait for the one arXiv gateway
 RESPONSE_URL_USES = 5  # Slack accepts five posts to one response_url; further ones go by the API
 SORRY = "Sorry, that failed on our side. Please try again in a minute."
@@ -116,16 +116,14 @@ class Listeners:
     def place(self, command: dict[str, Any], context: Any) -> Place:
         """Where the command comes from: the verified installation, never the command text."""
         user = command.get("user_id") or ""
-        result = context.authorize_result
+        name = getattr(context.authorize_result, "team", None) or command.get("team_domain")
         return Place(
             platform="slack",
             workspace_id=context_tenant(context),
             channel_id=command["channel_id"],
             user_id=user,
             is_manager=not self.managers or user in self.managers,
-            workspace_name=(getattr(result, "team", None) or command.get("team_domain") or "")[
-                :200
-            ],
+            workspace_name=(name or "")[:200],
         )
 
     def _progress_note(self, place: Place, command: Command) -> dict[str, Any]:
@@ -182,7 +180,10 @@ class Listeners:
             except PostFailed as exc:
                 await self._tell_failure(respond, place, exc.reason, message)
                 return
-            except Exception as exc:  # a dead response_url, a Slack error: log it, say so once
+            except SlackApiError as exc:
+                await self._tell_failure(respond, place, failure_of(exc).reason, message)
+                return
+            except Exception as exc:  # an unreachable response_url: log it, say so once
                 logger.warning(
                     "answering /papers failed: %s",
                     exc.__class__.__name__,
@@ -233,7 +234,8 @@ class Listeners:
         await ack()
         respond = self.responder(body.get("response_url"))
         arxiv_id = str(action.get("value") or "")[:40]
-        paper = await asyncio.to_thread(find_paper, self.core, arxiv_id)
+        lookup = functools.partial(find_paper, self.core, arxiv_id)
+        paper = await asyncio.get_running_loop().run_in_executor(self.quick_threads, lookup)
         if paper is None:
             message = to_messages(
                 error(f"The paper {arxiv_id} is no longer stored; its arXiv page has the abstract.")
