@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ import aiohttp
 import pytest
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
-from adapters.slack.installations import ThreadedInstallationStore
+from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
 from adapters.slack.tenancy import split_tenant, tenant_id
 from bot import store
 from bot.config import Secret
@@ -311,3 +312,21 @@ async def test_installation_store_finds_the_newest_bot_and_org_wide_installs(cor
     assert await installations.bot_token("T0NONE") is None
     other_app = ThreadedInstallationStore(client_id="999.999", engine=core.engine)
     assert await other_app.bot_token("T0AAA") is None
+
+
+def test_oauth_state_is_consumed_once_and_expires(core: Core) -> None:
+    states = ThreadedOAuthStateStore(engine=core.engine)
+    state = states.issue()
+    assert states.consume(state) is True
+    assert states.consume(state) is False
+    expired = ThreadedOAuthStateStore(engine=core.engine, expiration_seconds=-1).issue()
+    assert states.consume(expired) is False
+    assert states.consume("never-issued") is False
+
+
+def test_racing_callbacks_cannot_both_consume_a_state(core: Core) -> None:
+    states = ThreadedOAuthStateStore(engine=core.engine)
+    issued = [states.issue() for _ in range(10)]
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(states.consume, [s for s in issued for _ in range(4)]))
+    assert sum(wins) == len(issued)  # each state won exactly once, no "database is locked"

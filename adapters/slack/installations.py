@@ -30,13 +30,14 @@ from sqlalchemy import (
 )
 
 from adapters.slack.tenancy import split_tenant
-from bot.db import is_sqlite
+from bot.db import _WRITE, is_sqlite
 
 logger = logging.getLogger(__name__)
 
-# bot.db's write_session marker: on SQLite the writes below then start with BEGIN IMMEDIATE,
-# so that a read-then-write transaction cannot fail at once with "database is locked".
-_SQLITE_WRITER = {"papers_write": True}
+# write_session's marker (bot.db has no public helper for a bare writer engine yet): on SQLite
+# the writes below then start with BEGIN IMMEDIATE, so that a read-then-write transaction cannot
+# fail at once with "database is locked".
+_SQLITE_WRITER = {_WRITE: True}
 
 
 # The layout of slack_sdk's SQLAlchemy stores (migration 0003 creates it), so that either
