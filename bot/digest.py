@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, exists, update
+from sqlalchemy import Table, bindparam, exists, update
 from sqlmodel import Session, col, select
 
 from bot import store
@@ -43,6 +43,7 @@ CLAIMED, SENDING, SENT, EMPTY, FAILED, UNCERTAIN = (
     "uncertain",
 )
 _CLAIMS: Table = DigestClaim.__table__  # type: ignore[attr-defined]
+_CHANNELS: Table = Channel.__table__  # type: ignore[attr-defined]
 
 
 class ClaimLost(Exception):
@@ -58,6 +59,7 @@ class DueChannel:
     workspace_id: str  # the platform's id of the workspace (what a Poster needs)
     channel: str  # the platform's id of the channel
     local_date: date
+    retake: bool = False  # its claim was taken by a process that died before sending
 
 
 @dataclass(frozen=True)
@@ -141,65 +143,111 @@ def due_channels(
             )
     if not candidates:
         return []
-    settled = _settled_days(session, candidates, now)
-    return [c for c in candidates if (c.channel_id, c.local_date) not in settled]
+    claimed = _claims_of(session, candidates)
+    due = []
+    for c in candidates:
+        held = claimed.get((c.channel_id, c.local_date))
+        if held is None:
+            due.append(c)
+        elif held[0] == CLAIMED and store.as_utc(held[1]) < now:
+            due.append(replace(c, retake=True))
+    return due
 
 
-def _settled_days(
-    session: Session, candidates: Sequence[DueChannel], now: datetime
-) -> set[tuple[int, date]]:
-    rows = session.execute(
-        select(_CLAIMS.c.channel_id, _CLAIMS.c.local_date, _CLAIMS.c.status, _CLAIMS.c.lease_until)
-        .where(_CLAIMS.c.channel_id.in_([c.channel_id for c in candidates]))
-        .where(_CLAIMS.c.local_date.in_({c.local_date for c in candidates}))
-    ).all()
-    return {
-        (cid, day)
-        for cid, day, status, lease in rows
-        if not (status == CLAIMED and store.as_utc(lease) < now)
-    }
+def _claims_of(
+    session: Session, candidates: Sequence[DueChannel]
+) -> dict[tuple[int, date], tuple[str, datetime]]:
+    """(channel, day) -> (status, lease end) of the candidates' claims."""
+    found = {}
+    days = {c.local_date for c in candidates}
+    for start in range(0, len(candidates), 500):
+        ids = [c.channel_id for c in candidates[start : start + 500]]
+        rows = session.execute(
+            select(
+                _CLAIMS.c.channel_id, _CLAIMS.c.local_date, _CLAIMS.c.status, _CLAIMS.c.lease_until
+            ).where(_CLAIMS.c.channel_id.in_(ids), _CLAIMS.c.local_date.in_(days))
+        ).all()
+        found.update({(cid, day): (status, lease) for cid, day, status, lease in rows})
+    return found
 
 
 # -- the claim ----------------------------------------------------------------------------
+
+
+def claim_due(
+    session: Session, due: Sequence[DueChannel], *, owner: str, now: datetime
+) -> dict[int, Claim]:
+    """Take the day's claim of every due channel (a multi-row INSERT … ON CONFLICT DO NOTHING
+    … RETURNING), retaking those whose holder died before sending. Channel id -> claim."""
+    claims: dict[int, Claim] = {}
+    fresh = [d for d in due if not d.retake]
+    for start in range(0, len(fresh), 500):
+        chunk = {d.channel_id: d.local_date for d in fresh[start : start + 500]}
+        rows = [_claim_row(cid, day, owner, now) for cid, day in chunk.items()]
+        insert = store.insert_for(session, DigestClaim).values(rows)
+        taken = session.execute(
+            insert.on_conflict_do_nothing(index_elements=["channel_id", "local_date"]).returning(
+                _CLAIMS.c.id, _CLAIMS.c.channel_id
+            )
+        ).all()
+        claims.update({cid: Claim(id_, cid, chunk[cid], owner) for id_, cid in taken})
+    for d in due:
+        if d.retake and (claim := _retake(session, d.channel_id, d.local_date, owner, now)):
+            claims[d.channel_id] = claim
+    return claims
 
 
 def claim_digest(
     session: Session, *, channel_id: int, local_date: date, owner: str, now: datetime
 ) -> Claim | None:
     """Take the channel's claim for `local_date`, or retake one whose holder died before sending."""
-    until = now + CLAIM_LEASE
     insert = store.insert_for(session, DigestClaim).values(
-        channel_id=channel_id,
-        local_date=local_date,
-        status=CLAIMED,
-        owner=owner,
-        lease_until=until,
-        claimed_at=now,
+        _claim_row(channel_id, local_date, owner, now)
     )
     row = session.execute(
         insert.on_conflict_do_nothing(index_elements=["channel_id", "local_date"]).returning(
             _CLAIMS.c.id
         )
     ).first()
+    if row is not None:
+        return Claim(row[0], channel_id, local_date, owner)
+    return _retake(session, channel_id, local_date, owner, now)
+
+
+def _claim_row(channel_id: int, local_date: date, owner: str, now: datetime) -> dict[str, Any]:
+    return {
+        "channel_id": channel_id,
+        "local_date": local_date,
+        "status": CLAIMED,
+        "owner": owner,
+        "lease_until": now + CLAIM_LEASE,
+        "claimed_at": now,
+    }
+
+
+def _retake(
+    session: Session, channel_id: int, local_date: date, owner: str, now: datetime
+) -> Claim | None:
+    """A "claimed" claim whose lease ran out (never one past "sending") changes hands."""
+    row = session.execute(
+        update(_CLAIMS)
+        .where(
+            _CLAIMS.c.channel_id == channel_id,
+            _CLAIMS.c.local_date == local_date,
+            _CLAIMS.c.status == CLAIMED,
+            _CLAIMS.c.lease_until < now,
+        )
+        .values(owner=owner, lease_until=now + CLAIM_LEASE, claimed_at=now)
+        .returning(_CLAIMS.c.id)
+    ).first()
     if row is None:
-        row = session.execute(
-            update(_CLAIMS)
-            .where(
-                _CLAIMS.c.channel_id == channel_id,
-                _CLAIMS.c.local_date == local_date,
-                _CLAIMS.c.status == CLAIMED,
-                _CLAIMS.c.lease_until < now,
-            )
-            .values(owner=owner, lease_until=until, claimed_at=now)
-            .returning(_CLAIMS.c.id)
-        ).first()
-        if row is not None:
-            logger.warning(
-                "retook the %s post of channel %s: its holder stopped before sending",
-                local_date,
-                channel_id,
-            )
-    return None if row is None else Claim(row[0], channel_id, local_date, owner)
+        return None
+    logger.warning(
+        "retook the %s post of channel %s: its holder stopped before sending",
+        local_date,
+        channel_id,
+    )
+    return Claim(row[0], channel_id, local_date, owner)
 
 
 def begin_sending(session: Session, claim: Claim, *, now: datetime) -> Papers | None:
@@ -208,22 +256,23 @@ def begin_sending(session: Session, claim: Claim, *, now: datetime) -> Papers | 
     Holds the channel's row lock, so `digest now` cannot pick the same papers meanwhile.
     Raises `ClaimLost` when another process retook the claim.
     """
-    channel = lock_channel(session, claim.channel_id)
+    lock_channel(session, claim.channel_id)
+    post = undelivered_post(
+        session, claim.channel_id, exclude=in_flight_papers(session, claim.channel_id)
+    )
     held = session.execute(
-        update(_CLAIMS)
-        .where(
-            _CLAIMS.c.id == claim.id, _CLAIMS.c.owner == claim.owner, _CLAIMS.c.status == CLAIMED
-        )
-        .values(lease_until=now + CLAIM_LEASE)
-        .returning(_CLAIMS.c.id)
+        _PASS,
+        {
+            "claim": claim.id,
+            "holder": claim.owner,
+            "to": EMPTY if post is None else SENDING,
+            "ids": None if post is None else json.dumps(paper_ids(post)),
+            "until": now + CLAIM_LEASE,
+            "done": now if post is None else None,
+        },
     ).first()
     if held is None:
         raise ClaimLost(f"claim {claim.id} of channel {claim.channel_id}")
-    post = undelivered_post(session, channel, exclude=in_flight_papers(session, channel.id))  # type: ignore[arg-type]
-    if post is None:
-        _settle(session, claim, EMPTY, now)
-        return None
-    _set_claim(session, claim.id, status=SENDING, papers=json.dumps(paper_ids(post)))
     return post
 
 
@@ -231,10 +280,7 @@ def record_sent(session: Session, claim: Claim, post: Papers, *, now: datetime) 
     """The platform accepted the post: its papers are delivered, the failure count resets."""
     store.mark_delivered(session, channel_id=claim.channel_id, paper_ids=paper_ids(post))
     _settle(session, claim, SENT, now)
-    channel = session.get(Channel, claim.channel_id)
-    if channel is not None and channel.failed_days:
-        channel.failed_days = 0
-        session.add(channel)
+    session.execute(_RESET_FAILURES, {"channel": claim.channel_id})
 
 
 def record_uncertain(
@@ -282,12 +328,9 @@ def recover_abandoned(session: Session, *, now: datetime) -> int:
             channel_id,
         )
         store.mark_delivered(session, channel_id=channel_id, paper_ids=json.loads(papers or "[]"))
-        _set_claim(
-            session,
-            claim_id,
-            status=UNCERTAIN,
-            finished_at=now,
-            detail="abandoned while sending",
+        session.execute(
+            _SETTLE,
+            {"claim": claim_id, "to": UNCERTAIN, "done": now, "why": "abandoned while sending"},
         )
     return len(rows)
 
@@ -306,35 +349,61 @@ def has_abandoned(session: Session, *, now: datetime) -> bool:
 def _settle(
     session: Session, claim: Claim, status: str, now: datetime, detail: str | None = None
 ) -> None:
-    _set_claim(
-        session, claim.id, status=status, finished_at=now, detail=detail[:500] if detail else None
+    why = detail[:500] if detail else None
+    session.execute(_SETTLE, {"claim": claim.id, "to": status, "done": now, "why": why})
+
+
+# Built once: these run for every channel every morning, and building a statement costs
+# SQLAlchemy several times what SQLite takes to run it.
+_LOCK_CHANNEL = (
+    select(_CHANNELS.c.id).where(_CHANNELS.c.id == bindparam("channel")).with_for_update()
+)
+_IN_FLIGHT = select(_CLAIMS.c.papers).where(
+    _CLAIMS.c.channel_id == bindparam("channel"), _CLAIMS.c.status == SENDING
+)
+_PASS = (
+    update(_CLAIMS)
+    .where(
+        _CLAIMS.c.id == bindparam("claim"),
+        _CLAIMS.c.owner == bindparam("holder"),
+        _CLAIMS.c.status == CLAIMED,
     )
-
-
-def _set_claim(session: Session, claim_id: int, **values: Any) -> None:
-    session.execute(update(_CLAIMS).where(_CLAIMS.c.id == claim_id).values(**values))
+    .values(
+        status=bindparam("to"),
+        papers=bindparam("ids"),
+        lease_until=bindparam("until"),
+        finished_at=bindparam("done"),
+    )
+    .returning(_CLAIMS.c.id)
+)
+_SETTLE = (
+    update(_CLAIMS)
+    .where(_CLAIMS.c.id == bindparam("claim"))
+    .values(status=bindparam("to"), finished_at=bindparam("done"), detail=bindparam("why"))
+)
+_RESET_FAILURES = (
+    update(_CHANNELS)
+    .where(_CHANNELS.c.id == bindparam("channel"), _CHANNELS.c.failed_days != 0)
+    .values(failed_days=0)
+)
 
 
 # -- what a post holds --------------------------------------------------------------------
 
 
-def lock_channel(session: Session, channel_id: int) -> Channel:
-    """The channel's row, locked until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already is)."""
-    return session.exec(select(Channel).where(Channel.id == channel_id).with_for_update()).one()
+def lock_channel(session: Session, channel_id: int) -> None:
+    """Lock the channel's row until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already is)."""
+    session.execute(_LOCK_CHANNEL, {"channel": channel_id}).one()
 
 
 def in_flight_papers(session: Session, channel_id: int) -> set[str]:
     """Papers of the channel's posts in the "sending" state (on their way, not yet recorded)."""
-    rows = session.execute(
-        select(_CLAIMS.c.papers).where(
-            _CLAIMS.c.channel_id == channel_id, _CLAIMS.c.status == SENDING
-        )
-    ).all()
+    rows = session.execute(_IN_FLIGHT, {"channel": channel_id}).all()
     return {pid for (papers,) in rows for pid in json.loads(papers or "[]")}
 
 
 def undelivered_post(
-    session: Session, channel: Channel, *, exclude: Collection[str] = ()
+    session: Session, channel: Channel | int, *, exclude: Collection[str] = ()
 ) -> Papers | None:
     """The channel's undelivered papers as one post, grouped by keyword; None if nothing is new."""
     groups = store.undelivered_groups(session, channel, exclude=exclude)
@@ -351,10 +420,11 @@ def take_now(session: Session, channel: Channel) -> Papers | None:
 
     Takes no claim, so the day's scheduled post still happens (with whatever is new by then).
     """
-    lock_channel(session, channel.id)  # type: ignore[arg-type]
-    post = undelivered_post(session, channel, exclude=in_flight_papers(session, channel.id))  # type: ignore[arg-type]
+    assert channel.id is not None
+    lock_channel(session, channel.id)
+    post = undelivered_post(session, channel, exclude=in_flight_papers(session, channel.id))
     if post is not None:
-        store.mark_delivered(session, channel_id=channel.id, paper_ids=paper_ids(post))  # type: ignore[arg-type]
+        store.mark_delivered(session, channel_id=channel.id, paper_ids=paper_ids(post))
     return post
 
 
@@ -362,14 +432,21 @@ def paper_ids(post: Papers) -> list[str]:
     return [p.arxiv_id for g in post.groups for p in g.papers]
 
 
-def stale_labels(session: Session, *, channel_id: int, since: datetime) -> list[str]:
-    """The channel's keywords not fetched successfully since `since` (the last daily refresh)."""
-    rows = session.exec(
-        select(Keyword)
-        .join(Subscription, Subscription.keyword_id == Keyword.id)  # type: ignore[arg-type]
-        .where(Subscription.channel_id == channel_id)
-    ).all()
-    return [k.phrase for k in rows if is_stale(k, since)]
+def stale_labels(
+    session: Session, *, channel_ids: Sequence[int], since: datetime
+) -> dict[int, list[str]]:
+    """Per channel, its keywords not fetched successfully since `since` (the last daily refresh)."""
+    stale: dict[int, list[str]] = {}
+    for start in range(0, len(channel_ids), 500):
+        rows = session.exec(
+            select(Subscription.channel_id, Keyword)
+            .join(Keyword, col(Keyword.id) == col(Subscription.keyword_id))
+            .where(col(Subscription.channel_id).in_(channel_ids[start : start + 500]))
+        ).all()
+        for channel_id, keyword in rows:
+            if is_stale(keyword, since):
+                stale.setdefault(channel_id, []).append(keyword.phrase)
+    return stale
 
 
 def is_stale(keyword: Keyword, since: datetime) -> bool:

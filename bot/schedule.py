@@ -17,8 +17,10 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -30,7 +32,7 @@ from sqlmodel import Session, select
 
 from bot import digest, store
 from bot.core import Core, RefreshOutcome
-from bot.db import read_session, write_session
+from bot.db import is_sqlite, read_session, write_session
 from bot.digest import Claim, DueChannel
 from bot.models import Lease
 from bot.poster import Poster, PostFailed
@@ -41,7 +43,8 @@ from bot.timeparse import parse_hhmm
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_CONCURRENT_CHANNELS = 200
+MAX_CONCURRENT_CHANNELS = 1000  # channels being posted at once; waiting out rate limits is cheap
+DB_THREADS_POSTGRESQL = 4
 POST_TIMEOUT_SECONDS = 600.0  # under digest.CLAIM_LEASE, so a live sender is never "recovered"
 REFRESH_LEASE_NAME = "daily-refresh"
 REFRESH_LEASE = timedelta(minutes=10)  # renewed after every keyword
@@ -91,6 +94,10 @@ class DigestRunner:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._in_flight: set[int] = set()
         self._arxiv_turn = asyncio.Lock()
+        # SQLite takes one writer at a time: one thread queues our transactions instead of
+        # leaving them to SQLite's busy-wait; PostgreSQL works on a few at once.
+        threads = 1 if is_sqlite(core.engine) else DB_THREADS_POSTGRESQL
+        self._db_threads = ThreadPoolExecutor(threads, thread_name_prefix="digest-db")
         self._refreshes: dict[tuple[str, datetime], asyncio.Future[RefreshOutcome]] = {}
 
     # -- daily posts ------------------------------------------------------------------------
@@ -101,10 +108,19 @@ class DigestRunner:
         """Post every channel whose time today has passed and whose day is unsettled (all of
         them, or those in `only`); returns when each is done. Safe to call at any time."""
         now = now or self.core.clock()
-        due = await asyncio.to_thread(self._due, now, only)
+        due = await self._in_db_thread(self._due, now, only)
         due = [d for d in due if d.channel_id not in self._in_flight]
+        if not due:
+            return []
         self._in_flight.update(d.channel_id for d in due)
-        return list(await asyncio.gather(*(self._deliver(d) for d in due)))
+        try:
+            claims, stale = await self._in_db_thread(self._claim, due)
+            turns = [
+                self._deliver(d, claims.get(d.channel_id), stale.get(d.channel_id, [])) for d in due
+            ]
+            return list(await asyncio.gather(*turns))
+        finally:
+            self._in_flight.difference_update(d.channel_id for d in due)
 
     def _due(self, now: datetime, only: Collection[int] | None) -> list[DueChannel]:
         with read_session(self.core.engine) as session:
@@ -120,34 +136,31 @@ class DigestRunner:
                 only=only,
             )
 
-    async def _deliver(self, due: DueChannel) -> DigestOutcome:
+    def _claim(self, due: list[DueChannel]) -> tuple[dict[int, Claim], dict[int, list[str]]]:
+        """Claims for the due channels, and the keywords each must refresh first."""
+        now = self.core.clock()
+        claims = self._write(digest.claim_due, due, owner=self.owner, now=now)
+        since = digest.last_refresh_slot(now, self.core.settings.fetch_time)
+        stale = self._read(digest.stale_labels, channel_ids=list(claims), since=since)
+        return claims, stale
+
+    async def _deliver(
+        self, due: DueChannel, claim: Claim | None, stale: list[str]
+    ) -> DigestOutcome:
+        if claim is None:
+            return DigestOutcome(due.channel_id, due.local_date, "taken")
         try:
+            await self._refresh(stale)
             async with self._slots:
-                return await self._claim_and_post(due)
+                post = await self._db(digest.begin_sending, claim, now=self.core.clock())
+                if post is None:
+                    return DigestOutcome(due.channel_id, due.local_date, digest.EMPTY)
+                return await self._send(due, claim, post)
+        except digest.ClaimLost:
+            return DigestOutcome(due.channel_id, due.local_date, "taken")
         except Exception as exc:
             logger.exception("the %s post of channel %s failed", due.local_date, due.channel_id)
             return DigestOutcome(due.channel_id, due.local_date, "error", repr(exc))
-        finally:
-            self._in_flight.discard(due.channel_id)
-
-    async def _claim_and_post(self, due: DueChannel) -> DigestOutcome:
-        claim = await self._db(
-            digest.claim_digest,
-            channel_id=due.channel_id,
-            local_date=due.local_date,
-            owner=self.owner,
-            now=self.core.clock(),
-        )
-        if claim is None:
-            return DigestOutcome(due.channel_id, due.local_date, "taken")
-        await self._refresh_stale(due.channel_id)
-        try:
-            post = await self._db(digest.begin_sending, claim, now=self.core.clock())
-        except digest.ClaimLost:
-            return DigestOutcome(due.channel_id, due.local_date, "taken")
-        if post is None:
-            return DigestOutcome(due.channel_id, due.local_date, digest.EMPTY)
-        return await self._send(due, claim, post)
 
     async def _send(self, due: DueChannel, claim: Claim, post: Papers) -> DigestOutcome:
         poster = self.posters[due.platform]
@@ -192,13 +205,12 @@ class DigestRunner:
         await self._db(digest.record_uncertain, claim, post, reason=reason, now=self.core.clock())
         return DigestOutcome(outcome.channel_id, outcome.local_date, digest.UNCERTAIN, reason)
 
-    async def _refresh_stale(self, channel_id: int) -> None:
-        """Refresh the channel's keywords not fetched since the last daily refresh; each keyword
-        once per refresh period in this process, however many channels wait for it."""
+    async def _refresh(self, labels: list[str]) -> None:
+        """Refresh keywords not fetched since the last daily refresh; each keyword once per
+        refresh period in this process, however many channels wait for it."""
+        if not labels:
+            return
         since = digest.last_refresh_slot(self.core.clock(), self.core.settings.fetch_time)
-        labels = await asyncio.to_thread(
-            self._read, digest.stale_labels, channel_id=channel_id, since=since
-        )
         waits = [asyncio.shield(self._refresh_once(label, since)) for label in labels]
         for label, result in zip(
             labels, await asyncio.gather(*waits, return_exceptions=True), strict=True
@@ -278,7 +290,15 @@ class DigestRunner:
             return fn(session, *args, **kwargs)
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(self._write, fn, *args, **kwargs)
+        """`fn(session, ...)` in a write transaction, in a database thread."""
+        return await self._in_db_thread(self._write, fn, *args, **kwargs)
+
+    async def _in_db_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_threads, partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._db_threads.shutdown(wait=False)
 
 
 def refresh_status(outcomes: Sequence[RefreshOutcome]) -> str:
@@ -292,7 +312,11 @@ async def run_due_digests(
     core: Core, posters: Sequence[Poster], now: datetime | None = None, **options: Any
 ) -> list[DigestOutcome]:
     """One pass as a fresh runner (a process of its own): post whatever is due at `now`."""
-    return await DigestRunner(core, posters, **options).run_due(now)
+    runner = DigestRunner(core, posters, **options)
+    try:
+        return await runner.run_due(now)
+    finally:
+        runner.close()
 
 
 # -- the daily-refresh lease ----------------------------------------------------------------
@@ -476,6 +500,7 @@ class DigestScheduler:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.runner.close()
 
 
 def _job_id(key: tuple[str, str]) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, literal, or_
+from sqlalchemy import Table, and_, bindparam, func, literal, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
@@ -99,6 +99,9 @@ def find_keyword(session: Session, label: str) -> Keyword | None:
 
 
 def ensure_keyword(session: Session, label: str) -> Keyword:
+    existing = find_keyword(session, label)
+    if existing is not None:
+        return existing
     stmt = insert_for(session, Keyword).values(
         key=keyword_key(label), phrase=label, fetch_status="never", created_at=utcnow()
     )
@@ -303,8 +306,9 @@ def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
         known = latest.get(paper.arxiv_id)
         if known is None or paper.version > known.version:
             latest[paper.arxiv_id] = paper
-    # Most of a daily answer is already stored unchanged; writing only the rest keeps a
-    # refresh's transactions small.
+    # Most of a daily answer is stored already, unchanged. Skipping those rows before the
+    # upsert matters on PostgreSQL, where ON CONFLICT DO UPDATE locks (writes) a row even when
+    # its WHERE says not to update it.
     for arxiv_id in _unchanged(session, list(latest.values())):
         del latest[arxiv_id]
     if not latest:
@@ -335,7 +339,17 @@ def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
         set_={name: fresh[name] for name in updated_columns},
         where=or_(
             table.c.version < fresh.version,
-            and_(table.c.version == fresh.version, table.c.updated <= fresh.updated),
+            and_(
+                table.c.version == fresh.version,
+                table.c.updated <= fresh.updated,
+                or_(
+                    table.c.updated < fresh.updated,
+                    table.c.title != fresh.title,
+                    table.c.abstract != fresh.abstract,
+                    table.c.comment != fresh.comment,
+                    table.c.authors != fresh.authors,
+                ),
+            ),
         ),
     )
     session.execute(upsert, values)
@@ -343,31 +357,25 @@ def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
 
 def _unchanged(session: Session, papers: Sequence[FetchedPaper]) -> list[str]:
     """Ids of the papers whose stored row already says exactly this."""
-    stored = {
-        row[0]: row[1:]
-        for row in session.execute(
-            sa_select(
-                col(Paper.arxiv_id),
-                col(Paper.version),
-                col(Paper.updated),
-                col(Paper.title),
-                col(Paper.abstract),
-                col(Paper.comment),
-            ).where(col(Paper.arxiv_id).in_([p.arxiv_id for p in papers]))
-        )
-    }
-    same = []
-    for p in papers:
-        row = stored.get(p.arxiv_id)
-        if row is not None and (row[0], as_utc(row[1]), row[2], row[3], row[4]) == (
-            p.version,
-            as_utc(p.updated),
-            p.title,
-            p.abstract,
-            p.comment,
-        ):
-            same.append(p.arxiv_id)
-    return same
+    fields = (
+        Paper.arxiv_id,
+        Paper.version,
+        Paper.updated,
+        Paper.title,
+        Paper.abstract,
+        Paper.comment,
+    )
+    query = sa_select(*map(col, fields)).where(
+        col(Paper.arxiv_id).in_([p.arxiv_id for p in papers])
+    )
+    stored = {row[0]: row[1:] for row in session.execute(query)}
+    return [
+        p.arxiv_id
+        for p in papers
+        if (row := stored.get(p.arxiv_id)) is not None
+        and (row[0], as_utc(row[1]), row[2], row[3], row[4])
+        == (p.version, as_utc(p.updated), p.title, p.abstract, p.comment)
+    ]
 
 
 def add_matches(session: Session, *, keyword_id: int, paper_ids: Iterable[str]) -> int:
@@ -375,25 +383,24 @@ def add_matches(session: Session, *, keyword_id: int, paper_ids: Iterable[str]) 
     wanted = list(dict.fromkeys(paper_ids))
     if not wanted:
         return 0
-    present = set(
-        session.exec(
-            select(Match.paper_id).where(
-                Match.keyword_id == keyword_id, col(Match.paper_id).in_(wanted)
-            )
-        ).all()
+    known = select(Match.paper_id).where(
+        Match.keyword_id == keyword_id, col(Match.paper_id).in_(wanted)
     )
+    present = set(session.exec(known).all())
     now = utcnow()
     rows = [
         {"keyword_id": keyword_id, "paper_id": pid, "first_seen_at": now}
         for pid in wanted
         if pid not in present
     ]
-    if rows:
-        stmt = insert_for(session, Match).on_conflict_do_nothing(
-            index_elements=["keyword_id", "paper_id"]
-        )
-        session.execute(stmt, rows)
-    return len(rows)
+    if not rows:
+        return 0
+    stmt = insert_for(session, Match).on_conflict_do_nothing(
+        index_elements=["keyword_id", "paper_id"]
+    )
+    # RETURNING, not rowcount: psycopg reports -1 for an executemany.
+    inserted = session.execute(stmt.returning(Match.__table__.c.paper_id), rows).all()  # type: ignore[attr-defined]
+    return len(inserted)
 
 
 def record_fetch(
@@ -426,29 +433,82 @@ def followed_phrases(session: Session) -> list[str]:
 
 def undelivered_groups(
     session: Session,
-    channel: Channel,
+    channel: Channel | int,
     *,
     per_keyword: int = 100,
     exclude: Iterable[str] = (),
 ) -> list[PaperGroup]:
     """The channel's undelivered papers grouped by keyword (added order), newest first, each paper once.
 
+    One prepared query, as the daily posts run it for every channel every morning.
     `exclude`: papers to leave out as well (those of a post on its way, not yet recorded).
     """
-    subs = channel_subscriptions(session, channel)
-    delivered = select(Delivery.paper_id).where(Delivery.channel_id == channel.id)
+    channel_id = channel if isinstance(channel, int) else channel.id
+    rows = session.execute(_UNDELIVERED, {"channel": channel_id, "per_keyword": per_keyword})
     seen: set[str] = set(exclude)
-    groups: list[PaperGroup] = []
-    for subscription, keyword in subs:
-        papers = session.exec(
-            select(Paper)
-            .join(Match, Match.paper_id == Paper.arxiv_id)  # type: ignore[arg-type]
-            .where(Match.keyword_id == keyword.id, col(Paper.arxiv_id).not_in(delivered))
-            .order_by(*_NEWEST)
-            .limit(per_keyword)
-        ).all()
-        fresh = [paper_view(p) for p in papers if p.arxiv_id not in seen]
-        seen.update(p.arxiv_id for p in fresh)
-        if fresh:
-            groups.append(PaperGroup(label=subscription.label, papers=tuple(fresh)))
-    return groups
+    labels: dict[int, str] = {}
+    grouped: dict[int, list[PaperView]] = {}
+    for subscription, label, arxiv_id, version, title, names, updated, comment, abstract in rows:
+        if arxiv_id in seen:
+            continue
+        seen.add(arxiv_id)
+        labels[subscription] = label
+        grouped.setdefault(subscription, []).append(
+            PaperView(
+                arxiv_id=arxiv_id,
+                version=version,
+                title=title,
+                authors=tuple(json.loads(names)) if names else (),
+                updated=as_utc(updated),
+                comment=comment,
+                abstract=abstract,
+            )
+        )
+    return [PaperGroup(label=labels[s], papers=tuple(papers)) for s, papers in grouped.items()]
+
+
+def _undelivered_query() -> Any:
+    """A window over the channel's matches, ranked per keyword; built once (building it
+    costs more than running it). NOT EXISTS, not NOT IN: PostgreSQL makes it an anti-join
+    on the deliveries key instead of filtering a scan of every paper."""
+    delivered = (
+        sa_select(literal(1))
+        .where(col(Delivery.channel_id) == bindparam("channel"))
+        .where(col(Delivery.paper_id) == col(Match.paper_id))
+        .exists()
+    )
+    rank = (
+        func.row_number().over(partition_by=col(Match.keyword_id), order_by=_NEWEST).label("rank")
+    )
+    ranked = (
+        sa_select(
+            col(Subscription.label).label("label"),
+            col(Subscription.created_at).label("added"),
+            col(Subscription.id).label("subscription"),
+            col(Match.paper_id).label("paper_id"),
+            rank,
+        )
+        .join(Match, col(Match.keyword_id) == col(Subscription.keyword_id))
+        .join(Paper, col(Paper.arxiv_id) == col(Match.paper_id))
+        .where(col(Subscription.channel_id) == bindparam("channel"), ~delivered)
+        .subquery()
+    )
+    return (
+        sa_select(
+            ranked.c.subscription,
+            ranked.c.label,
+            col(Paper.arxiv_id),
+            col(Paper.version),
+            col(Paper.title),
+            col(Paper.authors),
+            col(Paper.updated),
+            col(Paper.comment),
+            col(Paper.abstract),
+        )
+        .join(Paper, col(Paper.arxiv_id) == ranked.c.paper_id)
+        .where(ranked.c.rank <= bindparam("per_keyword"))
+        .order_by(ranked.c.added, ranked.c.subscription, ranked.c.rank)
+    )
+
+
+_UNDELIVERED = _undelivered_query()
