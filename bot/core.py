@@ -343,10 +343,10 @@ class Core:
         return self._store_result(label, result)
 
     def _store_result(self, label: str, result: FetchResult) -> RefreshOutcome:
-        with write_session(self.engine) as session:
+        with write_session(self.engine, durable=False) as session:
             keyword = store.ensure_keyword(session, label)
-            had = store.match_count(session, keyword.id)  # type: ignore[arg-type]
-            if not result.papers and had:
+            had = 0 if result.papers else store.match_count(session, keyword.id or 0)
+            if had:
                 reason = f"arXiv answered no papers for a keyword that had {had}"
                 store.record_fetch(session, keyword, status="failed", error=reason)
                 return RefreshOutcome(label=label, ok=False, reason=reason)

@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
@@ -66,10 +66,17 @@ def read_session(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def write_session(engine: Engine) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on error."""
+def write_session(engine: Engine, *, durable: bool = True) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error.
+
+    `durable=False` is for data that can be fetched again (a keyword refresh): on PostgreSQL the
+    commit then does not wait for its WAL flush, so a crash can lose the last moments of a
+    refresh but never leaves the database inconsistent.
+    """
     bind = engine.execution_options(**{_WRITE: True}) if is_sqlite(engine) else engine
     with Session(bind, expire_on_commit=False) as session, session.begin():
+        if not durable and engine.dialect.name == "postgresql":
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         yield session
 
 
