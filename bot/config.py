@@ -183,6 +183,19 @@ def _check_front_ends(settings: Settings) -> None:
         )
     if settings.slack_client_id and not settings.slack_signing_secret:
         raise ConfigError("SLACK_CLIENT_ID is set but SLACK_SIGNING_SECRET is missing")
+    if bool(settings.discord_shard_ids) != bool(settings.discord_shard_count):
+        missing = "DISCORD_SHARD_COUNT" if settings.discord_shard_ids else "DISCORD_SHARD_IDS"
+        raise ConfigError(
+            f"Discord sharding needs DISCORD_SHARD_IDS and DISCORD_SHARD_COUNT: {missing} is missing"
+        )
+    if (
+        settings.discord_shard_ids
+        and settings.discord_shard_count
+        and max(settings.discord_shard_ids) >= settings.discord_shard_count
+    ):
+        raise ConfigError(
+            "DISCORD_SHARD_IDS must be below DISCORD_SHARD_COUNT (shards count from 0)"
+        )
     if settings.slack_app_token and not settings.slack_enabled:
         raise ConfigError(
             "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN or SLACK_SIGNING_SECRET is missing"

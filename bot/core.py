@@ -140,12 +140,15 @@ class Core:
     def _add(self, place: Place, label: str) -> list[Reply]:
         with read_session(self.engine) as session:
             channel = self._existing_channel(session, place)
-            if channel is not None and store.subscription_for(
+            following = channel is not None and store.subscription_for(
                 session, channel=channel, label=label
-            ):
-                return [Text(f"This channel already follows “{label}”.", ephemeral=True)]
+            )
             keyword = store.find_keyword(session, label)
             needs_fetch = keyword is None or keyword.last_success_at is None
+        if following:
+            with write_session(self.engine) as session:
+                self.channel(session, place)  # reactivates a channel the bot had left
+            return [Text(f"This channel already follows “{label}”.", ephemeral=True)]
         outcome: RefreshOutcome | None = None
         if needs_fetch:
             outcome = self.refresh(label)

@@ -138,6 +138,10 @@ def test_deactivating_a_workspace_stops_its_channels_and_keeps_data(
         assert session.exec(select(Channel)).one().active is False
         assert len(session.exec(select(Subscription)).all()) == 1
     assert core.followed_keywords() == []
+    core.execute(place, parse("add Keeps Data"))  # the bot is back and someone uses it
+    with read_session(engine) as session:
+        assert session.exec(select(Channel)).one().active is True
+    assert core.followed_keywords() == ["Keeps Data"]
 
 
 def test_concurrent_read_then_write_transactions_never_fail_locked(sqlite_url: str) -> None:
