@@ -400,6 +400,7 @@ class DigestScheduler:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh: asyncio.Task[Any] | None = None
         self._warmup: asyncio.TimerHandle | None = None
+        self._syncing = asyncio.Lock()
 
     async def start(self) -> None:
         hour, minute = parse_hhmm(self.runner.core.settings.fetch_time) or (1, 0)
@@ -421,14 +422,15 @@ class DigestScheduler:
     async def sync(self) -> None:
         """Rebuild the digest jobs from the channels table (call after a schedule changes;
         the sweep calls it every minute anyway)."""
-        schedules = await asyncio.to_thread(self._read_schedules)
-        for key in self._schedules.keys() - schedules.keys():
-            self.scheduler.remove_job(_job_id(key))
-        for key in schedules.keys() - self._schedules.keys():
-            hour, minute = parse_hhmm(key[0]) or (9, 0)
-            trigger = CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(key[1]))
-            self.scheduler.add_job(self._digest_job, trigger, args=[key], id=_job_id(key))
-        self._schedules = schedules
+        async with self._syncing:
+            schedules = await asyncio.to_thread(self._read_schedules)
+            for key in self._schedules.keys() - schedules.keys():
+                self.scheduler.remove_job(_job_id(key))
+            for key in schedules.keys() - self._schedules.keys():
+                hour, minute = parse_hhmm(key[0]) or (9, 0)
+                trigger = CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(key[1]))
+                self.scheduler.add_job(self._digest_job, trigger, args=[key], id=_job_id(key))
+            self._schedules = schedules
 
     async def _sync_or_log(self) -> None:
         # An unreachable database must not stop `papers serve` (/healthz reports it);

@@ -23,7 +23,7 @@ from bot.models import Channel, DigestClaim
 from bot.poster import PostFailed
 from bot.replies import KeywordTable, Papers, Reply
 from bot.schedule import DigestRunner, run_due_digests
-from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.fakes.arxiv_server import ArxivStandIn, make_entry, status
 
 SLACK = Place(platform="slack", workspace_id="T1", channel_id="C1")
 
@@ -199,6 +199,29 @@ async def test_two_keywords_one_post_of_the_undelivered_then_only_new_then_none(
     assert [o.status for o in outcomes] == ["empty"]
     assert len(poster.sent) == 2
     assert [c.status for c in claims(core)] == ["sent", "sent", "empty"]
+
+
+async def test_a_stale_keyword_is_fetched_once_for_all_its_channels_and_a_failed_fetch_posts_what_is_stored(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 1, 10), tick=False)
+    places = [Place(platform="slack", workspace_id="T1", channel_id=f"C{i}") for i in range(4)]
+    for place in places:
+        follow(core, arxiv_api, place, "Diffusion")
+    arxiv_api.add_entries("Diffusion", [entry("2603.00100", utc(2026, 3, 1, 20))])
+    poster = FakePoster()
+    asked = len(arxiv_api.requests)
+    await run_at(core, [poster], utc(2026, 3, 2, 9), time_machine)
+    assert len(arxiv_api.requests) == asked + 1
+    assert [s.ids for s in poster.sent] == [["2603.00100"]] * 4
+    # arXiv is down the next morning: the post carries what was stored meanwhile.
+    add_paper(core, "Diffusion", "2603.00200", utc(2026, 3, 2, 20))
+    arxiv_api.always(status(503))
+    outcomes = await run_at(core, [poster], utc(2026, 3, 3, 9), time_machine)
+    assert sorted(o.status for o in outcomes) == ["sent"] * 4
+    assert [s.ids for s in poster.sent[4:]] == [["2603.00200"]] * 4
+    (row,) = core.execute(places[0], Keywords()).pop().rows  # type: ignore[union-attr]
+    assert row.status == "failed"
 
 
 async def test_add_then_next_post_carries_no_flood(
@@ -428,7 +451,7 @@ async def test_channels_are_posted_concurrently_up_to_the_bound(
     add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 1, 20))
     poster = FakePoster(slow={f"C{i}": 0.2 for i in range(6)})
     time_machine.move_to(utc(2026, 3, 2, 9), tick=False)
-    outcomes = await DigestRunner(core, [poster], max_concurrent=2).run_due(utc(2026, 3, 2, 9))
+    outcomes = await run_due_digests(core, [poster], utc(2026, 3, 2, 9), max_concurrent=2)
     assert sorted(o.status for o in outcomes) == ["sent"] * 6
     assert poster.most_busy == 2
     unbounded = FakePoster(slow={f"C{i}": 0.2 for i in range(6)})

@@ -35,7 +35,7 @@ async def test_the_real_scheduler_fires_a_channel_post_at_its_time(
     time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
     follow(core, arxiv_api, SLACK, "Diffusion")
     add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
-    time_machine.move_to(utc(2026, 3, 2, 8, 59, 59, 200_000), tick=True)
+    time_machine.move_to(utc(2026, 3, 2, 8, 59, 58, 500_000), tick=True)
     poster = FakePoster()
     scheduler = await start_scheduler(core, [poster], startup_delay=0, sweep_seconds=3600)
     try:
@@ -148,6 +148,7 @@ def _process(settings: Settings, name: str, start: threading.Barrier, out: dict[
         asyncio.run(main())
     finally:
         out["sent"] = [s for p in posters for s in p.sent]
+        runner.close()
         engine.dispose()
 
 
