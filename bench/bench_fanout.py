@@ -4,7 +4,8 @@ Run: `python -m bench.bench_fanout` (SQLite file in a temp directory), `--channe
 quick run, `--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test` for PostgreSQL
 (a fresh schema, dropped afterwards), `--processes 2` for two schedulers ("processes", each
 with its own engine and owner) racing for the same channels, `--concurrency N` to change the
-bound on channels posted at once.
+bound on channels posted at once, `--reactive` for posters that do not pace themselves and
+only sleep Retry-After on 429s.
 
 Half the channels are in Slack workspaces, half in Discord guilds; each follows 5 keywords
 and has 10 new papers (plus 40 already delivered). Every channel is due at once and the
@@ -92,10 +93,13 @@ class RateLimitedPlatform:
 class FakePoster:
     """A `Poster` for one platform: real splitting, the adapter's way of pacing, 429 retries."""
 
-    def __init__(self, platform: str, target: RateLimitedPlatform, start: float) -> None:
+    def __init__(
+        self, platform: str, target: RateLimitedPlatform, start: float, *, paced: bool = True
+    ) -> None:
         self.platform = platform
         self.target = target
         self.start = start
+        self.paced = paced
         self.next_allowed: dict[str, float] = {}
 
     async def post(self, *, workspace_id: str, channel_id: str, replies: list[Reply]) -> None:
@@ -123,8 +127,9 @@ class FakePoster:
                     math.ceil(exc.retry_after) if self.platform == "slack" else exc.retry_after
                 )
                 continue
-            gap = 1.1 if self.platform == "slack" else reset
-            self.next_allowed[key] = time.monotonic() + gap - LATENCY
+            if self.paced:
+                gap = 1.1 if self.platform == "slack" else reset
+                self.next_allowed[key] = time.monotonic() + gap - LATENCY
             return
 
 
@@ -279,14 +284,14 @@ def database(url: str | None) -> Iterator[str]:
 # -- the run --------------------------------------------------------------------------------
 
 
-async def fan_out(url: str, processes: int, concurrency: int) -> dict[str, Any]:
+async def fan_out(url: str, processes: int, concurrency: int, paced: bool) -> dict[str, Any]:
     settings = Settings(database_url=url, arxiv_api_url="http://127.0.0.1:9/api/query")
     platforms = {p: RateLimitedPlatform(p) for p in ("slack", "discord")}
     start = time.monotonic()
     runners = []
     for n in range(processes):
         core = Core(settings, make_engine(url), ArxivGateway(settings))
-        posters = [FakePoster(p, target, start) for p, target in platforms.items()]
+        posters = [FakePoster(p, target, start, paced=paced) for p, target in platforms.items()]
         runners.append(DigestRunner(core, posters, owner=f"bench-{n}", max_concurrent=concurrency))
     outcomes = await asyncio.gather(*(r.run_due() for r in runners))
     wall = time.monotonic() - start
@@ -341,6 +346,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=MAX_CONCURRENT_CHANNELS)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--reactive", action="store_true", help="posters do not pace; they only obey 429s"
+    )
     args = parser.parse_args()
     with database(args.database_url) as url:
         engine = make_engine(url)
@@ -352,7 +360,9 @@ def main() -> None:
             f"set-up: {time.monotonic() - began:.1f} s; database: {url.split('?')[0].split('://')[0]}, "
             f"{args.processes} process(es), concurrency {args.concurrency}"
         )
-        result = asyncio.run(fan_out(url, args.processes, args.concurrency))
+        result = asyncio.run(
+            fan_out(url, args.processes, args.concurrency, paced=not args.reactive)
+        )
     report(result, args.channels)
 
 
