@@ -64,6 +64,8 @@ async def run(core: Core, *, stop: asyncio.Event | None = None) -> None:
             await front_end.start()
         await stop.wait()
     finally:
+        # No new requests first, then let the front ends finish what is in flight.
+        await site.stop()
         await scheduler.stop()
         for front_end in reversed(front_ends):
             with contextlib.suppress(Exception):

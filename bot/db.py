@@ -65,6 +65,11 @@ def read_session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+def writer(engine: Engine) -> Engine:
+    """The engine for write transactions: on SQLite they begin IMMEDIATE (see `_on_begin`)."""
+    return engine.execution_options(**{_WRITE: True}) if is_sqlite(engine) else engine
+
+
 @contextmanager
 def write_session(engine: Engine, *, durable: bool = True) -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on error.
@@ -73,8 +78,7 @@ def write_session(engine: Engine, *, durable: bool = True) -> Iterator[Session]:
     commit then does not wait for its WAL flush, so a crash can lose the last moments of a
     refresh but never leaves the database inconsistent.
     """
-    bind = engine.execution_options(**{_WRITE: True}) if is_sqlite(engine) else engine
-    with Session(bind, expire_on_commit=False) as session, session.begin():
+    with Session(writer(engine), expire_on_commit=False) as session, session.begin():
         if not durable and engine.dialect.name == "postgresql":
             session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         yield session

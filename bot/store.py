@@ -194,9 +194,11 @@ def workspace_subscriptions(session: Session, workspace: Workspace) -> list[tupl
 
 
 def keyword_rows(session: Session, channel: Channel) -> list[KeywordRow]:
+    followed = select(Subscription.keyword_id).where(Subscription.channel_id == channel.id)
     stats = (
         select(Match.keyword_id, func.count().label("n"), func.max(Paper.updated).label("newest"))
         .join(Paper, Paper.arxiv_id == Match.paper_id)  # type: ignore[arg-type]
+        .where(col(Match.keyword_id).in_(followed))
         .group_by(col(Match.keyword_id))
         .subquery()
     )

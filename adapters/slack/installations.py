@@ -30,15 +30,9 @@ from sqlalchemy import (
 )
 
 from adapters.slack.tenancy import split_tenant
-from bot.db import _WRITE, is_sqlite
+from bot.db import writer
 
 logger = logging.getLogger(__name__)
-
-# write_session's marker (bot.db has no public helper for a bare writer engine yet): on SQLite
-# the writes below then start with BEGIN IMMEDIATE, so that a read-then-write transaction cannot
-# fail at once with "database is locked".
-_SQLITE_WRITER = {_WRITE: True}
-
 
 # The layout of slack_sdk's SQLAlchemy stores (migration 0003 creates it), so that either
 # implementation can read the other's rows. Ours runs on our engine, with no asyncio engine
@@ -93,10 +87,6 @@ STATES = Table(
 _TIMES = ("installed_at", "bot_token_expires_at", "user_token_expires_at")
 
 
-def _writer(engine: Engine) -> Engine:
-    return engine.execution_options(**_SQLITE_WRITER) if is_sqlite(engine) else engine
-
-
 def _naive_utc(moment: datetime | None) -> datetime | None:
     """slack_sdk's columns hold naive UTC."""
     if moment is None or moment.tzinfo is None:
@@ -135,7 +125,7 @@ class ThreadedInstallationStore(AsyncInstallationStore):
     def __init__(self, *, client_id: str, engine: Engine) -> None:
         self.client_id = client_id
         self._engine = engine
-        self._writer = _writer(engine)
+        self._writer = writer(engine)
 
     @property
     def logger(self) -> logging.Logger:
@@ -285,7 +275,7 @@ class ThreadedOAuthStateStore(AsyncOAuthStateStore):
     """OAuth `state` values in our database: issued per install page, consumed once, expiring."""
 
     def __init__(self, *, engine: Engine, expiration_seconds: int = 600) -> None:
-        self._writer = _writer(engine)
+        self._writer = writer(engine)
         self.expiration_seconds = expiration_seconds
 
     @property
