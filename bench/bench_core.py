@@ -117,8 +117,8 @@ def bench_ingest(tmp: Path, copies: int, runs: int) -> float:
                 papers = [to_fetched(r) for r in _feed.parse(body).results]
                 store.upsert_papers(session, papers)
                 store.add_matches(
-                    session, keyword_id=keyword.id, paper_ids=[p.arxiv_id for p in papers]
-                )  # type: ignore[arg-type]
+                    session, keyword_id=keyword.id or 0, paper_ids=[p.arxiv_id for p in papers]
+                )
                 count += len(papers)
         return count
 

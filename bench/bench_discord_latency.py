@@ -20,19 +20,16 @@ import functools
 import json
 import logging
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, text
 
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.client import make_client
+from bench.common import percentile, scratch_database
 from bot.arxiv_gateway import ArxivGateway
 from bot.config import Secret, Settings
 from bot.core import Core
@@ -45,12 +42,6 @@ ABSTRACT = (
     "under large pose changes, trained on paired and unpaired images. "
 ) * 8
 BATCH = 5000
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -158,25 +149,6 @@ def fill_store(
         conn.execute(text("ANALYZE"))  # planner statistics, as a long-running store would have
 
 
-@contextmanager
-def database(url: str | None, tmp: Path) -> Iterator[str]:
-    """A fresh database: a temp SQLite file, or a new schema in the given PostgreSQL database."""
-    if url is None:
-        yield f"sqlite:///{tmp / 'bench.db'}"
-        return
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        sep = "&" if "?" in url else "?"
-        yield f"{url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 async def measure(
     core: Core, ds: DiscordStandIn, args: argparse.Namespace
 ) -> dict[str, list[float]]:
@@ -268,7 +240,7 @@ def main() -> None:
         args.keywords, args.papers, args.interactions = 100, 5_000, 50
     args.followed = min(args.followed, args.keywords)
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp, database(args.database_url, Path(tmp)) as url:
+    with scratch_database(args.database_url) as url:
         results = asyncio.run(run(args, url))
     print(
         f"{args.interactions} x /papers list (limit {args.limit}), concurrency {args.concurrency}:"

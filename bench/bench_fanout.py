@@ -29,18 +29,14 @@ import argparse
 import asyncio
 import math
 import statistics
-import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, text
 
+from bench.common import scratch_database
 from bot.arxiv_gateway import ArxivGateway
 from bot.config import Settings
 from bot.core import Core
@@ -263,24 +259,6 @@ def paper_id(keyword: int, i: int) -> str:
     return f"{2600 + i:04d}.{keyword:05d}"
 
 
-@contextmanager
-def database(url: str | None) -> Iterator[str]:
-    if url is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{Path(tmp) / 'fanout.db'}"
-        return
-    schema = "bench_" + uuid.uuid4().hex[:8]
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 # -- the run --------------------------------------------------------------------------------
 
 
@@ -350,7 +328,7 @@ def main() -> None:
         "--reactive", action="store_true", help="posters do not pace; they only obey 429s"
     )
     args = parser.parse_args()
-    with database(args.database_url) as url:
+    with scratch_database(args.database_url) as url:
         engine = make_engine(url)
         ensure_schema(engine)
         began = time.monotonic()

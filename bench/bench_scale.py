@@ -15,35 +15,17 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import tempfile
 import time
-import uuid
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 from bench import scale_data
+from bench.common import peak_rss_mb, percentile, scratch_database
 from bot.arxiv_gateway import ArxivGateway, FetchedPaper, FetchResult
 from bot.commands import List
 from bot.config import Settings
 from bot.core import Core, Place
 from bot.db import make_engine
 from bot.replies import Papers
-
-
-def peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 class CannedGateway(ArxivGateway):
@@ -58,27 +40,10 @@ class CannedGateway(ArxivGateway):
         known = [n for n in range(k, self.papers, self.keywords)][-90:]
         fresh = [self.papers + self.day * self.keywords * 10 + k * 10 + i for i in range(10)]
         items = [
-            FetchedPaper(authors=scale_data.AUTHORS, **scale_data.paper_fields(n))
+            FetchedPaper(authors=scale_data.AUTHORS, **scale_data.paper_fields(n))  # type: ignore[arg-type]
             for n in known + fresh
-        ]  # type: ignore[arg-type]
+        ]
         return FetchResult(papers=tuple(items), total_results=len(items))
-
-
-@contextmanager
-def database(url: str | None, tmp: Path) -> Any:
-    if url is None:
-        yield f"sqlite:///{tmp / 'scale.db'}"
-        return
-    schema = "bench_" + uuid.uuid4().hex[:8]
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def timed_db_time(core: Core) -> list[float]:
@@ -107,7 +72,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=5_000)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as name, database(args.database_url, Path(name)) as url:
+    with scratch_database(args.database_url) as url:
         engine = make_engine(url)
         load_seconds = scale_data.load(
             engine, keywords=args.keywords, papers=args.papers, channels=args.channels

@@ -21,19 +21,16 @@ import dataclasses
 import json
 import logging
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, insert
 
 from adapters.slack.app import SlackFrontEnd
+from bench.common import percentile, scratch_database
 from bot.arxiv_gateway import ArxivGateway
 from bot.config import Secret, Settings
 from bot.core import Core
@@ -48,11 +45,6 @@ ABSTRACT = (
     "under large pose changes, trained on paired and unpaired images. "
 ) * 8
 BATCH = 5000
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -146,26 +138,6 @@ def fill_store(engine: Engine, *, keywords: int, papers: int, followed: int) -> 
         for rows in _batches(match_rows):
             conn.execute(insert(Match), rows)
     return time.perf_counter() - started
-
-
-@contextmanager
-def database(url: str | None) -> Iterator[str]:
-    """A temporary SQLite file, or a PostgreSQL schema of its own (dropped afterwards)."""
-    if url is None or url.startswith("sqlite"):
-        with tempfile.TemporaryDirectory() as tmp:
-            yield url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        return
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @dataclasses.dataclass
@@ -309,7 +281,7 @@ def main() -> None:
     if args.quick:
         args.requests, args.keywords, args.papers, args.runs = 100, 100, 5000, 1
     logging.basicConfig(level=logging.WARNING)
-    with database(args.database_url) as url:
+    with scratch_database(args.database_url) as url:
         results = asyncio.run(run(args, url))
     summaries = [r.summary() for r in results]
     median = {k: statistics.median(s[k] for s in summaries) for k in summaries[0]}
