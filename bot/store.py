@@ -34,15 +34,15 @@ def insert_for(session: Session, model: Any) -> postgresql.Insert | sqlite.Inser
 def ensure_workspace(
     session: Session, *, platform: str, external_id: str, name: str = ""
 ) -> Workspace:
-    stmt = insert_for(session, Workspace).values(
-        platform=platform, external_id=external_id, name=name, active=True, created_at=utcnow()
-    )
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["platform", "external_id"]))
-    workspace = session.exec(
-        select(Workspace).where(
-            Workspace.platform == platform, Workspace.external_id == external_id
+    """The workspace, created on first use; a returning bot's workspace becomes active again."""
+    workspace = find_workspace(session, platform=platform, external_id=external_id)
+    if workspace is None:
+        stmt = insert_for(session, Workspace).values(
+            platform=platform, external_id=external_id, name=name, active=True, created_at=utcnow()
         )
-    ).one()
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["platform", "external_id"]))
+        workspace = find_workspace(session, platform=platform, external_id=external_id)
+        assert workspace is not None
     if not workspace.active:
         workspace.active = True
     return workspace
@@ -57,18 +57,21 @@ def find_workspace(session: Session, *, platform: str, external_id: str) -> Work
 
 
 def ensure_channel(session: Session, *, workspace: Workspace, external_id: str) -> Channel:
-    stmt = insert_for(session, Channel).values(
-        workspace_id=workspace.id,
-        external_id=external_id,
-        active=True,
-        digest_enabled=True,
-        paused=False,
-        failed_days=0,
-        created_at=utcnow(),
-    )
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]))
+    """The channel, created on first use; a channel the bot had left becomes active again."""
     channel = find_channel(session, workspace=workspace, external_id=external_id)
-    assert channel is not None
+    if channel is None:
+        stmt = insert_for(session, Channel).values(
+            workspace_id=workspace.id,
+            external_id=external_id,
+            active=True,
+            digest_enabled=True,
+            paused=False,
+            failed_days=0,
+            created_at=utcnow(),
+        )
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]))
+        channel = find_channel(session, workspace=workspace, external_id=external_id)
+        assert channel is not None
     if not channel.active:
         channel.active = True
     return channel

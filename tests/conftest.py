@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy import inspect as inspect_db
 
 from bot.arxiv_gateway import ArxivGateway
 from bot.config import Settings
@@ -115,3 +116,13 @@ def settings(arxiv_api: ArxivStandIn, database_url: str) -> Settings:
 @pytest.fixture
 def core(settings: Settings, engine: Engine) -> Core:
     return Core(settings, engine, ArxivGateway(settings))
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table: "nothing stored" means this did not change."""
+    with engine.connect() as conn:
+        return {
+            t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()), key=repr)
+            for t in inspect_db(engine).get_table_names()
+            if t != "alembic_version"
+        }

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 from sqlmodel import select
 
 from bot.commands import (
@@ -29,6 +29,7 @@ from bot.core import TERMINAL, Core, Place
 from bot.db import read_session
 from bot.models import Channel, Subscription
 from bot.replies import KeywordTable, Papers, Text
+from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 
 
@@ -102,28 +103,17 @@ def test_help_lists_every_command_usage() -> None:
     assert str(BadInput("x", "add")).endswith("Usage: add <keyword>")
 
 
-def _snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        return {
-            t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()), key=repr)
-            for t in inspect(engine).get_table_names()
-            if t != "alembic_version"
-        }
-
-
 def test_store_errors_change_nothing(core: Core, engine: Engine, arxiv_api: ArxivStandIn) -> None:
     arxiv_api.add_entries("Kept", [make_entry(arxiv_id="2501.00001")])
     core.execute(TERMINAL, parse("add Kept"))
-    before = _snapshot(engine)
+    before = snapshot(engine)
     for text in ("remove Not Followed", "list Not Followed", "remove ''"):
         try:
             replies = core.execute(TERMINAL, parse(text))
         except BadInput:
             continue
         assert isinstance(replies[0], Text) and replies[0].error and replies[0].ephemeral
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
 
 def test_managers_only_commands_are_refused_for_others(core: Core, engine: Engine) -> None:

@@ -16,6 +16,7 @@ from bot.arxiv_gateway import ArxivGateway
 from bot.core import Core, Place
 from bot.db import read_session
 from bot.models import Channel
+from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry
 from tests.fakes.slack_server import Call, SlackWebAPI, Tamper, app_uninstalled_event
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
@@ -26,7 +27,6 @@ from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse f
     memory_core,
     mrkdwn_texts,
     running,
-    snapshot,
 )
 
 VTON = "Virtual Try-On"

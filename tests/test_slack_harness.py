@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy import Engine, text
-from sqlalchemy import inspect as inspect_db
+from sqlalchemy import Engine
 
 from adapters.slack.app import SlackFrontEnd
 from bot import store
@@ -115,16 +114,6 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float
             return
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
-
-
-def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table: "nothing stored" means this did not change."""
-    with engine.connect() as conn:
-        return {
-            t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()), key=repr)
-            for t in inspect_db(engine).get_table_names()
-            if t != "alembic_version"
-        }
 
 
 def workspace_active(engine: Engine, workspace: str) -> bool:

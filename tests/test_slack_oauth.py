@@ -21,6 +21,7 @@ from bot.core import Core
 from bot.db import read_session
 from bot.poster import PostFailed
 from bot.replies import Text
+from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import (
     SlackWebAPI,
@@ -36,7 +37,6 @@ from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse f
     eventually,
     labels,
     running,
-    snapshot,
     workspace_active,
 )
 
