@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from bot import store
+from bot import catalog, store
 from bot.arxiv_gateway import ArxivGateway, FetchedPaper, to_fetched
 from bot.config import Settings
 from bot.core import TERMINAL, Core
@@ -78,8 +78,10 @@ def build_store(url: str, keywords: int, papers: int) -> Core:
             keyword = store.ensure_keyword(session, f"Keyword {k}")
             store.subscribe(session, channel=channel, keyword=keyword, label=f"Keyword {k}")
             batch = synthetic_papers(k, papers)
-            store.upsert_papers(session, batch)
-            store.add_matches(session, keyword_id=keyword.id, paper_ids=[p.arxiv_id for p in batch])  # type: ignore[arg-type]
+            catalog.upsert_papers(session, batch)
+            catalog.add_matches(
+                session, keyword_id=keyword.id, paper_ids=[p.arxiv_id for p in batch]
+            )  # type: ignore[arg-type]
     return core
 
 
@@ -115,8 +117,8 @@ def bench_ingest(tmp: Path, copies: int, runs: int) -> float:
             keyword = store.ensure_keyword(session, "Virtual Try-On")
             for body in feeds:
                 papers = [to_fetched(r) for r in _feed.parse(body).results]
-                store.upsert_papers(session, papers)
-                store.add_matches(
+                catalog.upsert_papers(session, papers)
+                catalog.add_matches(
                     session, keyword_id=keyword.id or 0, paper_ids=[p.arxiv_id for p in papers]
                 )
                 count += len(papers)

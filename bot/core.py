@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import digest, store
+from bot import catalog, digest, store
 from bot.arxiv_gateway import ArxivFailure, ArxivGateway, FetchResult, KeywordRejected
 from bot.commands import (
     MANAGER_COMMANDS,
@@ -161,8 +161,8 @@ class Core:
             channel = self.channel(session, place)
             keyword = store.ensure_keyword(session, label)
             store.subscribe(session, channel=channel, keyword=keyword, label=label)
-            count = store.match_count(session, keyword.id)  # type: ignore[arg-type]
-            newest = store.newest_papers(session, [keyword.id], limit=3)  # type: ignore[list-item]
+            count = catalog.match_count(session, keyword.id)  # type: ignore[arg-type]
+            newest = catalog.newest_papers(session, [keyword.id], limit=3)  # type: ignore[list-item]
         if outcome is not None and not outcome.ok:
             note = f"Now following “{label}”, but arXiv could not be asked ({outcome.reason}); it will be fetched at the next refresh."
             return [Text(note)]
@@ -231,7 +231,7 @@ class Core:
                 )
             else:
                 chosen = subs
-            papers = store.newest_papers(session, [k.id for _, k in chosen], limit=limit)  # type: ignore[misc]
+            papers = catalog.newest_papers(session, [k.id for _, k in chosen], limit=limit)  # type: ignore[misc]
         name = chosen[0][0].label if label is not None else "this channel's keywords"
         if not papers:
             return Text(f"No papers stored yet for {name}.")
@@ -280,7 +280,7 @@ class Core:
         with read_session(self.engine) as session:
             sections = self._readme_sections(session, place, whole_workspace)
             ids = [keyword_id for _, keyword_id in sections]
-            papers = store.newest_per_keyword(
+            papers = catalog.newest_per_keyword(
                 session, ids, limit=PAPERS_PER_SECTION, with_authors=False
             )
         return render_readme(((label, papers[k]) for label, k in sections), day=self.today())
@@ -348,13 +348,13 @@ class Core:
     def _store_result(self, label: str, result: FetchResult) -> RefreshOutcome:
         with write_session(self.engine, durable=False) as session:
             keyword = store.ensure_keyword(session, label)
-            had = 0 if result.papers else store.match_count(session, keyword.id or 0)
+            had = 0 if result.papers else catalog.match_count(session, keyword.id or 0)
             if had:
                 reason = f"arXiv answered no papers for a keyword that had {had}"
                 store.record_fetch(session, keyword, status="failed", error=reason)
                 return RefreshOutcome(label=label, ok=False, reason=reason)
-            store.upsert_papers(session, result.papers)
-            new = store.add_matches(
+            catalog.upsert_papers(session, result.papers)
+            new = catalog.add_matches(
                 session, keyword_id=keyword.id or 0, paper_ids=(p.arxiv_id for p in result.papers)
             )
             store.record_fetch(session, keyword, status="ok")

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, bindparam, exists, update
 from sqlmodel import Session, col, select
 
-from bot import store
+from bot import catalog, store
 from bot.config import Settings
 from bot.models import Channel, DigestClaim, Keyword, Subscription, Workspace
 from bot.replies import Papers
@@ -406,7 +406,7 @@ def undelivered_post(
     session: Session, channel: Channel | int, *, exclude: Collection[str] = ()
 ) -> Papers | None:
     """The channel's undelivered papers as one post, grouped by keyword; None if nothing is new."""
-    groups = store.undelivered_groups(session, channel, exclude=exclude)
+    groups = catalog.undelivered_groups(session, channel, exclude=exclude)
     if not groups:
         return None
     total = sum(len(g.papers) for g in groups)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot import digest, store
+from bot import catalog, digest, store
 from bot.arxiv_gateway import FetchedPaper
 from bot.commands import Add, DigestAt, DigestNow, Keywords
 from bot.core import Core, Place
@@ -115,8 +115,8 @@ def add_paper(core: Core, label: str, arxiv_id: str, updated: datetime) -> None:
     )
     with write_session(core.engine) as session:
         keyword = store.ensure_keyword(session, label)
-        store.upsert_papers(session, [paper])
-        store.add_matches(session, keyword_id=keyword.id, paper_ids=[arxiv_id])  # type: ignore[arg-type]
+        catalog.upsert_papers(session, [paper])
+        catalog.add_matches(session, keyword_id=keyword.id, paper_ids=[arxiv_id])  # type: ignore[arg-type]
 
 
 def follow(core: Core, arxiv_api: ArxivStandIn, place: Place, label: str) -> None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import store
+from bot import catalog, store
 from bot.arxiv_gateway import ArxivGateway
 from bot.core import Core, Place
 from bot.db import read_session
@@ -139,7 +139,7 @@ async def test_remove_stops_following_and_keeps_papers(core: Core, arxiv_api: Ar
     assert "Stopped following “Virtual Try-On” here" in body["text"]
     assert labels(core.engine, "T0TEST") == []
     with read_session(core.engine) as session:
-        assert store.match_count(session, store.find_keyword(session, VTON).id) == 2  # type: ignore[union-attr,arg-type]
+        assert catalog.match_count(session, store.find_keyword(session, VTON).id) == 2  # type: ignore[union-attr,arg-type]
 
 
 async def test_digest_time_off_and_now(core: Core, arxiv_api: ArxivStandIn):

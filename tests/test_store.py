@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from bot import store
+from bot import catalog, store
 from bot.arxiv_gateway import FetchedPaper
 from bot.commands import parse
 from bot.core import TERMINAL, Core
@@ -78,9 +78,9 @@ def test_unique_constraints_make_duplicates_impossible(engine: Engine) -> None:
 
 def test_stale_version_never_overwrites_a_newer_one(engine: Engine) -> None:
     with write_session(engine) as session:
-        store.upsert_papers(session, [_paper(1, version=3, hours=50)])
+        catalog.upsert_papers(session, [_paper(1, version=3, hours=50)])
     with write_session(engine) as session:
-        store.upsert_papers(session, [_paper(1, version=2, hours=10)])
+        catalog.upsert_papers(session, [_paper(1, version=2, hours=10)])
     with read_session(engine) as session:
         paper = session.exec(select(Paper)).one()
     assert paper.version == 3
@@ -89,24 +89,24 @@ def test_stale_version_never_overwrites_a_newer_one(engine: Engine) -> None:
 
 def test_timestamps_come_back_in_utc(engine: Engine) -> None:
     with write_session(engine) as session:
-        store.upsert_papers(session, [_paper(7)])
+        catalog.upsert_papers(session, [_paper(7)])
         keyword = store.ensure_keyword(session, "k")
-        store.add_matches(session, keyword_id=keyword.id, paper_ids=["2501.00007"])
+        catalog.add_matches(session, keyword_id=keyword.id, paper_ids=["2501.00007"])
     with read_session(engine) as session:
-        views = store.newest_papers(session, [keyword.id], limit=5)
+        views = catalog.newest_papers(session, [keyword.id], limit=5)
     assert views[0].updated == datetime(2025, 1, 1, 7, tzinfo=UTC)
 
 
 def test_newest_per_keyword_orders_by_date_then_id_and_limits(engine: Engine) -> None:
     papers = [_paper(i, hours=5) for i in range(3)] + [_paper(i) for i in range(10, 20)]
     with write_session(engine) as session:
-        store.upsert_papers(session, papers)
+        catalog.upsert_papers(session, papers)
         a = store.ensure_keyword(session, "a")
         b = store.ensure_keyword(session, "b")
-        store.add_matches(session, keyword_id=a.id, paper_ids=[p.arxiv_id for p in papers])
-        store.add_matches(session, keyword_id=b.id, paper_ids=["2501.00001"])
+        catalog.add_matches(session, keyword_id=a.id, paper_ids=[p.arxiv_id for p in papers])
+        catalog.add_matches(session, keyword_id=b.id, paper_ids=["2501.00001"])
     with read_session(engine) as session:
-        result = store.newest_per_keyword(session, [a.id, b.id], limit=6)
+        result = catalog.newest_per_keyword(session, [a.id, b.id], limit=6)
     assert [p.arxiv_id for p in result[a.id]] == [
         "2501.00019",
         "2501.00018",
@@ -117,7 +117,7 @@ def test_newest_per_keyword_orders_by_date_then_id_and_limits(engine: Engine) ->
     ]
     assert [p.arxiv_id for p in result[b.id]] == ["2501.00001"]
     with read_session(engine) as session:
-        tied = store.newest_per_keyword(session, [a.id], limit=20)[a.id]
+        tied = catalog.newest_per_keyword(session, [a.id], limit=20)[a.id]
     assert [p.arxiv_id for p in tied if p.updated.hour == 5] == [
         "2501.00002",
         "2501.00001",
@@ -162,8 +162,8 @@ def test_concurrent_read_then_write_transactions_never_fail_locked(sqlite_url: s
                     store.subscribe(
                         session, channel=channel, keyword=keyword, label=f"shared {i % 3}"
                     )
-                    store.upsert_papers(session, [_paper(n * 100 + i)])
-                    store.add_matches(
+                    catalog.upsert_papers(session, [_paper(n * 100 + i)])
+                    catalog.add_matches(
                         session, keyword_id=keyword.id, paper_ids=[f"2501.{n * 100 + i:05d}"]
                     )
         except BaseException as exc:  # collected and asserted below

@@ -28,7 +28,7 @@ from adapters.slack.format import (
 from adapters.slack.installations import ThreadedInstallationStore
 from adapters.slack.poster import ChannelPacer, failure_of, send
 from adapters.slack.tenancy import context_tenant
-from bot import store
+from bot import catalog, store
 from bot.commands import MANAGER_COMMANDS, USAGES, Add, BadInput, Command, Fetch, Help, parse
 from bot.core import Core, Place
 from bot.db import read_session, write_session
@@ -287,7 +287,7 @@ def find_paper(core: Core, arxiv_id: str) -> PaperView | None:
     """A stored paper by arXiv id (papers are public and shared by every workspace)."""
     with read_session(core.engine) as session:
         paper = session.get(Paper, arxiv_id)
-        return store.paper_view(paper) if paper is not None else None
+        return catalog.paper_view(paper) if paper is not None else None
 
 
 def usage_text() -> str:

@@ -1,0 +1,284 @@
+"""The catalogue: papers and their keyword matches, written from arXiv answers and read
+newest first for lists, the README and the daily posts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, literal, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from bot.arxiv_gateway import FetchedPaper
+from bot.models import Channel, Delivery, Match, Paper, Subscription, utcnow
+from bot.replies import PaperGroup, PaperView
+from bot.store import as_utc, insert_for
+
+
+def paper_view(paper: Paper) -> PaperView:
+    return PaperView(
+        arxiv_id=paper.arxiv_id,
+        version=paper.version,
+        title=paper.title,
+        authors=tuple(json.loads(paper.authors)) if paper.authors else (),
+        updated=as_utc(paper.updated),
+        comment=paper.comment,
+        abstract=paper.abstract,
+    )
+
+
+_NEWEST = (col(Paper.updated).desc(), col(Paper.arxiv_id).desc())
+
+
+def newest_papers(session: Session, keyword_ids: Sequence[int], *, limit: int) -> list[PaperView]:
+    """The newest `limit` papers matching any of the keywords, each once."""
+    if not keyword_ids:
+        return []
+    matched = select(Match.paper_id).where(col(Match.keyword_id).in_(keyword_ids)).distinct()
+    papers = session.exec(
+        select(Paper).where(col(Paper.arxiv_id).in_(matched)).order_by(*_NEWEST).limit(limit)
+    ).all()
+    return [paper_view(p) for p in papers]
+
+
+def newest_per_keyword(
+    session: Session, keyword_ids: Sequence[int], *, limit: int, with_authors: bool = True
+) -> dict[int, list[PaperView]]:
+    """Each keyword's newest `limit` papers, in one query (a window over the matches)."""
+    result: dict[int, list[PaperView]] = {k: [] for k in keyword_ids}
+    if not keyword_ids:
+        return result
+    rank = (
+        func.row_number().over(partition_by=col(Match.keyword_id), order_by=_NEWEST).label("rank")
+    )
+    ranked = (
+        select(Match.keyword_id.label("keyword_id"), Paper.arxiv_id.label("arxiv_id"), rank)  # type: ignore[attr-defined]
+        .join(Paper, Paper.arxiv_id == Match.paper_id)  # type: ignore[arg-type]
+        .where(col(Match.keyword_id).in_(keyword_ids))
+        .subquery()
+    )
+    columns = [
+        col(Paper.arxiv_id),
+        col(Paper.version),
+        col(Paper.title),
+        col(Paper.updated),
+        col(Paper.comment),
+        col(Paper.abstract),
+    ]
+    authors = col(Paper.authors) if with_authors else literal("")
+    rows = session.execute(
+        sa_select(ranked.c.keyword_id, *columns, authors)
+        .join(Paper, col(Paper.arxiv_id) == ranked.c.arxiv_id)
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.keyword_id, ranked.c.rank)
+    )
+    for keyword_id, arxiv_id, version, title, updated, comment, abstract, names in rows:
+        result[keyword_id].append(
+            PaperView(
+                arxiv_id=arxiv_id,
+                version=version,
+                title=title,
+                authors=tuple(json.loads(names)) if names else (),
+                updated=as_utc(updated),
+                comment=comment,
+                abstract=abstract,
+            )
+        )
+    return result
+
+
+def match_count(session: Session, keyword_id: int) -> int:
+    return session.exec(
+        select(func.count()).select_from(Match).where(Match.keyword_id == keyword_id)
+    ).one()
+
+
+def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
+    """Insert new papers; a newer version (or the same one re-sent) updates its row."""
+    if not papers:
+        return
+    latest: dict[str, FetchedPaper] = {}
+    for paper in papers:
+        known = latest.get(paper.arxiv_id)
+        if known is None or paper.version > known.version:
+            latest[paper.arxiv_id] = paper
+    # Most of a daily answer is stored already, unchanged. Skipping those rows before the
+    # upsert matters on PostgreSQL, where ON CONFLICT DO UPDATE locks (writes) a row even when
+    # its WHERE says not to update it.
+    for arxiv_id in _unchanged(session, list(latest.values())):
+        del latest[arxiv_id]
+    if not latest:
+        return
+    now = utcnow()
+    values = [
+        {
+            "arxiv_id": p.arxiv_id,
+            "version": p.version,
+            "title": p.title,
+            "authors": json.dumps(list(p.authors), ensure_ascii=False),
+            "abstract": p.abstract,
+            "comment": p.comment,
+            "published": as_utc(p.published),
+            "updated": as_utc(p.updated),
+            "stored_at": now,
+        }
+        for p in latest.values()
+    ]
+    # One statement compiled once and run as executemany: building a fresh multi-VALUES
+    # statement per batch spent most of a refresh compiling SQL.
+    stmt = insert_for(session, Paper)
+    fresh = stmt.excluded
+    table = Paper.__table__  # type: ignore[attr-defined]
+    updated_columns = ("version", "title", "authors", "abstract", "comment", "published", "updated")
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["arxiv_id"],
+        set_={name: fresh[name] for name in updated_columns},
+        where=or_(
+            table.c.version < fresh.version,
+            and_(
+                table.c.version == fresh.version,
+                table.c.updated <= fresh.updated,
+                or_(
+                    table.c.updated < fresh.updated,
+                    table.c.title != fresh.title,
+                    table.c.abstract != fresh.abstract,
+                    table.c.comment != fresh.comment,
+                    table.c.authors != fresh.authors,
+                ),
+            ),
+        ),
+    )
+    session.execute(upsert, values)
+
+
+def _unchanged(session: Session, papers: Sequence[FetchedPaper]) -> list[str]:
+    """Ids of the papers whose stored row already says exactly this."""
+    fields = (
+        Paper.arxiv_id,
+        Paper.version,
+        Paper.updated,
+        Paper.title,
+        Paper.abstract,
+        Paper.comment,
+    )
+    query = sa_select(*map(col, fields)).where(
+        col(Paper.arxiv_id).in_([p.arxiv_id for p in papers])
+    )
+    stored = {row[0]: row[1:] for row in session.execute(query)}
+    return [
+        p.arxiv_id
+        for p in papers
+        if (row := stored.get(p.arxiv_id)) is not None
+        and (row[0], as_utc(row[1]), row[2], row[3], row[4])
+        == (p.version, as_utc(p.updated), p.title, p.abstract, p.comment)
+    ]
+
+
+def add_matches(session: Session, *, keyword_id: int, paper_ids: Iterable[str]) -> int:
+    """Record keyword ↔ paper matches; returns how many are new."""
+    wanted = list(dict.fromkeys(paper_ids))
+    if not wanted:
+        return 0
+    known = select(Match.paper_id).where(
+        Match.keyword_id == keyword_id, col(Match.paper_id).in_(wanted)
+    )
+    present = set(session.exec(known).all())
+    now = utcnow()
+    rows = [
+        {"keyword_id": keyword_id, "paper_id": pid, "first_seen_at": now}
+        for pid in wanted
+        if pid not in present
+    ]
+    if not rows:
+        return 0
+    stmt = insert_for(session, Match).on_conflict_do_nothing(
+        index_elements=["keyword_id", "paper_id"]
+    )
+    # RETURNING, not rowcount: psycopg reports -1 for an executemany.
+    inserted = session.execute(stmt.returning(Match.__table__.c.paper_id), rows).all()  # type: ignore[attr-defined]
+    return len(inserted)
+
+
+def undelivered_groups(
+    session: Session,
+    channel: Channel | int,
+    *,
+    per_keyword: int = 100,
+    exclude: Iterable[str] = (),
+) -> list[PaperGroup]:
+    """The channel's undelivered papers grouped by keyword (added order), newest first, each paper once.
+
+    One prepared query, as the daily posts run it for every channel every morning.
+    `exclude`: papers to leave out as well (those of a post on its way, not yet recorded).
+    """
+    channel_id = channel if isinstance(channel, int) else channel.id
+    rows = session.execute(_UNDELIVERED, {"channel": channel_id, "per_keyword": per_keyword})
+    seen: set[str] = set(exclude)
+    labels: dict[int, str] = {}
+    grouped: dict[int, list[PaperView]] = {}
+    for subscription, label, arxiv_id, version, title, names, updated, comment, abstract in rows:
+        if arxiv_id in seen:
+            continue
+        seen.add(arxiv_id)
+        labels[subscription] = label
+        grouped.setdefault(subscription, []).append(
+            PaperView(
+                arxiv_id=arxiv_id,
+                version=version,
+                title=title,
+                authors=tuple(json.loads(names)) if names else (),
+                updated=as_utc(updated),
+                comment=comment,
+                abstract=abstract,
+            )
+        )
+    return [PaperGroup(label=labels[s], papers=tuple(papers)) for s, papers in grouped.items()]
+
+
+def _undelivered_query() -> Any:
+    """A window over the channel's matches, ranked per keyword; built once (building it
+    costs more than running it). NOT EXISTS, not NOT IN: PostgreSQL makes it an anti-join
+    on the deliveries key instead of filtering a scan of every paper."""
+    delivered = (
+        sa_select(literal(1))
+        .where(col(Delivery.channel_id) == bindparam("channel"))
+        .where(col(Delivery.paper_id) == col(Match.paper_id))
+        .exists()
+    )
+    rank = (
+        func.row_number().over(partition_by=col(Match.keyword_id), order_by=_NEWEST).label("rank")
+    )
+    ranked = (
+        sa_select(
+            col(Subscription.label).label("label"),
+            col(Subscription.created_at).label("added"),
+            col(Subscription.id).label("subscription"),
+            col(Match.paper_id).label("paper_id"),
+            rank,
+        )
+        .join(Match, col(Match.keyword_id) == col(Subscription.keyword_id))
+        .join(Paper, col(Paper.arxiv_id) == col(Match.paper_id))
+        .where(col(Subscription.channel_id) == bindparam("channel"), ~delivered)
+        .subquery()
+    )
+    return (
+        sa_select(
+            ranked.c.subscription,
+            ranked.c.label,
+            col(Paper.arxiv_id),
+            col(Paper.version),
+            col(Paper.title),
+            col(Paper.authors),
+            col(Paper.updated),
+            col(Paper.comment),
+            col(Paper.abstract),
+        )
+        .join(Paper, col(Paper.arxiv_id) == ranked.c.paper_id)
+        .where(ranked.c.rank <= bindparam("per_keyword"))
+        .order_by(ranked.c.added, ranked.c.subscription, ranked.c.rank)
+    )
+
+
+_UNDELIVERED = _undelivered_query()
