@@ -43,7 +43,7 @@ from bot.core import Core
 from bot.db import ensure_schema, make_engine
 from bot.models import Channel, Delivery, Keyword, Match, Paper, Subscription, Workspace
 from bot.replies import Papers, Reply
-from bot.schedule import MAX_CONCURRENT_CHANNELS, DigestRunner
+from bot.runner import MAX_CONCURRENT_CHANNELS, DigestRunner
 
 KEYWORDS_PER_CHANNEL = 5
 NEW_PER_KEYWORD = 2

@@ -22,7 +22,7 @@ from bot.db import read_session, write_session
 from bot.models import Channel, DigestClaim
 from bot.poster import PostFailed
 from bot.replies import KeywordTable, Papers, Reply
-from bot.schedule import DigestRunner, run_due_digests
+from bot.runner import DigestRunner, run_due_digests
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry, status
 
 SLACK = Place(platform="slack", workspace_id="T1", channel_id="C1")

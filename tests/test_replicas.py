@@ -12,7 +12,7 @@ from bot.arxiv_gateway import ArxivGateway
 from bot.config import Settings
 from bot.core import Core
 from bot.db import ensure_schema, make_engine
-from bot.schedule import run_due_digests
+from bot.runner import run_due_digests
 from tests.conftest import test_settings
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import SlackWebAPI

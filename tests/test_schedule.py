@@ -18,7 +18,9 @@ from bot.core import Core, Place
 from bot.db import make_engine, read_session, write_session
 from bot.health import health_report
 from bot.models import Lease
-from bot.schedule import REFRESH_LEASE_NAME, DigestRunner, start_scheduler
+from bot.refresh_lease import REFRESH_LEASE_NAME
+from bot.runner import DigestRunner
+from bot.schedule import start_scheduler
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.test_digest import SLACK, FakePoster, add_paper, claims, entry, follow, utc
 

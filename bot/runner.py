@@ -1,0 +1,300 @@
+"""The digest runner: claims the due daily posts, posts them through the platforms' posters
+concurrently, records what went out, and runs the daily refresh once across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from bot import digest, store
+from bot.core import Core, RefreshOutcome
+from bot.db import is_sqlite, read_session, write_session
+from bot.digest import Claim, DueChannel
+from bot.poster import Poster, PostFailed
+from bot.refresh_lease import (
+    finish_refresh,
+    refresh_done,
+    refresh_status,
+    renew_refresh_lease,
+    take_refresh_lease,
+)
+from bot.replies import Papers
+from bot.text import keyword_key
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_CONCURRENT_CHANNELS = 1000  # channels being posted at once; waiting out rate limits is cheap
+DB_THREADS_POSTGRESQL = 4
+POST_TIMEOUT_SECONDS = 600.0  # under digest.CLAIM_LEASE, so a live sender is never "recovered"
+
+
+@dataclass(frozen=True)
+class DigestOutcome:
+    """What one channel's turn did: sent, empty, failed, paused, uncertain, taken or error."""
+
+    channel_id: int
+    local_date: date
+    status: str
+    detail: str = ""
+
+
+def default_owner() -> str:
+    """Who holds a claim or lease: host, process and a random part (unique per runner)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def posters_by_platform(posters: Sequence[Poster]) -> dict[str, Poster]:
+    """A channel's workspace platform ("slack", "discord") picks its poster."""
+    found: dict[str, Poster] = {}
+    for poster in posters:
+        if poster.platform in found:
+            raise ValueError(f"two posters for platform {poster.platform!r}")
+        found[poster.platform] = poster
+    return found
+
+
+class DigestRunner:
+    """Posts the due daily digests concurrently (bounded) and runs the daily refresh once."""
+
+    def __init__(
+        self,
+        core: Core,
+        posters: Sequence[Poster],
+        *,
+        owner: str | None = None,
+        max_concurrent: int = MAX_CONCURRENT_CHANNELS,
+        post_timeout: float = POST_TIMEOUT_SECONDS,
+    ) -> None:
+        self.core = core
+        self.posters = posters_by_platform(posters)
+        self.owner = owner or default_owner()
+        self.post_timeout = post_timeout
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._in_flight: set[int] = set()
+        self._arxiv_turn = asyncio.Lock()
+        # SQLite takes one writer at a time: one thread queues our transactions instead of
+        # leaving them to SQLite's busy-wait; PostgreSQL works on a few at once.
+        threads = 1 if is_sqlite(core.engine) else DB_THREADS_POSTGRESQL
+        self._db_threads = ThreadPoolExecutor(threads, thread_name_prefix="digest-db")
+        self._refreshes: dict[tuple[str, datetime], asyncio.Future[RefreshOutcome]] = {}
+
+    # -- daily posts ------------------------------------------------------------------------
+
+    async def run_due(
+        self, now: datetime | None = None, *, only: Collection[int] | None = None
+    ) -> list[DigestOutcome]:
+        """Post every channel whose time today has passed and whose day is unsettled (all of
+        them, or those in `only`); returns when each is done. Safe to call at any time."""
+        now = now or self.core.clock()
+        due = await self._in_db_thread(self._due, now, only)
+        due = [d for d in due if d.channel_id not in self._in_flight]
+        if not due:
+            return []
+        self._in_flight.update(d.channel_id for d in due)
+        try:
+            claims, stale = await self._in_db_thread(self._claim, due)
+            turns = [
+                self._deliver(d, claims.get(d.channel_id), stale.get(d.channel_id, [])) for d in due
+            ]
+            return list(await asyncio.gather(*turns))
+        finally:
+            self._in_flight.difference_update(d.channel_id for d in due)
+
+    def _due(self, now: datetime, only: Collection[int] | None) -> list[DueChannel]:
+        with read_session(self.core.engine) as session:
+            abandoned = digest.has_abandoned(session, now=now)
+        if abandoned:
+            self._write(digest.recover_abandoned, now=now)
+        with read_session(self.core.engine) as session:
+            return digest.due_channels(
+                session,
+                settings=self.core.settings,
+                now=now,
+                platforms=self.posters.keys(),
+                only=only,
+            )
+
+    def _claim(self, due: list[DueChannel]) -> tuple[dict[int, Claim], dict[int, list[str]]]:
+        """Claims for the due channels, and the keywords each must refresh first."""
+        now = self.core.clock()
+        claims = self._write(digest.claim_due, due, owner=self.owner, now=now)
+        since = digest.last_refresh_slot(now, self.core.settings.fetch_time)
+        stale = self._read(digest.stale_labels, channel_ids=list(claims), since=since)
+        return claims, stale
+
+    async def _deliver(
+        self, due: DueChannel, claim: Claim | None, stale: list[str]
+    ) -> DigestOutcome:
+        if claim is None:
+            return DigestOutcome(due.channel_id, due.local_date, "taken")
+        try:
+            await self._refresh(stale)
+            async with self._slots:
+                post = await self._db(digest.begin_sending, claim, now=self.core.clock())
+                if post is None:
+                    return DigestOutcome(due.channel_id, due.local_date, digest.EMPTY)
+                return await self._send(due, claim, post)
+        except digest.ClaimLost:
+            return DigestOutcome(due.channel_id, due.local_date, "taken")
+        except Exception as exc:
+            logger.exception("the %s post of channel %s failed", due.local_date, due.channel_id)
+            return DigestOutcome(due.channel_id, due.local_date, "error", repr(exc))
+
+    async def _send(self, due: DueChannel, claim: Claim, post: Papers) -> DigestOutcome:
+        poster = self.posters[due.platform]
+        outcome = DigestOutcome(due.channel_id, due.local_date, digest.SENT, f"{post.count} papers")
+        try:
+            await asyncio.wait_for(
+                poster.post(workspace_id=due.workspace_id, channel_id=due.channel, replies=[post]),
+                self.post_timeout,
+            )
+        except PostFailed as exc:
+            if exc.maybe_delivered:
+                return await self._uncertain(outcome, claim, post, exc.reason)
+            paused = await self._db(
+                digest.record_failure,
+                claim,
+                reason=exc.reason,
+                permanent=exc.permanent,
+                now=self.core.clock(),
+            )
+            logger.warning(
+                "channel %s refused its post%s: %s",
+                due.channel_id,
+                " and is now paused" if paused else "",
+                exc.reason,
+            )
+            return DigestOutcome(
+                due.channel_id, due.local_date, "paused" if paused else "failed", exc.reason
+            )
+        except TimeoutError:
+            return await self._uncertain(
+                outcome, claim, post, f"no answer in {self.post_timeout:g}s"
+            )
+        except Exception as exc:
+            logger.exception("posting to channel %s broke", due.channel_id)
+            return await self._uncertain(outcome, claim, post, f"{type(exc).__name__}: {exc}")
+        await self._db(digest.record_sent, claim, post, now=self.core.clock())
+        return outcome
+
+    async def _uncertain(
+        self, outcome: DigestOutcome, claim: Claim, post: Papers, reason: str
+    ) -> DigestOutcome:
+        await self._db(digest.record_uncertain, claim, post, reason=reason, now=self.core.clock())
+        return DigestOutcome(outcome.channel_id, outcome.local_date, digest.UNCERTAIN, reason)
+
+    async def _refresh(self, labels: list[str]) -> None:
+        """Refresh keywords not fetched since the last daily refresh; each keyword once per
+        refresh period in this process, however many channels wait for it."""
+        if not labels:
+            return
+        since = digest.last_refresh_slot(self.core.clock(), self.core.settings.fetch_time)
+        waits = [asyncio.shield(self._refresh_once(label, since)) for label in labels]
+        for label, result in zip(
+            labels, await asyncio.gather(*waits, return_exceptions=True), strict=True
+        ):
+            if isinstance(result, Exception):
+                logger.error("refreshing %r before a post broke: %r", label, result)
+
+    def _refresh_once(self, label: str, since: datetime) -> asyncio.Future[RefreshOutcome]:
+        key = (keyword_key(label), since)
+        if key not in self._refreshes:
+            self._refreshes = {k: f for k, f in self._refreshes.items() if k[1] == since}
+            self._refreshes[key] = asyncio.ensure_future(self._refresh_in_turn(label))
+        return self._refreshes[key]
+
+    async def _refresh_in_turn(self, label: str) -> RefreshOutcome:
+        # The gateway sends one request at a time anyway; queueing here rather than in the
+        # gateway keeps the thread pool free for the database work of other channels.
+        async with self._arxiv_turn:
+            return await asyncio.to_thread(self.core.refresh, label)
+
+    # -- the daily refresh ------------------------------------------------------------------
+
+    async def run_daily_refresh(self, now: datetime | None = None) -> bool:
+        """Refresh every followed keyword once per day across all processes (the
+        "daily-refresh" lease); a keyword already fetched since the refresh time is skipped.
+        True when this call did the refresh."""
+        now = now or self.core.clock()
+        slot = digest.last_refresh_slot(now, self.core.settings.fetch_time)
+        if not await asyncio.to_thread(self._take_refresh, slot.date(), now):
+            return False
+        try:
+            outcomes = await asyncio.to_thread(self._refresh_followed, slot)
+            status = refresh_status(outcomes)
+        except Exception as exc:
+            logger.exception("the daily refresh broke")
+            status = f"failed: {type(exc).__name__}: {exc}"
+        await asyncio.to_thread(
+            self._write,
+            finish_refresh,
+            owner=self.owner,
+            run_date=slot.date(),
+            status=status,
+            now=self.core.clock(),
+        )
+        logger.info("daily refresh for %s: %s", slot.date(), status)
+        return True
+
+    def _take_refresh(self, run_date: date, now: datetime) -> bool:
+        with read_session(self.core.engine) as session:
+            if refresh_done(session, run_date=run_date):
+                return False
+        return self._write(take_refresh_lease, owner=self.owner, run_date=run_date, now=now)
+
+    def _refresh_followed(self, slot: datetime) -> list[RefreshOutcome]:
+        def renew(_outcome: RefreshOutcome) -> None:
+            if not self._write(renew_refresh_lease, owner=self.owner, now=self.core.clock()):
+                raise RuntimeError("the daily-refresh lease was taken over")
+
+        return self.core.refresh_all(self._still_stale(slot), progress=renew)
+
+    def _still_stale(self, slot: datetime) -> Iterator[str]:
+        """Followed keywords, each checked just before its turn (a post may have refreshed it)."""
+        for label in self.core.followed_keywords():
+            with read_session(self.core.engine) as session:
+                keyword = store.find_keyword(session, label)
+            if keyword is None or digest.is_stale(keyword, slot):
+                yield label
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with write_session(self.core.engine) as session:
+            return fn(session, *args, **kwargs)
+
+    def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with read_session(self.core.engine) as session:
+            return fn(session, *args, **kwargs)
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(session, ...)` in a write transaction, in a database thread."""
+        return await self._in_db_thread(self._write, fn, *args, **kwargs)
+
+    async def _in_db_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_threads, partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._db_threads.shutdown(wait=False)
+
+
+async def run_due_digests(
+    core: Core, posters: Sequence[Poster], now: datetime | None = None, **options: Any
+) -> list[DigestOutcome]:
+    """One pass as a fresh runner (a process of its own): post whatever is due at `now`."""
+    runner = DigestRunner(core, posters, **options)
+    try:
+        return await runner.run_due(now)
+    finally:
+        runner.close()
