@@ -8,7 +8,7 @@ A post moves through one claim row per (channel, local date):
 "claimed" may be retaken by another process once its lease expires; "sending" never is:
 from then on the platform may have the post, so a crash leaves it to `recover_abandoned`,
 which counts its papers as delivered instead of posting them twice (at most once beats twice).
-Every function here is synchronous and takes its session; `bot.schedule` runs them in threads.
+Every function here is synchronous and takes its session; `bot.runner` runs them in threads.
 """
 
 from __future__ import annotations
