@@ -205,3 +205,40 @@ def test_backup_then_restore_gives_the_same_rows(
                 map(tuple, b.execute(query).all())
             ), table
     restored.dispose()
+
+
+def test_an_older_schema_with_data_upgrades_to_the_last_migration(database_url: str) -> None:
+    """A database left at the first migration, with rows in it, upgrades step by step to head."""
+    from alembic.script import ScriptDirectory
+
+    from bot.db import alembic_config
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workspaces (platform, external_id, name, active, created_at) VALUES ('slack', 'T1', '', true, '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO channels (workspace_id, external_id, active, digest_enabled, paused, failed_days, created_at) VALUES (1, 'C1', true, true, false, 0, '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO digest_claims (channel_id, local_date, status, owner, lease_until, claimed_at) VALUES (1, '2026-01-01', 'sent', 'x', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+    ensure_schema(engine)
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+        assert conn.execute(text("SELECT status, papers FROM digest_claims")).one() == (
+            "sent",
+            None,
+        )
+        assert conn.execute(text("SELECT external_id FROM channels")).scalar() == "C1"
+    assert {"slack_installations", "slack_bots", "slack_oauth_states"} <= set(table_names(engine))
+    engine.dispose()
