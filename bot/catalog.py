@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from bot.arxiv_gateway import FetchedPaper
 from bot.models import Channel, Delivery, Match, Paper, Subscription, utcnow
 from bot.replies import PaperGroup, PaperView
-from bot.store import as_utc, insert_for
+from bot.store import as_utc, insert_for, one_of
 
 
 def paper_view(paper: Paper) -> PaperView:
@@ -50,29 +50,40 @@ def newest_per_keyword(
     result: dict[int, list[PaperView]] = {k: [] for k in keyword_ids}
     if not keyword_ids:
         return result
-    rank = (
-        func.row_number().over(partition_by=col(Match.keyword_id), order_by=_NEWEST).label("rank")
-    )
+    rank = func.row_number().over(partition_by=col(Match.keyword_id), order_by=_NEWEST)
+    authors = col(Paper.authors) if with_authors else literal("")
+    # One pass over the keywords' matches joined to their papers; the paper columns ride along
+    # so the ranked rows need no second join.
     ranked = (
-        select(Match.keyword_id.label("keyword_id"), Paper.arxiv_id.label("arxiv_id"), rank)  # type: ignore[attr-defined]
-        .join(Paper, Paper.arxiv_id == Match.paper_id)  # type: ignore[arg-type]
+        sa_select(
+            col(Match.keyword_id).label("keyword_id"),
+            col(Paper.arxiv_id).label("arxiv_id"),
+            col(Paper.version).label("version"),
+            col(Paper.title).label("title"),
+            col(Paper.updated).label("updated"),
+            col(Paper.comment).label("comment"),
+            col(Paper.abstract).label("abstract"),
+            authors.label("authors"),
+            rank.label("rank"),
+        )
+        .join(Paper, col(Paper.arxiv_id) == col(Match.paper_id))
         .where(col(Match.keyword_id).in_(keyword_ids))
         .subquery()
     )
-    columns = [
-        col(Paper.arxiv_id),
-        col(Paper.version),
-        col(Paper.title),
-        col(Paper.updated),
-        col(Paper.comment),
-        col(Paper.abstract),
-    ]
-    authors = col(Paper.authors) if with_authors else literal("")
+    c = ranked.c
     rows = session.execute(
-        sa_select(ranked.c.keyword_id, *columns, authors)
-        .join(Paper, col(Paper.arxiv_id) == ranked.c.arxiv_id)
-        .where(ranked.c.rank <= limit)
-        .order_by(ranked.c.keyword_id, ranked.c.rank)
+        sa_select(
+            c.keyword_id,
+            c.arxiv_id,
+            c.version,
+            c.title,
+            c.updated,
+            c.comment,
+            c.abstract,
+            c.authors,
+        )
+        .where(c.rank <= limit)
+        .order_by(c.keyword_id, c.rank)
     )
     for keyword_id, arxiv_id, version, title, updated, comment, abstract, names in rows:
         result[keyword_id].append(
@@ -164,7 +175,7 @@ def _unchanged(session: Session, papers: Sequence[FetchedPaper]) -> list[str]:
         Paper.comment,
     )
     query = sa_select(*map(col, fields)).where(
-        col(Paper.arxiv_id).in_([p.arxiv_id for p in papers])
+        one_of(session, col(Paper.arxiv_id), [p.arxiv_id for p in papers])
     )
     stored = {row[0]: row[1:] for row in session.execute(query)}
     return [
@@ -182,7 +193,7 @@ def add_matches(session: Session, *, keyword_id: int, paper_ids: Iterable[str]) 
     if not wanted:
         return 0
     known = select(Match.paper_id).where(
-        Match.keyword_id == keyword_id, col(Match.paper_id).in_(wanted)
+        Match.keyword_id == keyword_id, one_of(session, col(Match.paper_id), wanted)
     )
     present = set(session.exec(known).all())
     now = utcnow()
