@@ -106,21 +106,85 @@ def match_count(session: Session, keyword_id: int) -> int:
     ).one()
 
 
+def record_answer(session: Session, *, keyword_id: int, papers: Sequence[FetchedPaper]) -> int:
+    """Store one arXiv answer for a keyword: new or changed papers, new matches. Returns how
+    many matches are new. One read tells both what is stored and what is matched, so a refresh
+    of a keyword costs one query plus at most two writes."""
+    latest = _latest_versions(papers)
+    if not latest:
+        return 0
+    matched = (
+        sa_select(literal(1))
+        .where(col(Match.keyword_id) == keyword_id, col(Match.paper_id) == col(Paper.arxiv_id))
+        .exists()
+    )
+    query = sa_select(*map(col, _COMPARED), matched).where(
+        one_of(session, col(Paper.arxiv_id), list(latest))
+    )
+    stored = {row[0]: row for row in session.execute(query)}
+    _write_papers(session, [p for p in latest.values() if not _same(stored.get(p.arxiv_id), p)])
+    fresh = [pid for pid in latest if pid not in stored or not stored[pid][-1]]
+    return _insert_matches(session, keyword_id, fresh)
+
+
 def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
-    """Insert new papers; a newer version (or the same one re-sent) updates its row."""
-    if not papers:
+    """Insert new papers; a newer version (or the same one re-sent changed) updates its row."""
+    latest = _latest_versions(papers)
+    if not latest:
         return
+    query = sa_select(*map(col, _COMPARED)).where(
+        one_of(session, col(Paper.arxiv_id), list(latest))
+    )
+    stored = {row[0]: row for row in session.execute(query)}
+    _write_papers(session, [p for p in latest.values() if not _same(stored.get(p.arxiv_id), p)])
+
+
+def add_matches(session: Session, *, keyword_id: int, paper_ids: Iterable[str]) -> int:
+    """Record keyword ↔ paper matches; returns how many are new."""
+    wanted = list(dict.fromkeys(paper_ids))
+    if not wanted:
+        return 0
+    known = select(Match.paper_id).where(
+        Match.keyword_id == keyword_id, one_of(session, col(Match.paper_id), wanted)
+    )
+    present = set(session.exec(known).all())
+    return _insert_matches(session, keyword_id, [pid for pid in wanted if pid not in present])
+
+
+_COMPARED = (
+    Paper.arxiv_id,
+    Paper.version,
+    Paper.updated,
+    Paper.title,
+    Paper.abstract,
+    Paper.comment,
+)
+
+
+def _latest_versions(papers: Sequence[FetchedPaper]) -> dict[str, FetchedPaper]:
     latest: dict[str, FetchedPaper] = {}
     for paper in papers:
         known = latest.get(paper.arxiv_id)
         if known is None or paper.version > known.version:
             latest[paper.arxiv_id] = paper
-    # Most of a daily answer is stored already, unchanged. Skipping those rows before the
-    # upsert matters on PostgreSQL, where ON CONFLICT DO UPDATE locks (writes) a row even when
-    # its WHERE says not to update it.
-    for arxiv_id in _unchanged(session, list(latest.values())):
-        del latest[arxiv_id]
-    if not latest:
+    return latest
+
+
+def _same(row: Any, paper: FetchedPaper) -> bool:
+    """The stored row (in `_COMPARED` order) already says exactly what arXiv sent."""
+    return row is not None and (row[1], as_utc(row[2]), row[3], row[4], row[5]) == (
+        paper.version,
+        as_utc(paper.updated),
+        paper.title,
+        paper.abstract,
+        paper.comment,
+    )
+
+
+def _write_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
+    """Upsert rows known to be new or changed. Unchanged ones are filtered out before: on
+    PostgreSQL, ON CONFLICT DO UPDATE locks (writes) a row even when its WHERE declines."""
+    if not papers:
         return
     now = utcnow()
     values = [
@@ -135,7 +199,7 @@ def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
             "updated": as_utc(p.updated),
             "stored_at": now,
         }
-        for p in latest.values()
+        for p in papers
     ]
     # One statement compiled once and run as executemany: building a fresh multi-VALUES
     # statement per batch spent most of a refresh compiling SQL.
@@ -146,64 +210,20 @@ def upsert_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
     upsert = stmt.on_conflict_do_update(
         index_elements=["arxiv_id"],
         set_={name: fresh[name] for name in updated_columns},
+        # A concurrent writer may have stored a newer version meanwhile: never go back.
         where=or_(
             table.c.version < fresh.version,
-            and_(
-                table.c.version == fresh.version,
-                table.c.updated <= fresh.updated,
-                or_(
-                    table.c.updated < fresh.updated,
-                    table.c.title != fresh.title,
-                    table.c.abstract != fresh.abstract,
-                    table.c.comment != fresh.comment,
-                    table.c.authors != fresh.authors,
-                ),
-            ),
+            and_(table.c.version == fresh.version, table.c.updated <= fresh.updated),
         ),
     )
     session.execute(upsert, values)
 
 
-def _unchanged(session: Session, papers: Sequence[FetchedPaper]) -> list[str]:
-    """Ids of the papers whose stored row already says exactly this."""
-    fields = (
-        Paper.arxiv_id,
-        Paper.version,
-        Paper.updated,
-        Paper.title,
-        Paper.abstract,
-        Paper.comment,
-    )
-    query = sa_select(*map(col, fields)).where(
-        one_of(session, col(Paper.arxiv_id), [p.arxiv_id for p in papers])
-    )
-    stored = {row[0]: row[1:] for row in session.execute(query)}
-    return [
-        p.arxiv_id
-        for p in papers
-        if (row := stored.get(p.arxiv_id)) is not None
-        and (row[0], as_utc(row[1]), row[2], row[3], row[4])
-        == (p.version, as_utc(p.updated), p.title, p.abstract, p.comment)
-    ]
-
-
-def add_matches(session: Session, *, keyword_id: int, paper_ids: Iterable[str]) -> int:
-    """Record keyword ↔ paper matches; returns how many are new."""
-    wanted = list(dict.fromkeys(paper_ids))
-    if not wanted:
+def _insert_matches(session: Session, keyword_id: int, paper_ids: Sequence[str]) -> int:
+    if not paper_ids:
         return 0
-    known = select(Match.paper_id).where(
-        Match.keyword_id == keyword_id, one_of(session, col(Match.paper_id), wanted)
-    )
-    present = set(session.exec(known).all())
     now = utcnow()
-    rows = [
-        {"keyword_id": keyword_id, "paper_id": pid, "first_seen_at": now}
-        for pid in wanted
-        if pid not in present
-    ]
-    if not rows:
-        return 0
+    rows = [{"keyword_id": keyword_id, "paper_id": pid, "first_seen_at": now} for pid in paper_ids]
     stmt = insert_for(session, Match).on_conflict_do_nothing(
         index_elements=["keyword_id", "paper_id"]
     )

@@ -353,10 +353,7 @@ class Core:
                 reason = f"arXiv answered no papers for a keyword that had {had}"
                 store.record_fetch(session, keyword, status="failed", error=reason)
                 return RefreshOutcome(label=label, ok=False, reason=reason)
-            catalog.upsert_papers(session, result.papers)
-            new = catalog.add_matches(
-                session, keyword_id=keyword.id or 0, paper_ids=(p.arxiv_id for p in result.papers)
-            )
+            new = catalog.record_answer(session, keyword_id=keyword.id or 0, papers=result.papers)
             store.record_fetch(session, keyword, status="ok")
         return RefreshOutcome(label=label, ok=True, found=len(result.papers), new=new)
 
