@@ -17,16 +17,24 @@ from bot.replies import PaperGroup, PaperView
 from bot.store import as_utc, insert_for, one_of
 
 
-def paper_view(paper: Paper) -> PaperView:
+def _view(
+    arxiv_id: str, version: int, title: str, updated: Any, comment: str, abstract: str, names: str
+) -> PaperView:
+    """A paper read as plain columns (authors as stored: a JSON list, or "" when not read)."""
     return PaperView(
-        arxiv_id=paper.arxiv_id,
-        version=paper.version,
-        title=paper.title,
-        authors=tuple(json.loads(paper.authors)) if paper.authors else (),
-        updated=as_utc(paper.updated),
-        comment=paper.comment,
-        abstract=paper.abstract,
+        arxiv_id=arxiv_id,
+        version=version,
+        title=title,
+        authors=tuple(json.loads(names)) if names else (),
+        updated=as_utc(updated),
+        comment=comment,
+        abstract=abstract,
     )
+
+
+def paper_view(paper: Paper) -> PaperView:
+    p = paper
+    return _view(p.arxiv_id, p.version, p.title, p.updated, p.comment, p.abstract, p.authors)
 
 
 _NEWEST = (col(Paper.updated).desc(), col(Paper.arxiv_id).desc())
@@ -85,18 +93,8 @@ def newest_per_keyword(
         .where(c.rank <= limit)
         .order_by(c.keyword_id, c.rank)
     )
-    for keyword_id, arxiv_id, version, title, updated, comment, abstract, names in rows:
-        result[keyword_id].append(
-            PaperView(
-                arxiv_id=arxiv_id,
-                version=version,
-                title=title,
-                authors=tuple(json.loads(names)) if names else (),
-                updated=as_utc(updated),
-                comment=comment,
-                abstract=abstract,
-            )
-        )
+    for keyword_id, *paper in rows:
+        result[keyword_id].append(_view(*paper))
     return result
 
 
@@ -254,17 +252,8 @@ def undelivered_groups(
             continue
         seen.add(arxiv_id)
         labels[subscription] = label
-        grouped.setdefault(subscription, []).append(
-            PaperView(
-                arxiv_id=arxiv_id,
-                version=version,
-                title=title,
-                authors=tuple(json.loads(names)) if names else (),
-                updated=as_utc(updated),
-                comment=comment,
-                abstract=abstract,
-            )
-        )
+        paper = _view(arxiv_id, version, title, updated, comment, abstract, names)
+        grouped.setdefault(subscription, []).append(paper)
     return [PaperGroup(label=labels[s], papers=tuple(papers)) for s, papers in grouped.items()]
 
 

