@@ -260,44 +260,49 @@ def undelivered_groups(
 def _undelivered_query() -> Any:
     """A window over the channel's matches, ranked per keyword; built once (building it
     costs more than running it). NOT EXISTS, not NOT IN: PostgreSQL makes it an anti-join
-    on the deliveries key instead of filtering a scan of every paper."""
+    on the deliveries key instead of filtering a scan of every paper. The paper columns ride
+    along in the ranked rows, so papers is joined once."""
     delivered = (
         sa_select(literal(1))
         .where(col(Delivery.channel_id) == bindparam("channel"))
         .where(col(Delivery.paper_id) == col(Match.paper_id))
         .exists()
     )
-    rank = (
-        func.row_number().over(partition_by=col(Match.keyword_id), order_by=_NEWEST).label("rank")
-    )
+    rank = func.row_number().over(partition_by=col(Match.keyword_id), order_by=_NEWEST)
     ranked = (
         sa_select(
-            col(Subscription.label).label("label"),
             col(Subscription.created_at).label("added"),
             col(Subscription.id).label("subscription"),
-            col(Match.paper_id).label("paper_id"),
-            rank,
+            col(Subscription.label).label("label"),
+            col(Paper.arxiv_id).label("arxiv_id"),
+            col(Paper.version).label("version"),
+            col(Paper.title).label("title"),
+            col(Paper.authors).label("authors"),
+            col(Paper.updated).label("updated"),
+            col(Paper.comment).label("comment"),
+            col(Paper.abstract).label("abstract"),
+            rank.label("rank"),
         )
         .join(Match, col(Match.keyword_id) == col(Subscription.keyword_id))
         .join(Paper, col(Paper.arxiv_id) == col(Match.paper_id))
         .where(col(Subscription.channel_id) == bindparam("channel"), ~delivered)
         .subquery()
     )
+    c = ranked.c
     return (
         sa_select(
-            ranked.c.subscription,
-            ranked.c.label,
-            col(Paper.arxiv_id),
-            col(Paper.version),
-            col(Paper.title),
-            col(Paper.authors),
-            col(Paper.updated),
-            col(Paper.comment),
-            col(Paper.abstract),
+            c.subscription,
+            c.label,
+            c.arxiv_id,
+            c.version,
+            c.title,
+            c.authors,
+            c.updated,
+            c.comment,
+            c.abstract,
         )
-        .join(Paper, col(Paper.arxiv_id) == ranked.c.paper_id)
-        .where(ranked.c.rank <= bindparam("per_keyword"))
-        .order_by(ranked.c.added, ranked.c.subscription, ranked.c.rank)
+        .where(c.rank <= bindparam("per_keyword"))
+        .order_by(c.added, c.subscription, c.rank)
     )
 
 
