@@ -17,136 +17,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
 import logging
 import statistics
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from sqlalchemy import Engine, insert, text
 
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.client import make_client
+from bench import scale_data
 from bench.common import percentile, scratch_database
 from bot.arxiv_gateway import ArxivGateway
 from bot.config import Secret, Settings
-from bot.core import Core
-from bot.db import ensure_schema, make_engine
-from bot.models import Channel, Keyword, Match, Paper, Subscription, Workspace
+from bot.core import Core, Place
+from bot.db import make_engine
 from tests.fakes.discord_server import DiscordStandIn, SentInteraction
-
-ABSTRACT = (
-    "We propose a diffusion-based method for virtual try-on that preserves garment detail "
-    "under large pose changes, trained on paired and unpaired images. "
-) * 8
-BATCH = 5000
-
-
-def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(rows), BATCH):
-        yield rows[start : start + BATCH]
-
-
-def fill_store(
-    engine: Engine, *, guild_id: str, channel_id: str, keywords: int, papers: int, followed: int
-) -> None:
-    """Bulk SQL: one guild, a channel following `followed` keywords, others following the rest."""
-    now = datetime.now(UTC)
-    base = datetime(2020, 1, 1, tzinfo=UTC)
-    others = max(1, (keywords - followed) // 10)
-    channel_ids = [channel_id] + [str(10**17 + i) for i in range(others)]
-    with engine.begin() as conn:
-        conn.execute(
-            insert(Workspace.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "id": 1,
-                    "platform": "discord",
-                    "external_id": guild_id,
-                    "name": "Bench",
-                    "active": True,
-                    "created_at": now,
-                }
-            ],
-        )
-        conn.execute(
-            insert(Channel.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "id": i + 1,
-                    "workspace_id": 1,
-                    "external_id": cid,
-                    "active": True,
-                    "digest_enabled": True,
-                    "paused": False,
-                    "failed_days": 0,
-                    "created_at": now,
-                }
-                for i, cid in enumerate(channel_ids)
-            ],
-        )
-        conn.execute(
-            insert(Keyword.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "id": k + 1,
-                    "key": f"keyword {k}",
-                    "phrase": f"Keyword {k}",
-                    "fetch_status": "ok",
-                    "fetched_at": now,
-                    "last_success_at": now,
-                    "created_at": now,
-                }
-                for k in range(keywords)
-            ],
-        )
-        subscriptions = [
-            {
-                "channel_id": 1 if k < followed else 2 + (k - followed) % others,
-                "keyword_id": k + 1,
-                "label": f"Keyword {k}",
-                "created_at": now + timedelta(microseconds=k),
-            }
-            for k in range(keywords)
-        ]
-        conn.execute(insert(Subscription.__table__), subscriptions)  # type: ignore[attr-defined]
-        authors = json.dumps(["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"])
-        rows = [
-            {
-                "arxiv_id": f"{2000 + p // 100000:04d}.{p % 100000:05d}",
-                "version": 1 + p % 3,
-                "title": f"Paper {p}: diffusion models for virtual try-on at scale",
-                "authors": authors,
-                "abstract": ABSTRACT,
-                "comment": "Accepted at CVPR" if p % 2 else "",
-                "published": base + timedelta(minutes=p),
-                "updated": base + timedelta(minutes=p, seconds=p % 60),
-                "stored_at": now,
-            }
-            for p in range(papers)
-        ]
-        for batch in _batches(rows):
-            conn.execute(insert(Paper.__table__), batch)  # type: ignore[attr-defined]
-        # each paper matches one keyword, every fifth a second one
-        matches = [
-            {"keyword_id": p % keywords + 1, "paper_id": r["arxiv_id"], "first_seen_at": now}
-            for p, r in enumerate(rows)
-        ]
-        matches += [
-            {
-                "keyword_id": (p * 7 + 3) % keywords + 1,
-                "paper_id": r["arxiv_id"],
-                "first_seen_at": now,
-            }
-            for p, r in enumerate(rows)
-            if p % 5 == 0 and (p * 7 + 3) % keywords != p % keywords
-        ]
-        for batch in _batches(matches):
-            conn.execute(insert(Match.__table__), batch)  # type: ignore[attr-defined]
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE"))  # planner statistics, as a long-running store would have
 
 
 async def measure(
@@ -202,19 +86,24 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
             discord_gateway_url=ds.gateway_url,
         )
         engine = make_engine(url)
-        ensure_schema(engine)
-        started = time.perf_counter()
-        fill_store(
+        # The stand-in's channel follows `followed` keywords; the rest are dealt among other
+        # channels of the guild, about ten each. Every fifth paper matches a second keyword.
+        others = max(1, (args.keywords - args.followed) // 10)
+        filled = scale_data.load(
             engine,
-            guild_id=ds.guild_id,
-            channel_id=ds.channel_id,
             keywords=args.keywords,
             papers=args.papers,
+            channel=Place(platform="discord", workspace_id=ds.guild_id, channel_id=ds.channel_id),
             followed=args.followed,
+            others=[
+                Place(platform="discord", workspace_id=ds.guild_id, channel_id=str(10**17 + i))
+                for i in range(others)
+            ],
+            second_match_every=5,
         )
         print(
             f"store: {args.keywords:,} keywords, {args.papers:,} papers on {engine.dialect.name} "
-            f"(filled in {time.perf_counter() - started:.1f} s); channel follows {args.followed}"
+            f"(filled in {filled:.1f} s); channel follows {args.followed}"
         )
         core = Core(settings, engine, ArxivGateway(settings))
         try:

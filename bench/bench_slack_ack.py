@@ -18,126 +18,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import logging
 import statistics
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Engine, insert
 
 from adapters.slack.app import SlackFrontEnd
+from bench import scale_data
 from bench.common import percentile, scratch_database
 from bot.arxiv_gateway import ArxivGateway
 from bot.config import Secret, Settings
-from bot.core import Core
-from bot.db import ensure_schema, make_engine
-from bot.models import Channel, Keyword, Match, Paper, Subscription, Workspace
+from bot.core import Core, Place
+from bot.db import make_engine
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI, serve_web_app
 
 SECRET = "bench-signing-secret"
 TEAM, CHANNEL = "T0BENCH", "C0BENCH"
-ABSTRACT = (
-    "We propose a diffusion-based method for virtual try-on that preserves garment detail "
-    "under large pose changes, trained on paired and unpaired images. "
-) * 8
-BATCH = 5000
-
-
-def _batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(rows), BATCH):
-        yield rows[start : start + BATCH]
-
-
-def fill_store(engine: Engine, *, keywords: int, papers: int, followed: int) -> float:
-    """Bulk-insert the store with SQL; returns seconds taken."""
-    started = time.perf_counter()
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    with engine.begin() as conn:
-        conn.execute(
-            insert(Workspace),
-            [
-                {
-                    "platform": "slack",
-                    "external_id": ext,
-                    "name": "",
-                    "active": True,
-                    "created_at": now,
-                }
-                for ext in (TEAM, "T0OTHER")
-            ],
-        )
-        conn.execute(
-            insert(Channel),
-            [
-                {
-                    "workspace_id": ws,
-                    "external_id": ext,
-                    "active": True,
-                    "digest_enabled": True,
-                    "paused": False,
-                    "failed_days": 0,
-                    "created_at": now,
-                }
-                for ws, ext in ((1, CHANNEL), (2, "C0OTHER"))
-            ],
-        )
-        conn.execute(
-            insert(Keyword),
-            [
-                {
-                    "key": f"keyword {k}",
-                    "phrase": f"Keyword {k}",
-                    "fetch_status": "ok",
-                    "fetched_at": now,
-                    "last_success_at": now,
-                    "created_at": now,
-                }
-                for k in range(keywords)
-            ],
-        )
-        conn.execute(
-            insert(Subscription),
-            [
-                {
-                    "channel_id": 1 if k < followed else 2,
-                    "keyword_id": k + 1,
-                    "label": f"Keyword {k}",
-                    "created_at": now + timedelta(seconds=k),
-                }
-                for k in range(keywords)
-            ],
-        )
-    authors = json.dumps(["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"])
-    paper_rows, match_rows = [], []
-    for n in range(papers):
-        moment = now - timedelta(minutes=n)
-        arxiv_id = f"{2400 + n // 100_000:04d}.{n % 100_000:05d}"
-        paper_rows.append(
-            {
-                "arxiv_id": arxiv_id,
-                "version": 1 + n % 3,
-                "title": f"Paper {n}: garment-preserving virtual try-on <with> & without poses",
-                "authors": authors,
-                "abstract": ABSTRACT,
-                "comment": "CVPR 2026, 12 pages" if n % 2 else "",
-                "published": moment,
-                "updated": moment,
-                "stored_at": now,
-            }
-        )
-        match_rows.append(
-            {"keyword_id": 1 + n % keywords, "paper_id": arxiv_id, "first_seen_at": now}
-        )
-    with engine.begin() as conn:
-        for rows in _batches(paper_rows):
-            conn.execute(insert(Paper), rows)
-        for rows in _batches(match_rows):
-            conn.execute(insert(Match), rows)
-    return time.perf_counter() - started
 
 
 @dataclasses.dataclass
@@ -208,8 +105,16 @@ async def measure(
 
 async def run(args: argparse.Namespace, url: str) -> list[Figures]:
     engine = make_engine(url, pool_size=30) if not url.startswith("sqlite") else make_engine(url)
-    ensure_schema(engine)
-    loaded = fill_store(engine, keywords=args.keywords, papers=args.papers, followed=args.followed)
+    # The benchmark channel follows `followed` keywords; one channel of another team the rest.
+    loaded = scale_data.load(
+        engine,
+        keywords=args.keywords,
+        papers=args.papers,
+        channel=Place(platform="slack", workspace_id=TEAM, channel_id=CHANNEL),
+        followed=args.followed,
+        others=[Place(platform="slack", workspace_id="T0OTHER", channel_id="C0OTHER")],
+        analyze=False,  # as measured so far: planner statistics left to the database
+    )
     print(
         f"store: {args.keywords} keywords, {args.papers} papers, loaded in {loaded:.1f}s ({engine.dialect.name})"
     )

@@ -1,25 +1,44 @@
-"""Bulk-loads a large synthetic store for the scale benchmarks (fast SQL, not the services)."""
+"""Bulk-loads the synthetic stores the benchmarks run against (fast SQL, not the services).
+
+Every store has keywords "Keyword 0" … "Keyword k-1" and papers 0 … n-1 (`paper_fields`), paper
+n matching keyword n % k. One measured channel follows the first `followed` keywords; the other
+channels follow keywords as `load` describes.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, insert, text
 
+from bot.core import Place
 from bot.db import ensure_schema
 from bot.models import Channel, Delivery, Keyword, Match, Paper, Subscription, Workspace
 
+# About 1,200 characters, a real abstract's length: it sets the size of the paper rows, and
+# five such papers fill more than the 6,000 characters of one Discord message.
 ABSTRACT = (
-    "We propose a method for virtual try-on that keeps garment details under large pose changes, "
-    "using a diffusion transformer conditioned on body parsing; experiments on two datasets show "
-    "gains in FID and user preference over strong baselines."
-)
-
-
-BASE = datetime(2024, 1, 1, tzinfo=UTC)
+    "We propose a diffusion-based method for virtual try-on that preserves garment detail "
+    "under large pose changes, trained on paired and unpaired images. "
+) * 8
+BASE = datetime(2024, 1, 1, tzinfo=UTC)  # paper n was published n minutes later
+NOW = datetime(2026, 11, 1, tzinfo=UTC)  # when the store was filled and every keyword fetched
 AUTHORS = ("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra")
+CHUNK = 5_000  # rows an INSERT
+
+T = TypeVar("T")
+
+
+def batches(rows: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """The rows in lists of at most `size`, so a large store is never all in memory."""
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 def paper_id(n: int) -> str:
@@ -32,9 +51,9 @@ def paper_fields(n: int) -> dict[str, object]:
     return {
         "arxiv_id": paper_id(n),
         "version": 1 + n % 3,
-        "title": f"Paper {n}: a study of virtual try-on",
+        "title": f"Paper {n}: garment-preserving virtual try-on <with> & without poses",
         "abstract": ABSTRACT,
-        "comment": "CVPR 2026" if n % 2 else "",
+        "comment": "CVPR 2026, 12 pages" if n % 2 else "",
         "published": moment,
         "updated": moment,
     }
@@ -45,35 +64,40 @@ def load(
     *,
     keywords: int,
     papers: int,
-    channels: int,
-    per_channel: int = 20,
-    chunk: int = 20_000,
+    channel: Place,
+    followed: int,
+    others: Sequence[Place],
+    per_other: int | None = None,
+    second_match_every: int = 0,
+    delivered: int = 0,
+    analyze: bool = True,
 ) -> float:
-    """Fill an empty store; returns seconds taken. Papers are spread evenly over keywords."""
+    """Fill an empty store with SQL; returns the seconds taken.
+
+    `channel` (the measured one) follows keywords 0 … followed-1 and has been sent papers
+    0 … delivered-1. Each of `others` follows `per_other` keywords, a window sliding over all
+    keywords (other c: keywords c·per_other, c·per_other+1, … modulo k); with `per_other` None
+    the keywords `channel` does not follow are dealt round-robin among `others` instead. The
+    workspaces are the places' distinct (platform, workspace). With `second_match_every` m,
+    every m-th paper also matches keyword (7n + 3) % k. `analyze` ends with ANALYZE (planner
+    statistics, as a long-running store would have).
+    """
     ensure_schema(engine)
     start = time.perf_counter()
-    now = datetime(2026, 11, 1, tzinfo=UTC)
+    places = [channel, *others]
+    workspaces = list(dict.fromkeys((p.platform, p.workspace_id) for p in places))
     with engine.begin() as conn:
         conn.execute(
             insert(Workspace),
             [
                 {
-                    "platform": p,
-                    "external_id": f"{p}-W{i}",
+                    "platform": platform,
+                    "external_id": external_id,
                     "name": "",
                     "active": True,
-                    "created_at": now,
+                    "created_at": NOW,
                 }
-                for i, p in enumerate(("slack", "discord"))
-            ]
-            + [
-                {
-                    "platform": "terminal",
-                    "external_id": "local",
-                    "name": "",
-                    "active": True,
-                    "created_at": now,
-                }
+                for platform, external_id in workspaces
             ],
         )
         conn.execute(
@@ -83,84 +107,83 @@ def load(
                     "key": f"keyword {k}",
                     "phrase": f"Keyword {k}",
                     "fetch_status": "ok",
-                    "fetched_at": now,
-                    "last_success_at": now,
-                    "created_at": now,
+                    "fetched_at": NOW,
+                    "last_success_at": NOW,
+                    "created_at": NOW,
                 }
                 for k in range(keywords)
             ],
         )
+        # Fresh tables: workspaces, keywords and channels get ids 1, 2, … in insertion order.
         conn.execute(
             insert(Channel),
             [
                 {
-                    "workspace_id": 1 + c % 2,
-                    "external_id": f"C{c}",
+                    "workspace_id": 1 + workspaces.index((p.platform, p.workspace_id)),
+                    "external_id": p.channel_id,
                     "active": True,
                     "digest_enabled": True,
                     "paused": False,
                     "failed_days": 0,
-                    "created_at": now,
+                    "created_at": NOW,
                 }
-                for c in range(channels)
-            ]
-            + [
-                {
-                    "workspace_id": 3,
-                    "external_id": "terminal",
-                    "active": True,
-                    "digest_enabled": True,
-                    "paused": False,
-                    "failed_days": 0,
-                    "created_at": now,
-                }
+                for p in places
             ],
         )
-        subs = [
-            {
-                "channel_id": c + 1,
-                "keyword_id": 1 + (c * per_channel + j) % keywords,
-                "label": f"Keyword {(c * per_channel + j) % keywords}",
-                "created_at": now + timedelta(seconds=j),
-            }
-            for c in range(channels)
-            for j in range(per_channel)
-        ]
-        subs += [
-            {
-                "channel_id": channels + 1,
-                "keyword_id": 1 + j,
-                "label": f"Keyword {j}",
-                "created_at": now + timedelta(seconds=j),
-            }
-            for j in range(per_channel)
-        ]
-        for i in range(0, len(subs), chunk):
-            conn.execute(insert(Subscription), subs[i : i + chunk])
+        follows = _follows(keywords, followed, len(others), per_other)
+        for rows in batches(follows):
+            conn.execute(insert(Subscription), rows)
     authors = json.dumps(list(AUTHORS))
-    for i in range(0, papers, chunk):
-        rows = [
-            {**paper_fields(n), "authors": authors, "stored_at": now}
-            for n in range(i, min(papers, i + chunk))
-        ]
-        matches = [
-            {"keyword_id": 1 + n % keywords, "paper_id": paper_id(n), "first_seen_at": now}
-            for n in range(i, min(papers, i + chunk))
-        ]
+    for numbers in batches(range(papers)):
         with engine.begin() as conn:
-            conn.execute(insert(Paper), rows)
-            conn.execute(insert(Match), matches)
-    # Every channel has seen every paper but the newest ten of each keyword.
-    seen_limit = papers - 10 * keywords
+            conn.execute(
+                insert(Paper),
+                [{**paper_fields(n), "authors": authors, "stored_at": NOW} for n in numbers],
+            )
+            conn.execute(insert(Match), _matches(numbers, keywords, second_match_every))
     with engine.begin() as conn:
-        rows = [
-            {"channel_id": channels + 1, "paper_id": paper_id(n), "delivered_at": now}
-            for n in range(0, max(0, min(seen_limit, 100_000)))
-        ]
-        for i in range(0, len(rows), chunk):
-            conn.execute(insert(Delivery), rows[i : i + chunk])
-    with engine.begin() as conn:
-        conn.execute(
-            text("ANALYZE")
-        )  # planner statistics, as autovacuum keeps them on a live store
+        for numbers in batches(range(delivered)):
+            conn.execute(
+                insert(Delivery),
+                [{"channel_id": 1, "paper_id": paper_id(n), "delivered_at": NOW} for n in numbers],
+            )
+    if analyze:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
     return time.perf_counter() - start
+
+
+def _follows(
+    keywords: int, followed: int, others: int, per_other: int | None
+) -> Iterator[dict[str, Any]]:
+    """Subscription rows: channel 1 (the measured one), then the others, channels 2 … others+1."""
+    for channel_id in range(1, others + 2):
+        c = channel_id - 2
+        chosen: Iterable[int]
+        if channel_id == 1:
+            chosen = range(followed)
+        elif per_other is None:
+            chosen = range(followed + c, keywords, others)
+        else:
+            chosen = [(c * per_other + j) % keywords for j in range(per_other)]
+        for position, k in enumerate(chosen):
+            yield {
+                "channel_id": channel_id,
+                "keyword_id": 1 + k,
+                "label": f"Keyword {k}",
+                "created_at": NOW + timedelta(seconds=position),
+            }
+
+
+def _matches(numbers: list[int], keywords: int, second_every: int) -> list[dict[str, Any]]:
+    rows = [
+        {"keyword_id": 1 + n % keywords, "paper_id": paper_id(n), "first_seen_at": NOW}
+        for n in numbers
+    ]
+    if second_every:
+        rows += [
+            {"keyword_id": 1 + second, "paper_id": paper_id(n), "first_seen_at": NOW}
+            for n in numbers
+            if n % second_every == 0 and (second := (n * 7 + 3) % keywords) != n % keywords
+        ]
+    return rows
