@@ -347,21 +347,24 @@ class Core:
 
     def _store_result(self, label: str, result: FetchResult) -> RefreshOutcome:
         with write_session(self.engine, durable=False) as session:
-            keyword = store.ensure_keyword(session, label)
-            had = 0 if result.papers else catalog.match_count(session, keyword.id or 0)
-            if had:
-                reason = f"arXiv answered no papers for a keyword that had {had}"
-                store.record_fetch(session, keyword, status="failed", error=reason)
-                return RefreshOutcome(label=label, ok=False, reason=reason)
-            new = catalog.record_answer(session, keyword_id=keyword.id or 0, papers=result.papers)
-            store.record_fetch(session, keyword, status="ok")
+            if not result.papers:
+                keyword = store.ensure_keyword(session, label)
+                had = catalog.match_count(session, keyword.id or 0)
+                if had:
+                    reason = f"arXiv answered no papers for a keyword that had {had}"
+                    store.record_fetch(session, label, status="failed", error=reason)
+                    return RefreshOutcome(label=label, ok=False, reason=reason)
+            # Same transaction: the "ok" lands together with the papers, or not at all.
+            keyword_id = store.record_fetch(session, label, status="ok")
+            if keyword_id is None:
+                store.ensure_keyword(session, label)
+                keyword_id = store.record_fetch(session, label, status="ok") or 0
+            new = catalog.record_answer(session, keyword_id=keyword_id, papers=result.papers)
         return RefreshOutcome(label=label, ok=True, found=len(result.papers), new=new)
 
     def _record_failure(self, label: str, reason: str) -> None:
         with write_session(self.engine) as session:
-            keyword = store.find_keyword(session, label)
-            if keyword is not None:
-                store.record_fetch(session, keyword, status="failed", error=reason)
+            store.record_fetch(session, label, status="failed", error=reason)
 
     def followed_keywords(self) -> list[str]:
         """Every keyword some active channel follows, each once."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, Table, any_, bindparam, func
+from sqlalchemy import String, Table, any_, bindparam, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
@@ -231,15 +231,40 @@ def keyword_rows(session: Session, channel: Channel) -> list[KeywordRow]:
 
 
 def record_fetch(
-    session: Session, keyword: Keyword, *, status: str, error: str | None = None
-) -> None:
+    session: Session, label: str, *, status: str, error: str | None = None
+) -> int | None:
+    """Record a fetch's outcome on the keyword; returns its id, or None if it is not stored.
+
+    One prepared UPDATE … RETURNING: a daily refresh runs this for every keyword."""
     now = datetime.now(UTC)
-    keyword.fetch_status = status
-    keyword.fetch_error = error[:500] if error else None
-    keyword.fetched_at = now
-    if status == "ok":
-        keyword.last_success_at = now
-    session.add(keyword)
+    row = session.execute(
+        _RECORD_FETCH,
+        {
+            "b_key": keyword_key(label),
+            "b_status": status,
+            "b_error": error[:500] if error else None,
+            "b_at": now,
+            "b_success": now if status == "ok" else None,
+        },
+    ).first()
+    return None if row is None else int(row[0])
+
+
+_KEYWORDS = Keyword.__table__  # type: ignore[attr-defined]
+_RECORD_FETCH = (
+    update(_KEYWORDS)
+    .where(_KEYWORDS.c.key == bindparam("b_key"))
+    .values(
+        fetch_status=bindparam("b_status"),
+        fetch_error=bindparam("b_error"),
+        fetched_at=bindparam("b_at"),
+        last_success_at=func.coalesce(
+            bindparam("b_success", type_=_KEYWORDS.c.last_success_at.type),
+            _KEYWORDS.c.last_success_at,
+        ),
+    )
+    .returning(_KEYWORDS.c.id)
+)
 
 
 def followed_phrases(session: Session) -> list[str]:
