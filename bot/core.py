@@ -161,6 +161,9 @@ class Core:
             channel = self.channel(session, place)
             keyword = store.ensure_keyword(session, label)
             store.subscribe(session, channel=channel, keyword=keyword, label=label)
+            if outcome is not None and not outcome.ok:
+                # The failed fetch ran before the keyword had a row to record it on.
+                store.record_fetch(session, label, status="failed", error=outcome.reason)
             count = catalog.match_count(session, keyword.id)  # type: ignore[arg-type]
             newest = catalog.newest_papers(session, [keyword.id], limit=3)  # type: ignore[list-item]
         if outcome is not None and not outcome.ok:

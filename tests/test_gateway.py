@@ -223,3 +223,12 @@ def test_two_keywords_matching_one_paper_store_it_once(
     assert len(_stored(engine)) == 2
     with read_session(engine) as session:
         assert len(session.exec(select(Match)).all()) == 3
+
+
+def test_a_failed_first_fetch_shows_in_keywords(core: Core, arxiv_api: ArxivStandIn) -> None:
+    arxiv_api.always(status(503))
+    reply = core.execute(TERMINAL, parse("add Unlucky Start"))[0]
+    assert isinstance(reply, Text) and "could not be asked" in reply.text
+    table = core.execute(TERMINAL, parse("keywords"))[0]
+    assert isinstance(table, KeywordTable)
+    assert table.rows[0].status == "failed" and "503" in (table.rows[0].error or "")
