@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from bot import catalog, store
 from bot.config import Settings
-from bot.models import Channel, DigestClaim, Keyword, Subscription, Workspace
+from bot.models import Channel, DigestClaim, Keyword, Subscription, Workspace, utcnow
 from bot.replies import Papers
 from bot.timeparse import parse_hhmm, parse_zone
 
@@ -276,11 +276,50 @@ def begin_sending(session: Session, claim: Claim, *, now: datetime) -> Papers | 
     return post
 
 
+def begin_sending_many(
+    session: Session, claims: Sequence[Claim], *, now: datetime
+) -> list[Papers | ClaimLost | None]:
+    """`begin_sending` for several claims in one transaction (in channel order, one lock
+    order everywhere); per claim, in the given order, its post, None, or the `ClaimLost`
+    (a lost claim wrote nothing, so the others go ahead)."""
+    results: dict[int, Papers | ClaimLost | None] = {}
+    for claim in sorted(claims, key=lambda c: c.channel_id):
+        try:
+            results[claim.id] = begin_sending(session, claim, now=now)
+        except ClaimLost as lost:
+            results[claim.id] = lost
+    return [results[claim.id] for claim in claims]
+
+
 def record_sent(session: Session, claim: Claim, post: Papers, *, now: datetime) -> None:
     """The platform accepted the post: its papers are delivered, the failure count resets."""
-    store.mark_delivered(session, channel_id=claim.channel_id, paper_ids=paper_ids(post))
-    _settle(session, claim, SENT, now)
-    session.execute(_RESET_FAILURES, {"channel": claim.channel_id})
+    record_sent_many(session, [(claim, post)], now=now)
+
+
+def record_sent_many(
+    session: Session, items: Sequence[tuple[Claim, Papers]], *, now: datetime
+) -> None:
+    """`record_sent` for several accepted posts in one transaction (a few statements in all).
+
+    Until this commits their claims stay "sending", which `recover_abandoned` and `digest now`
+    already treat as delivered, so recording later never lets a post go out twice.
+    """
+    if not items:
+        return
+    items = sorted(items, key=lambda item: item[0].channel_id)  # one lock order everywhere
+    delivered_at = utcnow()
+    store.mark_delivered_rows(
+        session,
+        [
+            {"channel_id": claim.channel_id, "paper_id": pid, "delivered_at": delivered_at}
+            for claim, post in items
+            for pid in paper_ids(post)
+        ],
+    )
+    session.execute(
+        _SETTLE, [{"claim": claim.id, "to": SENT, "done": now, "why": None} for claim, _ in items]
+    )
+    session.execute(_RESET_FAILURES, [{"channel": claim.channel_id} for claim, _ in items])
 
 
 def record_uncertain(

@@ -7,8 +7,9 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -36,6 +37,8 @@ T = TypeVar("T")
 MAX_CONCURRENT_CHANNELS = 1000  # channels being posted at once; waiting out rate limits is cheap
 DB_THREADS_POSTGRESQL = 4
 POST_TIMEOUT_SECONDS = 600.0  # under digest.CLAIM_LEASE, so a live sender is never "recovered"
+PREPARE_BATCH = 20  # claims passed to "sending" per write transaction
+RECORD_DELAY_SECONDS = 0.15  # accepted posts wait at most this long for a free database thread
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,18 @@ class DigestRunner:
         threads = 1 if is_sqlite(core.engine) else DB_THREADS_POSTGRESQL
         self._db_threads = ThreadPoolExecutor(threads, thread_name_prefix="digest-db")
         self._refreshes: dict[tuple[str, datetime], asyncio.Future[RefreshOutcome]] = {}
+        # Accepted posts waiting to be recorded together (see _record_sent); the flush job
+        # takes them in the database thread, hence the lock.
+        self._unrecorded: list[tuple[Claim, Papers, asyncio.Future[None]]] = []
+        self._unrecorded_lock = threading.Lock()
+        self._flush_pending = False
+        self._db_jobs = 0  # database-thread jobs submitted and not finished
+        self._db_idle = asyncio.Event()
+        # Claims waiting for begin_sending, taken PREPARE_BATCH at a time per transaction.
+        self._unprepared: list[tuple[Claim, asyncio.Future[Papers | None]]] = []
+        self._preparing = 0  # prepare jobs running or queued
+        self._db_thread_count = threads
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # -- daily posts ------------------------------------------------------------------------
 
@@ -140,7 +155,7 @@ class DigestRunner:
         try:
             await self._refresh(stale)
             async with self._slots:
-                post = await self._db(digest.begin_sending, claim, now=self.core.clock())
+                post = await self._begin_sending(claim)
                 if post is None:
                     return DigestOutcome(due.channel_id, due.local_date, digest.EMPTY)
                 return await self._send(due, claim, post)
@@ -184,8 +199,105 @@ class DigestRunner:
         except Exception as exc:
             logger.exception("posting to channel %s broke", due.channel_id)
             return await self._uncertain(outcome, claim, post, f"{type(exc).__name__}: {exc}")
-        await self._db(digest.record_sent, claim, post, now=self.core.clock())
+        await self._record_sent(claim, post)
         return outcome
+
+    async def _begin_sending(self, claim: Claim) -> Papers | None:
+        """`digest.begin_sending`, in a transaction shared with other channels' (PREPARE_BATCH
+        at a time); these go ahead of recording sent posts in the database threads."""
+        done: asyncio.Future[Papers | None] = asyncio.get_running_loop().create_future()
+        self._unprepared.append((claim, done))
+        # One job more than threads, so the next batch is already queued when one finishes.
+        if self._preparing <= self._db_thread_count:
+            self._preparing += 1
+            self._background(self._prepare_queued())
+        return await done
+
+    async def _prepare_queued(self) -> None:
+        try:
+            while self._unprepared:
+                batch = self._unprepared[:PREPARE_BATCH]
+                del self._unprepared[:PREPARE_BATCH]
+                try:
+                    results = await self._db(
+                        digest.begin_sending_many,
+                        [claim for claim, _done in batch],
+                        now=self.core.clock(),
+                    )
+                except BaseException as exc:
+                    for _claim, done in batch:
+                        _fail(done, exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_claim, done), result in zip(batch, results, strict=True):
+                    if done.done():
+                        continue
+                    if isinstance(result, digest.ClaimLost):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(result)
+        finally:
+            self._preparing -= 1
+            if not self._preparing:
+                self._db_idle.set()
+
+    async def _record_sent(self, claim: Claim, post: Papers) -> None:
+        """Record an accepted post together with the others accepted meanwhile: one write
+        transaction when the database threads are free, or after RECORD_DELAY_SECONDS.
+        Until then the claim stays "sending", which crash recovery and `digest now` already
+        count as delivered, so waiting never lets the post go out twice."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._unrecorded_lock:
+            self._unrecorded.append((claim, post, done))
+            start = not self._flush_pending
+            self._flush_pending = True
+        if start:
+            self._background(self._flush_soon())
+        await done
+
+    async def _flush_soon(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECORD_DELAY_SECONDS
+        while self._unprepared or self._preparing:  # preparing posts goes first
+            self._db_idle.clear()
+            await self._db_idle.wait()
+        while self._db_jobs and (left := deadline - loop.time()) > 0:
+            self._db_idle.clear()
+            try:
+                await asyncio.wait_for(self._db_idle.wait(), left)
+            except TimeoutError:
+                break
+        try:
+            batch, error = await self._in_db_thread(self._flush_unrecorded)
+        except BaseException as exc:  # the executor is gone: fail whatever is still queued
+            with self._unrecorded_lock:
+                batch, self._unrecorded, self._flush_pending = self._unrecorded, [], False
+            error = exc
+        for _claim, _post, done in batch:
+            if error is not None:
+                _fail(done, error)
+            elif not done.done():
+                done.set_result(None)
+
+    def _flush_unrecorded(
+        self,
+    ) -> tuple[list[tuple[Claim, Papers, asyncio.Future[None]]], BaseException | None]:
+        """In the database thread: record every accepted post queued so far, in one transaction."""
+        with self._unrecorded_lock:
+            batch, self._unrecorded, self._flush_pending = self._unrecorded, [], False
+        if not batch:
+            return batch, None
+        try:
+            self._write(
+                digest.record_sent_many,
+                [(claim, post) for claim, post, _done in batch],
+                now=self.core.clock(),
+            )
+        except Exception as exc:
+            logger.exception("recording %d sent posts failed", len(batch))
+            return batch, exc
+        return batch, None
 
     async def _uncertain(
         self, outcome: DigestOutcome, claim: Claim, post: Papers, reason: str
@@ -281,12 +393,32 @@ class DigestRunner:
         """`fn(session, ...)` in a write transaction, in a database thread."""
         return await self._in_db_thread(self._write, fn, *args, **kwargs)
 
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
+
     async def _in_db_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_threads, partial(fn, *args, **kwargs))
+        self._db_jobs += 1
+        try:
+            return await loop.run_in_executor(self._db_threads, partial(fn, *args, **kwargs))
+        finally:
+            self._db_jobs -= 1
+            if not self._db_jobs:
+                self._db_idle.set()
 
     def close(self) -> None:
         self._db_threads.shutdown(wait=False)
+
+
+def _fail(waiter: asyncio.Future[Any], error: BaseException) -> None:
+    if waiter.done():
+        return
+    if isinstance(error, asyncio.CancelledError):
+        waiter.cancel()
+    else:
+        waiter.set_exception(error)
 
 
 async def run_due_digests(
