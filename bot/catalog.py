@@ -4,11 +4,12 @@ newest first for lists, the README and the daily posts."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal, or_
+from sqlalchemy import Integer, and_, any_, bindparam, func, literal, or_
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from bot.arxiv_gateway import FetchedPaper
@@ -257,20 +258,93 @@ def undelivered_groups(
     return [PaperGroup(label=labels[s], papers=tuple(papers)) for s, papers in grouped.items()]
 
 
-def _undelivered_query() -> Any:
+def undelivered_groups_many(
+    session: Session,
+    channel_ids: Sequence[int],
+    *,
+    per_keyword: int = 100,
+    exclude: Mapping[int, Iterable[str]] | None = None,
+) -> dict[int, list[PaperGroup]]:
+    """`undelivered_groups` of several channels with one query (the daily posts' batches):
+    channel id -> its groups, exactly as `undelivered_groups` gives them (a channel with
+    nothing undelivered maps to []). `exclude`: per channel, papers to leave out as well."""
+    result: dict[int, list[PaperGroup]] = {cid: [] for cid in channel_ids}
+    if not result:
+        return result
+    pg = session.get_bind().dialect.name == "postgresql"
+    rows = session.execute(
+        _UNDELIVERED_MANY_PG if pg else _UNDELIVERED_MANY,
+        {"channels": list(result), "per_keyword": per_keyword},
+    )
+    exclude = exclude or {}
+    current: int | None = None
+    seen: set[str] = set()
+    labels: dict[int, str] = {}
+    grouped: dict[int, list[PaperView]] = {}
+    for (
+        channel_id,
+        subscription,
+        label,
+        arxiv_id,
+        version,
+        title,
+        names,
+        updated,
+        comment,
+        abstract,
+    ) in rows:
+        if channel_id != current:  # rows come ordered by channel: one channel at a time
+            if current is not None:
+                result[current] = [
+                    PaperGroup(label=labels[s], papers=tuple(p)) for s, p in grouped.items()
+                ]
+            current = channel_id
+            seen = set(exclude.get(channel_id, ()))
+            labels = {}
+            grouped = {}
+        if arxiv_id in seen:
+            continue
+        seen.add(arxiv_id)
+        labels[subscription] = label
+        paper = _view(arxiv_id, version, title, updated, comment, abstract, names)
+        grouped.setdefault(subscription, []).append(paper)
+    if current is not None:
+        result[current] = [PaperGroup(label=labels[s], papers=tuple(p)) for s, p in grouped.items()]
+    return result
+
+
+def _undelivered_query(*, many: bool = False, pg: bool = False) -> Any:
     """A window over the channel's matches, ranked per keyword; built once (building it
     costs more than running it). NOT EXISTS, not NOT IN: PostgreSQL makes it an anti-join
     on the deliveries key instead of filtering a scan of every paper. The paper columns ride
-    along in the ranked rows, so papers is joined once."""
+    along in the ranked rows, so papers is joined once.
+
+    `many`: for the channels of a list (`:channels`), each row led by its channel id, ordered
+    by channel. The window is then partitioned per channel and keyword, as two channels may
+    follow the same keyword with different deliveries; on PostgreSQL the list is one array
+    parameter (`= ANY`), so the SQL text does not change with its length and stays prepared."""
+    channel = col(Subscription.channel_id)
+    if not many:
+        of_channels = channel == bindparam("channel")
+        delivered_to = col(Delivery.channel_id) == bindparam("channel")
+        partition: Any = col(Match.keyword_id)
+    else:
+        if pg:
+            of_channels = channel == any_(bindparam("channels", type_=ARRAY(Integer)))
+        else:
+            of_channels = channel.in_(bindparam("channels", expanding=True))
+        delivered_to = col(Delivery.channel_id) == channel
+        partition = (channel, col(Match.keyword_id))
     delivered = (
         sa_select(literal(1))
-        .where(col(Delivery.channel_id) == bindparam("channel"))
+        .where(delivered_to)
         .where(col(Delivery.paper_id) == col(Match.paper_id))
         .exists()
     )
-    rank = func.row_number().over(partition_by=col(Match.keyword_id), order_by=_NEWEST)
+    rank = func.row_number().over(partition_by=partition, order_by=_NEWEST)
     ranked = (
         sa_select(
+            channel.label("channel_id"),
             col(Subscription.created_at).label("added"),
             col(Subscription.id).label("subscription"),
             col(Subscription.label).label("label"),
@@ -285,25 +359,28 @@ def _undelivered_query() -> Any:
         )
         .join(Match, col(Match.keyword_id) == col(Subscription.keyword_id))
         .join(Paper, col(Paper.arxiv_id) == col(Match.paper_id))
-        .where(col(Subscription.channel_id) == bindparam("channel"), ~delivered)
+        .where(of_channels, ~delivered)
         .subquery()
     )
     c = ranked.c
-    return (
-        sa_select(
-            c.subscription,
-            c.label,
-            c.arxiv_id,
-            c.version,
-            c.title,
-            c.authors,
-            c.updated,
-            c.comment,
-            c.abstract,
-        )
-        .where(c.rank <= bindparam("per_keyword"))
-        .order_by(c.added, c.subscription, c.rank)
-    )
+    columns = [
+        c.subscription,
+        c.label,
+        c.arxiv_id,
+        c.version,
+        c.title,
+        c.authors,
+        c.updated,
+        c.comment,
+        c.abstract,
+    ]
+    order = [c.added, c.subscription, c.rank]
+    if many:
+        columns.insert(0, c.channel_id)
+        order.insert(0, c.channel_id)
+    return sa_select(*columns).where(c.rank <= bindparam("per_keyword")).order_by(*order)
 
 
 _UNDELIVERED = _undelivered_query()
+_UNDELIVERED_MANY = _undelivered_query(many=True)
+_UNDELIVERED_MANY_PG = _undelivered_query(many=True, pg=True)

@@ -21,13 +21,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, exists, update
+from sqlalchemy import Integer, Table, any_, bindparam, exists, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
 from bot import catalog, store
 from bot.config import Settings
 from bot.models import Channel, DigestClaim, Keyword, Subscription, Workspace, utcnow
-from bot.replies import Papers
+from bot.replies import PaperGroup, Papers
 from bot.timeparse import parse_hhmm, parse_zone
 
 logger = logging.getLogger(__name__)
@@ -260,6 +262,12 @@ def begin_sending(session: Session, claim: Claim, *, now: datetime) -> Papers | 
     post = undelivered_post(
         session, claim.channel_id, exclude=in_flight_papers(session, claim.channel_id)
     )
+    _pass(session, claim, post, now)
+    return post
+
+
+def _pass(session: Session, claim: Claim, post: Papers | None, now: datetime) -> None:
+    """The claim passes to "sending" with the post's papers, or settles as empty."""
     held = session.execute(
         _PASS,
         {
@@ -273,7 +281,6 @@ def begin_sending(session: Session, claim: Claim, *, now: datetime) -> Papers | 
     ).first()
     if held is None:
         raise ClaimLost(f"claim {claim.id} of channel {claim.channel_id}")
-    return post
 
 
 def begin_sending_many(
@@ -281,9 +288,37 @@ def begin_sending_many(
 ) -> list[Papers | ClaimLost | None]:
     """`begin_sending` for several claims in one transaction (in channel order, one lock
     order everywhere); per claim, in the given order, its post, None, or the `ClaimLost`
-    (a lost claim wrote nothing, so the others go ahead)."""
+    (a lost claim wrote nothing, so the others go ahead).
+
+    The same as `begin_sending` claim after claim, in fewer statements: the channels are
+    locked together (PostgreSQL only, see `lock_channels`), then one query reads the papers
+    in flight of all of them and one their undelivered papers; only the pass is per claim.
+    A channel's second claim in the batch (a claim per day; not seen in practice) goes
+    through `begin_sending` afterwards, so it sees the first one's papers as in flight."""
+    ordered = sorted(claims, key=lambda c: c.channel_id)
+    first: list[Claim] = []
+    again: list[Claim] = []
+    channel_ids: list[int] = []
+    for claim in ordered:
+        if channel_ids and channel_ids[-1] == claim.channel_id:
+            again.append(claim)
+        else:
+            first.append(claim)
+            channel_ids.append(claim.channel_id)
+    lock_channels(session, channel_ids)
+    groups = catalog.undelivered_groups_many(
+        session, channel_ids, exclude=in_flight_papers_many(session, channel_ids)
+    )
     results: dict[int, Papers | ClaimLost | None] = {}
-    for claim in sorted(claims, key=lambda c: c.channel_id):
+    for claim in first:
+        post = _post_of(groups[claim.channel_id])
+        try:
+            _pass(session, claim, post, now)
+        except ClaimLost as lost:
+            results[claim.id] = lost
+        else:
+            results[claim.id] = post
+    for claim in again:
         try:
             results[claim.id] = begin_sending(session, claim, now=now)
         except ClaimLost as lost:
@@ -397,8 +432,17 @@ def _settle(
 _LOCK_CHANNEL = (
     select(_CHANNELS.c.id).where(_CHANNELS.c.id == bindparam("channel")).with_for_update()
 )
+_LOCK_CHANNELS = (
+    select(_CHANNELS.c.id)
+    .where(_CHANNELS.c.id == any_(bindparam("channels", type_=ARRAY(Integer))))
+    .order_by(_CHANNELS.c.id)
+    .with_for_update()
+)
 _IN_FLIGHT = select(_CLAIMS.c.papers).where(
     _CLAIMS.c.channel_id == bindparam("channel"), _CLAIMS.c.status == SENDING
+)
+_IN_FLIGHT_MANY = select(_CLAIMS.c.channel_id, _CLAIMS.c.papers).where(
+    _CLAIMS.c.channel_id.in_(bindparam("channels", expanding=True)), _CLAIMS.c.status == SENDING
 )
 _PASS = (
     update(_CLAIMS)
@@ -435,17 +479,45 @@ def lock_channel(session: Session, channel_id: int) -> None:
     session.execute(_LOCK_CHANNEL, {"channel": channel_id}).one()
 
 
+def lock_channels(session: Session, channel_ids: Sequence[int]) -> None:
+    """`lock_channel` for several channels (ascending ids), in one statement on PostgreSQL.
+
+    On PostgreSQL the row locks (SELECT … FOR UPDATE, taken in id order) keep a concurrent
+    `digest now` or another process from picking the same undelivered papers until commit.
+    On SQLite there are no row locks: the SELECT would lock nothing, as the write transactions
+    begin IMMEDIATE (`bot.db`) and so already hold the database's only write lock, so the
+    statement is skipped. Raises `NoResultFound` for a missing channel, as `lock_channel`.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    wanted = sorted(set(channel_ids))
+    locked = session.execute(_LOCK_CHANNELS, {"channels": wanted}).scalars().all()
+    if len(locked) != len(wanted):
+        raise NoResultFound(f"channels {sorted(set(wanted) - set(locked))} not found")
+
+
 def in_flight_papers(session: Session, channel_id: int) -> set[str]:
     """Papers of the channel's posts in the "sending" state (on their way, not yet recorded)."""
     rows = session.execute(_IN_FLIGHT, {"channel": channel_id}).all()
     return {pid for (papers,) in rows for pid in json.loads(papers or "[]")}
 
 
+def in_flight_papers_many(session: Session, channel_ids: Sequence[int]) -> dict[int, set[str]]:
+    """`in_flight_papers` of several channels in one query (channels with none are left out)."""
+    found: dict[int, set[str]] = {}
+    for channel_id, papers in session.execute(_IN_FLIGHT_MANY, {"channels": list(channel_ids)}):
+        found.setdefault(channel_id, set()).update(json.loads(papers or "[]"))
+    return found
+
+
 def undelivered_post(
     session: Session, channel: Channel | int, *, exclude: Collection[str] = ()
 ) -> Papers | None:
     """The channel's undelivered papers as one post, grouped by keyword; None if nothing is new."""
-    groups = catalog.undelivered_groups(session, channel, exclude=exclude)
+    return _post_of(catalog.undelivered_groups(session, channel, exclude=exclude))
+
+
+def _post_of(groups: Sequence[PaperGroup]) -> Papers | None:
     if not groups:
         return None
     total = sum(len(g.papers) for g in groups)

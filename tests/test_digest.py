@@ -288,6 +288,52 @@ async def test_digest_now_leaves_out_a_post_on_its_way(
     assert [type(a).__name__ for a in answers] == ["Text"]  # "Nothing new since the last post."
 
 
+def test_two_channels_on_one_keyword_each_get_their_own_undelivered_papers_in_a_batch(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    """The batch path reads all channels' papers in one query: it must not mix their
+    deliveries, nor rank the shared keyword's papers across channels."""
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    other = Place(platform="slack", workspace_id="T1", channel_id="C2")
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    follow(core, arxiv_api, other, "Diffusion")
+    for n in (1, 2, 3):  # 2603.00003 is the newest
+        add_paper(core, "Diffusion", f"2603.0000{n}", utc(2026, 3, 1, n))
+    first, second = channel_of(core, SLACK).id, channel_of(core, other).id
+    assert first is not None and second is not None
+    old = f"old.{abs(hash('Diffusion')) % 10**5:05d}"
+    with write_session(core.engine) as session:
+        store.mark_delivered(session, channel_id=first, paper_ids=["2603.00001", "2603.00003", old])
+        store.mark_delivered(session, channel_id=second, paper_ids=["2603.00002", old])
+    with read_session(core.engine) as session:
+        for per_keyword, mine in (
+            (100, {first: ["2603.00002"], second: ["2603.00003", "2603.00001"]}),
+            (1, {first: ["2603.00002"], second: ["2603.00003"]}),
+        ):
+            many = catalog.undelivered_groups_many(
+                session, [first, second], per_keyword=per_keyword
+            )
+            for cid in (first, second):
+                alone = catalog.undelivered_groups(session, cid, per_keyword=per_keyword)
+                assert many[cid] == alone
+                assert [p.arxiv_id for g in many[cid] for p in g.papers] == mine[cid]
+    now = utc(2026, 3, 2, 8)
+    with write_session(core.engine) as session:
+        taken = [
+            digest.claim_digest(
+                session, channel_id=cid, local_date=date(2026, 3, 2), owner="me", now=now
+            )
+            for cid in (second, first)
+        ]
+        assert taken[0] is not None and taken[1] is not None
+        posts = digest.begin_sending_many(session, [taken[0], taken[1]], now=now)
+    assert [digest.paper_ids(p) for p in posts if isinstance(p, Papers)] == [
+        ["2603.00003", "2603.00001"],
+        ["2603.00002"],
+    ]
+    assert [p.groups[0].label for p in posts if isinstance(p, Papers)] == ["Diffusion"] * 2
+
+
 # -- crashes ------------------------------------------------------------------------------
 
 
