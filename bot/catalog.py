@@ -41,6 +41,20 @@ def paper_view(paper: Paper) -> PaperView:
 _NEWEST = (col(Paper.updated).desc(), col(Paper.arxiv_id).desc())
 
 
+def _paper_columns(authors: Any) -> list[Any]:
+    """The columns a PaperView is built from, labelled for a subquery (`authors` may be a
+    literal "" when the caller does not show them)."""
+    return [
+        col(Paper.arxiv_id).label("arxiv_id"),
+        col(Paper.version).label("version"),
+        col(Paper.title).label("title"),
+        col(Paper.updated).label("updated"),
+        col(Paper.comment).label("comment"),
+        col(Paper.abstract).label("abstract"),
+        authors.label("authors"),
+    ]
+
+
 def newest_papers(session: Session, keyword_ids: Sequence[int], *, limit: int) -> list[PaperView]:
     """The newest `limit` papers matching any of the keywords, each once."""
     if not keyword_ids:
@@ -66,13 +80,7 @@ def newest_per_keyword(
     ranked = (
         sa_select(
             col(Match.keyword_id).label("keyword_id"),
-            col(Paper.arxiv_id).label("arxiv_id"),
-            col(Paper.version).label("version"),
-            col(Paper.title).label("title"),
-            col(Paper.updated).label("updated"),
-            col(Paper.comment).label("comment"),
-            col(Paper.abstract).label("abstract"),
-            authors.label("authors"),
+            *_paper_columns(authors),
             rank.label("rank"),
         )
         .join(Paper, col(Paper.arxiv_id) == col(Match.paper_id))
@@ -348,13 +356,7 @@ def _undelivered_query(*, many: bool = False, pg: bool = False) -> Any:
             col(Subscription.created_at).label("added"),
             col(Subscription.id).label("subscription"),
             col(Subscription.label).label("label"),
-            col(Paper.arxiv_id).label("arxiv_id"),
-            col(Paper.version).label("version"),
-            col(Paper.title).label("title"),
-            col(Paper.authors).label("authors"),
-            col(Paper.updated).label("updated"),
-            col(Paper.comment).label("comment"),
-            col(Paper.abstract).label("abstract"),
+            *_paper_columns(col(Paper.authors)),
             rank.label("rank"),
         )
         .join(Match, col(Match.keyword_id) == col(Subscription.keyword_id))
