@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
 
 import pytest
+from discord.utils import escape_markdown
 
 from adapters.discord.format import (
     CONTENT,
@@ -17,10 +20,12 @@ from adapters.discord.format import (
     fit,
     format_reply,
     help_message,
+    markdown_escaped,
     split_text,
     units,
 )
 from bot.replies import File, KeywordRow, KeywordTable, PaperGroup, Papers, PaperView, Text
+from tests.conftest import FIXTURES
 
 
 def paper(n: int = 1, **changes: object) -> PaperView:
@@ -114,6 +119,32 @@ def test_mentions_and_markdown_are_defused() -> None:
     assert "\\_\\_x\\_\\_" in embed["title"]
     assert embed["description"] == "@\u200bhere \\~\\~gone\\~\\~"
     assert message.content == "Newest for @\u200beveryone"
+
+
+MARKDOWN_PIECES = [
+    *"abc -#>_*~|`[]()\\<>:/.\n\t ",
+    "https://arxiv.org/abs/2401.00001_v2",
+    "<https://x.org/a_b>",
+    "steam://run/1_2",
+    "[a link](https://x.org/*b*)",
+    "> ",
+    ">>> ",
+    "  - ",
+    "## ",
+    "$x_i^2$",
+    "\\alpha",
+    "O(n \\log n)",
+]
+
+
+def test_markdown_escaping_matches_discord_py() -> None:
+    rng = random.Random(5)
+    texts = ["", "plain words", "-x", "  - item", "#h", ">q", "a\n> q", "[a](b)", "x\n\n -y"]
+    texts += ["".join(rng.choices(MARKDOWN_PIECES, k=rng.randint(1, 12))) for _ in range(3000)]
+    for feed in (FIXTURES / "arxiv-api").glob("*.xml"):
+        texts += [e.text or "" for e in ET.parse(feed).iter("{http://www.w3.org/2005/Atom}summary")]
+    for text in texts:
+        assert markdown_escaped(text) == escape_markdown(text), text
 
 
 def test_long_texts_are_trimmed_with_an_ellipsis_and_a_link() -> None:
