@@ -179,20 +179,20 @@ def _claims_of(
 def claim_due(
     session: Session, due: Sequence[DueChannel], *, owner: str, now: datetime
 ) -> dict[int, Claim]:
-    """Take the day's claim of every due channel (a multi-row INSERT … ON CONFLICT DO NOTHING
-    … RETURNING), retaking those whose holder died before sending. Channel id -> claim."""
+    """Take the day's claim of every due channel (INSERT … ON CONFLICT DO NOTHING … RETURNING,
+    sent as multi-row batches by SQLAlchemy's "insertmanyvalues" from one cached statement),
+    retaking those whose holder died before sending. Channel id -> claim."""
     claims: dict[int, Claim] = {}
-    fresh = [d for d in due if not d.retake]
-    for start in range(0, len(fresh), 500):
-        chunk = {d.channel_id: d.local_date for d in fresh[start : start + 500]}
-        rows = [_claim_row(cid, day, owner, now) for cid, day in chunk.items()]
-        insert = store.insert_for(session, DigestClaim).values(rows)
-        taken = session.execute(
+    fresh = {d.channel_id: d.local_date for d in due if not d.retake}
+    if fresh:
+        insert = store.insert_for(session, DigestClaim)
+        taken = session.connection().execute(
             insert.on_conflict_do_nothing(index_elements=["channel_id", "local_date"]).returning(
                 _CLAIMS.c.id, _CLAIMS.c.channel_id
-            )
-        ).all()
-        claims.update({cid: Claim(id_, cid, chunk[cid], owner) for id_, cid in taken})
+            ),
+            [_claim_row(cid, day, owner, now) for cid, day in fresh.items()],
+        )
+        claims.update({cid: Claim(id_, cid, fresh[cid], owner) for id_, cid in taken})
     for d in due:
         if d.retake and (claim := _retake(session, d.channel_id, d.local_date, owner, now)):
             claims[d.channel_id] = claim
