@@ -268,19 +268,39 @@ def begin_sending(session: Session, claim: Claim, *, now: datetime) -> Papers | 
 
 def _pass(session: Session, claim: Claim, post: Papers | None, now: datetime) -> None:
     """The claim passes to "sending" with the post's papers, or settles as empty."""
-    held = session.execute(
-        _PASS,
-        {
-            "claim": claim.id,
-            "holder": claim.owner,
-            "to": EMPTY if post is None else SENDING,
-            "ids": None if post is None else json.dumps(paper_ids(post)),
-            "until": now + CLAIM_LEASE,
-            "done": now if post is None else None,
-        },
-    ).first()
-    if held is None:
+    if _pass_many(session, [(claim, post)], now):
         raise ClaimLost(f"claim {claim.id} of channel {claim.channel_id}")
+
+
+def _pass_many(
+    session: Session, passes: Sequence[tuple[Claim, Papers | None]], now: datetime
+) -> set[int]:
+    """`_pass` for several claims in two statements; returns the ids of the claims lost (held
+    by another owner, or no longer "claimed"), which are left as they are.
+
+    The claims still held are read and locked first (FOR UPDATE on PostgreSQL; SQLite's write
+    transaction already excludes every other writer), so the UPDATE sent for each of them
+    (one executemany, pipelined by psycopg) cannot miss."""
+    if not passes:
+        return set()
+    rows = session.execute(_HELD, {"claims": [claim.id for claim, _ in passes]}).all()
+    owners = dict(rows)
+    held = [(c, post) for c, post in passes if owners.get(c.id) == c.owner]
+    if held:
+        session.execute(
+            _PASS,
+            [
+                {
+                    "claim": claim.id,
+                    "to": EMPTY if post is None else SENDING,
+                    "ids": None if post is None else json.dumps(paper_ids(post)),
+                    "until": now + CLAIM_LEASE,
+                    "done": now if post is None else None,
+                }
+                for claim, post in held
+            ],
+        )
+    return {claim.id for claim, _ in passes} - {claim.id for claim, _ in held}
 
 
 def begin_sending_many(
@@ -292,7 +312,7 @@ def begin_sending_many(
 
     The same as `begin_sending` claim after claim, in fewer statements: the channels are
     locked together (PostgreSQL only, see `lock_channels`), then one query reads the papers
-    in flight of all of them and one their undelivered papers; only the pass is per claim.
+    in flight of all of them, one their undelivered papers, and `_pass_many` passes them.
     A channel's second claim in the batch (a claim per day; not seen in practice) goes
     through `begin_sending` afterwards, so it sees the first one's papers as in flight."""
     ordered = sorted(claims, key=lambda c: c.channel_id)
@@ -310,19 +330,19 @@ def begin_sending_many(
         session, channel_ids, exclude=in_flight_papers_many(session, channel_ids)
     )
     results: dict[int, Papers | ClaimLost | None] = {}
-    for claim in first:
-        post = _post_of(groups[claim.channel_id])
-        try:
-            _pass(session, claim, post, now)
-        except ClaimLost as lost:
-            results[claim.id] = lost
-        else:
-            results[claim.id] = post
+    posts = [(claim, _post_of(groups[claim.channel_id])) for claim in first]
+    lost = _pass_many(session, posts, now)
+    for claim, post in posts:
+        results[claim.id] = (
+            ClaimLost(f"claim {claim.id} of channel {claim.channel_id}")
+            if claim.id in lost
+            else post
+        )
     for claim in again:
         try:
             results[claim.id] = begin_sending(session, claim, now=now)
-        except ClaimLost as lost:
-            results[claim.id] = lost
+        except ClaimLost as taken:
+            results[claim.id] = taken
     return [results[claim.id] for claim in claims]
 
 
@@ -444,20 +464,21 @@ _IN_FLIGHT = select(_CLAIMS.c.papers).where(
 _IN_FLIGHT_MANY = select(_CLAIMS.c.channel_id, _CLAIMS.c.papers).where(
     _CLAIMS.c.channel_id.in_(bindparam("channels", expanding=True)), _CLAIMS.c.status == SENDING
 )
+_HELD = (
+    select(_CLAIMS.c.id, _CLAIMS.c.owner)
+    .where(_CLAIMS.c.id.in_(bindparam("claims", expanding=True)), _CLAIMS.c.status == CLAIMED)
+    .order_by(_CLAIMS.c.id)
+    .with_for_update()
+)
 _PASS = (
     update(_CLAIMS)
-    .where(
-        _CLAIMS.c.id == bindparam("claim"),
-        _CLAIMS.c.owner == bindparam("holder"),
-        _CLAIMS.c.status == CLAIMED,
-    )
+    .where(_CLAIMS.c.id == bindparam("claim"), _CLAIMS.c.status == CLAIMED)
     .values(
         status=bindparam("to"),
         papers=bindparam("ids"),
         lease_until=bindparam("until"),
         finished_at=bindparam("done"),
     )
-    .returning(_CLAIMS.c.id)
 )
 _SETTLE = (
     update(_CLAIMS)
@@ -549,16 +570,21 @@ def stale_labels(
     """Per channel, its keywords not fetched successfully since `since` (the last daily refresh)."""
     stale: dict[int, list[str]] = {}
     for start in range(0, len(channel_ids), 500):
-        rows = session.exec(
-            select(Subscription.channel_id, Keyword)
+        rows = session.execute(
+            select(Subscription.channel_id, Keyword.phrase, Keyword.last_success_at)
             .join(Keyword, col(Keyword.id) == col(Subscription.keyword_id))
             .where(col(Subscription.channel_id).in_(channel_ids[start : start + 500]))
         ).all()
-        for channel_id, keyword in rows:
-            if is_stale(keyword, since):
-                stale.setdefault(channel_id, []).append(keyword.phrase)
+        for channel_id, phrase, last_success_at in rows:
+            if fetched_before(last_success_at, since):
+                stale.setdefault(channel_id, []).append(phrase)
     return stale
 
 
 def is_stale(keyword: Keyword, since: datetime) -> bool:
-    return keyword.last_success_at is None or store.as_utc(keyword.last_success_at) < since
+    return fetched_before(keyword.last_success_at, since)
+
+
+def fetched_before(last_success_at: datetime | None, since: datetime) -> bool:
+    """Not fetched successfully since `since` (or never)."""
+    return last_success_at is None or store.as_utc(last_success_at) < since

@@ -334,6 +334,42 @@ def test_two_channels_on_one_keyword_each_get_their_own_undelivered_papers_in_a_
     assert [p.groups[0].label for p in posts if isinstance(p, Papers)] == ["Diffusion"] * 2
 
 
+def test_a_claim_lost_within_a_batch_is_reported_and_left_alone_while_the_others_pass(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    now = utc(2026, 3, 2, 8)
+    time_machine.move_to(now, tick=False)
+    places = [Place(platform="slack", workspace_id="T1", channel_id=f"C{n}") for n in (1, 2, 3)]
+    for place in places:
+        follow(core, arxiv_api, place, "Diffusion")
+    add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
+    with write_session(core.engine) as session:
+        taken = [
+            digest.claim_digest(
+                session,
+                channel_id=channel_of(core, place).id,  # type: ignore[arg-type]
+                local_date=date(2026, 3, 2),
+                owner="me",
+                now=now,
+            )
+            for place in places
+        ]
+    middle = taken[1]
+    assert middle is not None and None not in taken
+    with write_session(core.engine) as session:  # another process retook the middle one
+        session.get(DigestClaim, middle.id).owner = "them"  # type: ignore[union-attr]
+    with write_session(core.engine) as session:
+        results = digest.begin_sending_many(session, taken, now=now)  # type: ignore[arg-type]
+    assert isinstance(results[1], digest.ClaimLost)
+    assert [digest.paper_ids(r) for r in (results[0], results[2])] == [["2603.00100"]] * 2  # type: ignore[arg-type]
+    by_channel = {c.channel_id: (c.status, c.owner) for c in claims(core)}
+    assert by_channel == {
+        taken[0].channel_id: ("sending", "me"),  # type: ignore[union-attr]
+        middle.channel_id: ("claimed", "them"),
+        taken[2].channel_id: ("sending", "me"),  # type: ignore[union-attr]
+    }
+
+
 # -- crashes ------------------------------------------------------------------------------
 
 

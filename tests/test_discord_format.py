@@ -21,6 +21,7 @@ from adapters.discord.format import (
     format_reply,
     help_message,
     markdown_escaped,
+    sized_paper_embed,
     split_text,
     units,
 )
@@ -187,6 +188,23 @@ def test_astral_characters_count_twice() -> None:
     assert units("𝔸b") == 3
     trimmed = fit("𝔸" * 300, TITLE)
     assert units(trimmed) <= TITLE and trimmed.endswith("…")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"comment": "12 pages, *ICML* @everyone", "abstract": "é" * 5000},
+        {"title": "𝔸" * 400, "authors": ("𝔹 " * 400,), "abstract": "𝔸_" * 3000},
+        {"authors": (), "abstract": "", "comment": " \n "},
+    ],
+)
+@pytest.mark.parametrize("group", ["", "Virtual Try-On 𝔸", "x" * 300])
+def test_embed_size_counted_while_building_is_the_embeds_size(
+    changes: dict[str, object], group: str
+) -> None:
+    embed, size = sized_paper_embed(paper(**changes), group)
+    assert size == embed_size(embed) <= EMBED_TOTAL
 
 
 def test_text_is_split_at_lines_and_keeps_ephemeral() -> None:

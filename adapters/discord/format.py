@@ -59,7 +59,7 @@ class Message:
 
 def units(text: str) -> int:
     """Length in UTF-16 code units (an astral character counts 2)."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 
 
 def fit(text: str, limit: int, suffix: str = ELLIPSIS) -> str:
@@ -74,7 +74,7 @@ def fit(text: str, limit: int, suffix: str = ELLIPSIS) -> str:
 
 def safe(text: str) -> str:
     """arXiv or user text for Discord: one line, markdown escaped, mentions defused."""
-    return escape_mentions(markdown_escaped(squash(text)))
+    return defuse(markdown_escaped(squash(text)))
 
 
 # What discord.py's escape_markdown can act on: these characters anywhere ("[" opens a
@@ -96,7 +96,7 @@ def markdown_escaped(text: str) -> str:
 
 def defuse(text: str) -> str:
     """Our own text (which may use `code` markdown on purpose): only mentions defused."""
-    return escape_mentions(text)
+    return escape_mentions(text) if "@" in text else text
 
 
 def split_text(text: str, limit: int = CONTENT) -> list[str]:
@@ -156,8 +156,8 @@ def _text(reply: Text) -> list[Message]:
 
 def papers_messages(reply: Papers) -> list[Message]:
     """The heading, then one embed per paper, packed ≤10 embeds and ≤6000 characters a message."""
-    embeds = [paper_embed(p, group.label) for group in reply.groups for p in group.papers]
-    batches = list(pack_embeds(embeds)) or [[]]
+    embeds = [sized_paper_embed(p, group.label) for group in reply.groups for p in group.papers]
+    batches = list(pack_sized(embeds)) or [[]]
     heading = fit(defuse(reply.heading), CONTENT) if reply.heading.strip() else None
     messages = [
         Message(content=heading if i == 0 else None, embeds=tuple(batch))
@@ -168,27 +168,42 @@ def papers_messages(reply: Papers) -> list[Message]:
 
 def paper_embed(paper: PaperView, group: str = "") -> discord.Embed:
     """Title linked to the abstract page, authors, date, comment; the abstract as description."""
-    embed = discord.Embed(
-        title=fit(safe(paper.title), TITLE) or paper.arxiv_id,
-        url=paper.abs_url,
-        colour=COLOUR,
-    )
+    return sized_paper_embed(paper, group)[0]
+
+
+def sized_paper_embed(paper: PaperView, group: str = "") -> tuple[discord.Embed, int]:
+    """`paper_embed` and its `embed_size`, counted while it is built."""
+    title = fit(safe(paper.title), TITLE) or paper.arxiv_id
+    embed = discord.Embed(title=title, url=paper.abs_url, colour=COLOUR)
+    size = units(title)
     if group:
-        embed.set_author(name=fit(safe(group), AUTHOR))
+        name = fit(safe(group), AUTHOR)
+        embed.set_author(name=name)
+        size += units(name)
+    fields = []
     if paper.authors:
-        embed.add_field(name="Authors", value=fit(safe(paper.authors_short()), FIELD_VALUE))
-    embed.add_field(name="Updated", value=paper.day.isoformat())
-    embed.add_field(name="PDF", value=f"[{paper.arxiv_id}v{paper.version}]({paper.pdf_url})")
-    if squash(paper.comment):
-        embed.add_field(name="Comment", value=fit(safe(paper.comment), FIELD_VALUE), inline=False)
-    embed.set_footer(text=f"arXiv:{paper.arxiv_id}v{paper.version}")
+        fields.append(("Authors", fit(safe(paper.authors_short()), FIELD_VALUE), True))
+    fields.append(("Updated", paper.day.isoformat(), True))
+    fields.append(("PDF", f"[{paper.arxiv_id}v{paper.version}]({paper.pdf_url})", True))
+    comment = safe(paper.comment)
+    if comment:
+        fields.append(("Comment", fit(comment, FIELD_VALUE), False))
+    for name, value, inline in fields:
+        embed.add_field(name=name, value=value, inline=inline)
+        size += units(name) + units(value)
+    footer = f"arXiv:{paper.arxiv_id}v{paper.version}"
+    embed.set_footer(text=footer)
+    size += units(footer)
     abstract = safe(paper.abstract)
     if abstract:
-        room = min(DESCRIPTION, EMBED_TOTAL - embed_size(embed))
-        embed.description = fit(
-            abstract, room, suffix=f"{ELLIPSIS} [more on arXiv]({paper.abs_url})"
+        description = fit(
+            abstract,
+            min(DESCRIPTION, EMBED_TOTAL - size),
+            suffix=f"{ELLIPSIS} [more on arXiv]({paper.abs_url})",
         )
-    return embed
+        embed.description = description
+        size += units(description)
+    return embed, size
 
 
 def embed_size(embed: discord.Embed) -> int:
@@ -202,10 +217,14 @@ def embed_size(embed: discord.Embed) -> int:
 
 def pack_embeds(embeds: Sequence[discord.Embed]) -> Iterator[list[discord.Embed]]:
     """Greedy batches of at most 10 embeds and 6000 characters."""
+    return pack_sized((embed, embed_size(embed)) for embed in embeds)
+
+
+def pack_sized(embeds: Iterable[tuple[discord.Embed, int]]) -> Iterator[list[discord.Embed]]:
+    """`pack_embeds` for embeds whose sizes are known."""
     batch: list[discord.Embed] = []
     total = 0
-    for embed in embeds:
-        size = embed_size(embed)
+    for embed, size in embeds:
         if batch and (len(batch) == EMBEDS or total + size > EMBED_TOTAL):
             yield batch
             batch, total = [], 0
