@@ -337,11 +337,15 @@ def _undelivered_query(*, many: bool = False, pg: bool = False) -> Any:
         delivered_to = col(Delivery.channel_id) == bindparam("channel")
         partition: Any = col(Match.keyword_id)
     else:
+        delivered_to = col(Delivery.channel_id) == channel
         if pg:
-            of_channels = channel == any_(bindparam("channels", type_=ARRAY(Integer)))
+            channels = any_(bindparam("channels", type_=ARRAY(Integer)))
+            of_channels = channel == channels
+            # Said again of the deliveries, so that a hash anti-join reads only the batch's
+            # channels' deliveries rather than hashing every delivery ever made.
+            delivered_to = and_(delivered_to, col(Delivery.channel_id) == channels)
         else:
             of_channels = channel.in_(bindparam("channels", expanding=True))
-        delivered_to = col(Delivery.channel_id) == channel
         partition = (channel, col(Match.keyword_id))
     delivered = (
         sa_select(literal(1))
