@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Table, any_, bindparam, exists, update
+from sqlalchemy import Integer, Table, any_, bindparam, exists, or_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
@@ -567,17 +567,22 @@ def paper_ids(post: Papers) -> list[str]:
 def stale_labels(
     session: Session, *, channel_ids: Sequence[int], since: datetime
 ) -> dict[int, list[str]]:
-    """Per channel, its keywords not fetched successfully since `since` (the last daily refresh)."""
+    """Per channel, its keywords not fetched successfully since `since` (the last daily refresh).
+    Compared in SQL (timestamps are stored in UTC, `since` is turned to UTC), so the usual
+    answer, nothing stale, reads no rows."""
     stale: dict[int, list[str]] = {}
+    last_success = col(Keyword.last_success_at)
     for start in range(0, len(channel_ids), 500):
         rows = session.execute(
-            select(Subscription.channel_id, Keyword.phrase, Keyword.last_success_at)
+            select(Subscription.channel_id, Keyword.phrase)
             .join(Keyword, col(Keyword.id) == col(Subscription.keyword_id))
-            .where(col(Subscription.channel_id).in_(channel_ids[start : start + 500]))
+            .where(
+                col(Subscription.channel_id).in_(channel_ids[start : start + 500]),
+                or_(last_success.is_(None), last_success < since.astimezone(UTC)),
+            )
         ).all()
-        for channel_id, phrase, last_success_at in rows:
-            if fetched_before(last_success_at, since):
-                stale.setdefault(channel_id, []).append(phrase)
+        for channel_id, phrase in rows:
+            stale.setdefault(channel_id, []).append(phrase)
     return stale
 
 

@@ -334,6 +334,32 @@ def test_two_channels_on_one_keyword_each_get_their_own_undelivered_papers_in_a_
     assert [p.groups[0].label for p in posts if isinstance(p, Papers)] == ["Diffusion"] * 2
 
 
+def test_stale_keywords_are_those_not_fetched_successfully_since_the_refresh_time(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    labels = ["Fresh", "At the slot", "Just before", "Never"]
+    for label in labels:
+        follow(core, arxiv_api, SLACK, label)
+    since = datetime(2026, 3, 2, 3, 0, tzinfo=ZoneInfo("Europe/Paris"))  # 02:00 UTC
+    fetched = {
+        "Fresh": utc(2026, 3, 2, 7),
+        "At the slot": utc(2026, 3, 2, 2),
+        "Just before": utc(2026, 3, 2, 2) - timedelta(microseconds=1),
+        "Never": None,
+    }
+    with write_session(core.engine) as session:
+        for label, at in fetched.items():
+            keyword = store.find_keyword(session, label)
+            assert keyword is not None
+            keyword.last_success_at = at
+            session.add(keyword)
+    channel = channel_of(core, SLACK).id
+    with read_session(core.engine) as session:
+        stale = digest.stale_labels(session, channel_ids=[channel], since=since)  # type: ignore[list-item]
+    assert sorted(stale[channel]) == ["Just before", "Never"]  # type: ignore[index]
+
+
 def test_a_claim_lost_within_a_batch_is_reported_and_left_alone_while_the_others_pass(
     core: Core, arxiv_api: ArxivStandIn, time_machine: Any
 ) -> None:
