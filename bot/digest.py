@@ -21,7 +21,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Table, any_, bindparam, exists, or_, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    Table,
+    any_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
@@ -275,32 +286,36 @@ def _pass(session: Session, claim: Claim, post: Papers | None, now: datetime) ->
 def _pass_many(
     session: Session, passes: Sequence[tuple[Claim, Papers | None]], now: datetime
 ) -> set[int]:
-    """`_pass` for several claims in two statements; returns the ids of the claims lost (held
-    by another owner, or no longer "claimed"), which are left as they are.
+    """`_pass` for several claims; returns the ids of the claims lost (held by another owner,
+    or no longer "claimed"), which are left as they are.
 
-    The claims still held are read and locked first (FOR UPDATE on PostgreSQL; SQLite's write
-    transaction already excludes every other writer), so the UPDATE sent for each of them
-    (one executemany, pipelined by psycopg) cannot miss."""
+    PostgreSQL: one UPDATE … FROM unnest(arrays) … RETURNING, which rechecks each row's
+    owner and status once it holds the row's lock. SQLite: the claims still held are read
+    first (the write transaction already excludes every other writer), then one executemany
+    UPDATE passes them."""
     if not passes:
         return set()
-    rows = session.execute(_HELD, {"claims": [claim.id for claim, _ in passes]}).all()
-    owners = dict(rows)
-    held = [(c, post) for c, post in passes if owners.get(c.id) == c.owner]
-    if held:
-        session.execute(
-            _PASS,
-            [
-                {
-                    "claim": claim.id,
-                    "to": EMPTY if post is None else SENDING,
-                    "ids": None if post is None else json.dumps(paper_ids(post)),
-                    "until": now + CLAIM_LEASE,
-                    "done": now if post is None else None,
-                }
-                for claim, post in held
-            ],
-        )
-    return {claim.id for claim, _ in passes} - {claim.id for claim, _ in held}
+    rows = [
+        {
+            "claim": claim.id,
+            "holder": claim.owner,
+            "to": EMPTY if post is None else SENDING,
+            "ids": None if post is None else json.dumps(paper_ids(post)),
+            "done": now if post is None else None,
+        }
+        for claim, post in passes
+    ]
+    until = now + CLAIM_LEASE
+    if session.get_bind().dialect.name == "postgresql":
+        columns = {key: [row[key] for row in rows] for key in rows[0]}
+        passed = set(session.execute(_PASS_MANY_PG, {**columns, "until": until}).scalars())
+    else:
+        owners = dict(session.execute(_HELD, {"claims": [r["claim"] for r in rows]}).all())
+        held = [r for r in rows if owners.get(r["claim"]) == r["holder"]]
+        if held:
+            session.execute(_PASS, [{**r, "until": until} for r in held])
+        passed = {r["claim"] for r in held}
+    return {claim.id for claim, _ in passes} - passed
 
 
 def begin_sending_many(
@@ -464,21 +479,48 @@ _IN_FLIGHT = select(_CLAIMS.c.papers).where(
 _IN_FLIGHT_MANY = select(_CLAIMS.c.channel_id, _CLAIMS.c.papers).where(
     _CLAIMS.c.channel_id.in_(bindparam("channels", expanding=True)), _CLAIMS.c.status == SENDING
 )
-_HELD = (
-    select(_CLAIMS.c.id, _CLAIMS.c.owner)
-    .where(_CLAIMS.c.id.in_(bindparam("claims", expanding=True)), _CLAIMS.c.status == CLAIMED)
-    .order_by(_CLAIMS.c.id)
-    .with_for_update()
+_HELD = select(_CLAIMS.c.id, _CLAIMS.c.owner).where(
+    _CLAIMS.c.id.in_(bindparam("claims", expanding=True)), _CLAIMS.c.status == CLAIMED
 )
 _PASS = (
     update(_CLAIMS)
-    .where(_CLAIMS.c.id == bindparam("claim"), _CLAIMS.c.status == CLAIMED)
+    .where(
+        _CLAIMS.c.id == bindparam("claim"),
+        _CLAIMS.c.owner == bindparam("holder"),
+        _CLAIMS.c.status == CLAIMED,
+    )
     .values(
         status=bindparam("to"),
         papers=bindparam("ids"),
         lease_until=bindparam("until"),
         finished_at=bindparam("done"),
     )
+)
+_PASSING = (
+    func.unnest(
+        bindparam("claim", type_=ARRAY(Integer)),
+        bindparam("holder", type_=ARRAY(String)),
+        bindparam("to", type_=ARRAY(String)),
+        bindparam("ids", type_=ARRAY(String)),
+        bindparam("done", type_=ARRAY(DateTime(timezone=True))),
+    )
+    .table_valued("claim", "holder", "to", "ids", "done")
+    .render_derived()
+)
+_PASS_MANY_PG = (
+    update(_CLAIMS)
+    .where(
+        _CLAIMS.c.id == _PASSING.c.claim,
+        _CLAIMS.c.owner == _PASSING.c.holder,
+        _CLAIMS.c.status == CLAIMED,
+    )
+    .values(
+        status=_PASSING.c.to,
+        papers=_PASSING.c.ids,
+        lease_until=bindparam("until"),
+        finished_at=_PASSING.c.done,
+    )
+    .returning(_CLAIMS.c.id)
 )
 _SETTLE = (
     update(_CLAIMS)
