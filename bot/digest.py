@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    delete,
     exists,
     func,
     or_,
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 CLAIM_LEASE = timedelta(minutes=15)
 PAUSE_AFTER_FAILED_DAYS = 3
+CLAIMS_KEPT_DAYS = 30  # settled claims are history after a day; a month is kept to look into
 CLAIMED, SENDING, SENT, EMPTY, FAILED, UNCERTAIN = (
     "claimed",
     "sending",
@@ -453,6 +455,19 @@ def has_abandoned(session: Session, *, now: datetime) -> bool:
         ).first()
         is not None
     )
+
+
+def prune_claims(session: Session, *, now: datetime) -> int:
+    """Delete settled claims more than `CLAIMS_KEPT_DAYS` old (one row per channel per day
+    otherwise piles up). Only the current day's claims, and those "claimed" or "sending",
+    ever decide anything; those last two are never deleted here."""
+    cutoff = now.astimezone(UTC).date() - timedelta(days=CLAIMS_KEPT_DAYS)
+    result = session.execute(
+        delete(_CLAIMS).where(
+            _CLAIMS.c.local_date < cutoff, _CLAIMS.c.status.in_([SENT, EMPTY, FAILED, UNCERTAIN])
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _settle(

@@ -356,6 +356,14 @@ class DigestRunner:
             now=self.core.clock(),
         )
         logger.info("daily refresh for %s: %s", slot.date(), status)
+        try:  # housekeeping, once a day by the refresh's holder
+            pruned = await asyncio.to_thread(
+                self._write, digest.prune_claims, now=self.core.clock()
+            )
+        except Exception:
+            logger.exception("pruning old daily-post claims failed")
+        else:
+            logger.info("pruned %d settled daily-post claims", pruned)
         return True
 
     def _take_refresh(self, run_date: date, now: datetime) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import select
@@ -17,12 +17,21 @@ from bot.config import Settings
 from bot.core import Core, Place
 from bot.db import make_engine, read_session, write_session
 from bot.health import health_report
-from bot.models import Lease
+from bot.models import DigestClaim, Lease
 from bot.refresh_lease import REFRESH_LEASE_NAME
 from bot.runner import DigestRunner
 from bot.schedule import start_scheduler
 from tests.fakes.arxiv_server import ArxivStandIn
-from tests.test_digest import SLACK, FakePoster, add_paper, claims, entry, follow, utc
+from tests.test_digest import (
+    SLACK,
+    FakePoster,
+    add_paper,
+    channel_of,
+    claims,
+    entry,
+    follow,
+    utc,
+)
 
 
 async def wait_for_posts(poster: FakePoster, count: int, timeout: float = 5.0) -> None:
@@ -114,6 +123,29 @@ async def test_the_daily_refresh_runs_once_per_day_and_is_reported_for_health(
     report = health_report(core)
     assert report["last_refresh"]["status"] == "ok: 2 keywords fetched"
     assert report["last_refresh"]["at"].startswith("2026-03-02T01:00")
+
+
+async def test_the_daily_refresh_prunes_settled_claims_older_than_a_month(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    channel = channel_of(core, SLACK).id
+    statuses = {31: "sent", 32: "empty", 40: "uncertain", 35: "sending", 33: "claimed", 30: "sent"}
+    with write_session(core.engine) as session:
+        for days_ago, status in statuses.items():
+            session.add(
+                DigestClaim(
+                    channel_id=channel,  # type: ignore[arg-type]
+                    local_date=date(2026, 3, 2) - timedelta(days=days_ago),
+                    status=status,
+                    owner="old",
+                    lease_until=utc(2026, 1, 1),
+                )
+            )
+    assert await DigestRunner(core, [FakePoster()]).run_daily_refresh() is True
+    kept = {(date(2026, 3, 2) - c.local_date).days: c.status for c in claims(core)}
+    assert kept == {35: "sending", 33: "claimed", 30: "sent"}
 
 
 async def test_a_refresh_lease_of_a_dead_process_is_taken_over_when_it_expires(
