@@ -169,10 +169,10 @@ class DigestRunner:
         poster = self.posters[due.platform]
         outcome = DigestOutcome(due.channel_id, due.local_date, digest.SENT, f"{post.count} papers")
         try:
-            await asyncio.wait_for(
-                poster.post(workspace_id=due.workspace_id, channel_id=due.channel, replies=[post]),
-                self.post_timeout,
-            )
+            async with asyncio.timeout(self.post_timeout):  # no task per post, unlike wait_for
+                await poster.post(
+                    workspace_id=due.workspace_id, channel_id=due.channel, replies=[post]
+                )
         except PostFailed as exc:
             if exc.maybe_delivered:
                 return await self._uncertain(outcome, claim, post, exc.reason)

@@ -466,6 +466,32 @@ async def test_a_post_that_may_have_arrived_is_not_retried_and_its_papers_count_
     assert poster.sent == []
 
 
+async def test_a_post_with_no_answer_in_time_is_uncertain_and_holds_up_no_other_channel(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    stuck = Place(platform="slack", workspace_id="T1", channel_id="C2")
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    follow(core, arxiv_api, stuck, "Diffusion")
+    add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
+    poster = FakePoster(slow={"C2": 30.0})
+    began = asyncio.get_running_loop().time()
+    time_machine.move_to(utc(2026, 3, 2, 9), tick=False)
+    outcomes = await run_due_digests(core, [poster], utc(2026, 3, 2, 9), post_timeout=0.3)
+    assert asyncio.get_running_loop().time() - began < 10
+    assert sorted((o.channel_id, o.status) for o in outcomes) == [
+        (channel_of(core, SLACK).id, "sent"),
+        (channel_of(core, stuck).id, "uncertain"),
+    ]
+    assert "no answer in 0.3s" in next(o.detail for o in outcomes if o.status == "uncertain")
+    assert [s.channel_id for s in poster.sent] == ["C1"]
+    # Its paper counts as delivered: the next day does not send it again.
+    poster.slow.clear()
+    add_paper(core, "Diffusion", "2603.00200", utc(2026, 3, 2, 20))
+    await run_at(core, [poster], utc(2026, 3, 3, 9), time_machine)
+    assert [s.ids for s in poster.to("C2")] == [["2603.00200"]]
+
+
 # -- failures and pausing -----------------------------------------------------------------
 
 
