@@ -16,10 +16,11 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from bot import digest, store
+from bot import claims, digest, store
+from bot.claims import Claim
 from bot.core import Core, RefreshOutcome
 from bot.db import is_sqlite, read_session, write_session
-from bot.digest import Claim, DueChannel
+from bot.digest import DueChannel
 from bot.poster import Poster, PostFailed
 from bot.refresh_lease import (
     finish_refresh,
@@ -36,7 +37,7 @@ T = TypeVar("T")
 
 MAX_CONCURRENT_CHANNELS = 1000  # channels being posted at once; waiting out rate limits is cheap
 DB_THREADS_POSTGRESQL = 4
-POST_TIMEOUT_SECONDS = 600.0  # under digest.CLAIM_LEASE, so a live sender is never "recovered"
+POST_TIMEOUT_SECONDS = 600.0  # under claims.CLAIM_LEASE, so a live sender is never "recovered"
 PREPARE_BATCH = 20  # claims passed to "sending" per write transaction
 RECORD_DELAY_SECONDS = 0.15  # accepted posts wait at most this long for a free database thread
 
@@ -117,9 +118,9 @@ class DigestRunner:
             return []
         self._in_flight.update(d.channel_id for d in due)
         try:
-            claims, stale = await self._in_db_thread(self._claim, due)
+            taken, stale = await self._in_db_thread(self._claim, due)
             turns = [
-                self._deliver(d, claims.get(d.channel_id), stale.get(d.channel_id, [])) for d in due
+                self._deliver(d, taken.get(d.channel_id), stale.get(d.channel_id, [])) for d in due
             ]
             return list(await asyncio.gather(*turns))
         finally:
@@ -127,9 +128,9 @@ class DigestRunner:
 
     def _due(self, now: datetime, only: Collection[int] | None) -> list[DueChannel]:
         with read_session(self.core.engine) as session:
-            abandoned = digest.has_abandoned(session, now=now)
+            abandoned = claims.has_abandoned(session, now=now)
         if abandoned:
-            self._write(digest.recover_abandoned, now=now)
+            self._write(claims.recover_abandoned, now=now)
         with read_session(self.core.engine) as session:
             return digest.due_channels(
                 session,
@@ -142,10 +143,10 @@ class DigestRunner:
     def _claim(self, due: list[DueChannel]) -> tuple[dict[int, Claim], dict[int, list[str]]]:
         """Claims for the due channels, and the keywords each must refresh first."""
         now = self.core.clock()
-        claims = self._write(digest.claim_due, due, owner=self.owner, now=now)
+        taken = self._write(claims.claim_due, due, owner=self.owner, now=now)
         since = digest.last_refresh_slot(now, self.core.settings.fetch_time)
-        stale = self._read(digest.stale_labels, channel_ids=list(claims), since=since)
-        return claims, stale
+        stale = self._read(digest.stale_labels, channel_ids=list(taken), since=since)
+        return taken, stale
 
     async def _deliver(
         self, due: DueChannel, claim: Claim | None, stale: list[str]
@@ -159,7 +160,7 @@ class DigestRunner:
                 if post is None:
                     return DigestOutcome(due.channel_id, due.local_date, digest.EMPTY)
                 return await self._send(due, claim, post)
-        except digest.ClaimLost:
+        except claims.ClaimLost:
             return DigestOutcome(due.channel_id, due.local_date, "taken")
         except Exception as exc:
             logger.exception("the %s post of channel %s failed", due.local_date, due.channel_id)
@@ -177,7 +178,7 @@ class DigestRunner:
             if exc.maybe_delivered:
                 return await self._uncertain(outcome, claim, post, exc.reason)
             paused = await self._db(
-                digest.record_failure,
+                claims.record_failure,
                 claim,
                 reason=exc.reason,
                 permanent=exc.permanent,
@@ -203,7 +204,7 @@ class DigestRunner:
         return outcome
 
     async def _begin_sending(self, claim: Claim) -> Papers | None:
-        """`digest.begin_sending`, in a transaction shared with other channels' (PREPARE_BATCH
+        """`claims.begin_sending`, in a transaction shared with other channels' (PREPARE_BATCH
         at a time); these go ahead of recording sent posts in the database threads."""
         done: asyncio.Future[Papers | None] = asyncio.get_running_loop().create_future()
         self._unprepared.append((claim, done))
@@ -220,7 +221,7 @@ class DigestRunner:
                 del self._unprepared[:PREPARE_BATCH]
                 try:
                     results = await self._db(
-                        digest.begin_sending_many,
+                        claims.begin_sending_many,
                         [claim for claim, _done in batch],
                         now=self.core.clock(),
                     )
@@ -233,7 +234,7 @@ class DigestRunner:
                 for (_claim, done), result in zip(batch, results, strict=True):
                     if done.done():
                         continue
-                    if isinstance(result, digest.ClaimLost):
+                    if isinstance(result, claims.ClaimLost):
                         done.set_exception(result)
                     else:
                         done.set_result(result)
@@ -290,7 +291,7 @@ class DigestRunner:
             return batch, None
         try:
             self._write(
-                digest.record_sent_many,
+                claims.record_sent_many,
                 [(claim, post) for claim, post, _done in batch],
                 now=self.core.clock(),
             )
@@ -302,7 +303,7 @@ class DigestRunner:
     async def _uncertain(
         self, outcome: DigestOutcome, claim: Claim, post: Papers, reason: str
     ) -> DigestOutcome:
-        await self._db(digest.record_uncertain, claim, post, reason=reason, now=self.core.clock())
+        await self._db(claims.record_uncertain, claim, post, reason=reason, now=self.core.clock())
         return DigestOutcome(outcome.channel_id, outcome.local_date, digest.UNCERTAIN, reason)
 
     async def _refresh(self, labels: list[str]) -> None:
@@ -358,7 +359,7 @@ class DigestRunner:
         logger.info("daily refresh for %s: %s", slot.date(), status)
         try:  # housekeeping, once a day by the refresh's holder
             pruned = await asyncio.to_thread(
-                self._write, digest.prune_claims, now=self.core.clock()
+                self._write, claims.prune_claims, now=self.core.clock()
             )
         except Exception:
             logger.exception("pruning old daily-post claims failed")

@@ -1,7 +1,7 @@
 """The scheduler of `papers serve`: the daily refresh and every channel's daily post.
 
 APScheduler only says "now"; whether a post goes out is decided by the claim rows of
-`bot.digest`, so restarts, crashes and extra processes never post twice. Blocking work (the
+`bot.claims`, so restarts, crashes and extra processes never post twice. Blocking work (the
 database, arXiv) runs in threads, never on the event loop.
 
     scheduler = await start_scheduler(core, [slack_poster, discord_poster])

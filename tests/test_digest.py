@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import select
 
 from bot import catalog, digest, store
+from bot import claims as daily_claims
 from bot.arxiv_gateway import FetchedPaper
 from bot.commands import Add, DigestAt, DigestNow, Keywords
 from bot.core import Core, Place
@@ -320,13 +321,13 @@ def test_two_channels_on_one_keyword_each_get_their_own_undelivered_papers_in_a_
     now = utc(2026, 3, 2, 8)
     with write_session(core.engine) as session:
         taken = [
-            digest.claim_digest(
+            daily_claims.claim_digest(
                 session, channel_id=cid, local_date=date(2026, 3, 2), owner="me", now=now
             )
             for cid in (second, first)
         ]
         assert taken[0] is not None and taken[1] is not None
-        posts = digest.begin_sending_many(session, [taken[0], taken[1]], now=now)
+        posts = daily_claims.begin_sending_many(session, [taken[0], taken[1]], now=now)
     assert [digest.paper_ids(p) for p in posts if isinstance(p, Papers)] == [
         ["2603.00003", "2603.00001"],
         ["2603.00002"],
@@ -371,7 +372,7 @@ def test_a_claim_lost_within_a_batch_is_reported_and_left_alone_while_the_others
     add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
     with write_session(core.engine) as session:
         taken = [
-            digest.claim_digest(
+            daily_claims.claim_digest(
                 session,
                 channel_id=channel_of(core, place).id,  # type: ignore[arg-type]
                 local_date=date(2026, 3, 2),
@@ -385,8 +386,8 @@ def test_a_claim_lost_within_a_batch_is_reported_and_left_alone_while_the_others
     with write_session(core.engine) as session:  # another process retook the middle one
         session.get(DigestClaim, middle.id).owner = "them"  # type: ignore[union-attr]
     with write_session(core.engine) as session:
-        results = digest.begin_sending_many(session, taken, now=now)  # type: ignore[arg-type]
-    assert isinstance(results[1], digest.ClaimLost)
+        results = daily_claims.begin_sending_many(session, taken, now=now)  # type: ignore[arg-type]
+    assert isinstance(results[1], daily_claims.ClaimLost)
     assert [digest.paper_ids(r) for r in (results[0], results[2])] == [["2603.00100"]] * 2  # type: ignore[arg-type]
     by_channel = {c.channel_id: (c.status, c.owner) for c in claims(core)}
     assert by_channel == {
@@ -431,7 +432,7 @@ async def test_a_claim_whose_holder_died_before_sending_is_retaken_after_its_lea
     add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
     channel_id = channel_of(core, SLACK).id
     with write_session(core.engine) as session:
-        taken = digest.claim_digest(
+        taken = daily_claims.claim_digest(
             session,
             channel_id=channel_id,
             local_date=date(2026, 3, 2),
@@ -603,22 +604,22 @@ async def test_a_claim_past_the_sending_point_is_never_retaken(
     channel_id = channel_of(core, SLACK).id
     day, nine = date(2026, 3, 2), utc(2026, 3, 2, 9)
     with write_session(core.engine) as session:
-        first = digest.claim_digest(
+        first = daily_claims.claim_digest(
             session, channel_id=channel_id, local_date=day, owner="a", now=nine
         )  # type: ignore[arg-type]
     assert first is not None
     with write_session(core.engine) as session:
-        assert digest.begin_sending(session, first, now=nine) is not None
-    later = nine + 2 * digest.CLAIM_LEASE
+        assert daily_claims.begin_sending(session, first, now=nine) is not None
+    later = nine + 2 * daily_claims.CLAIM_LEASE
     with write_session(core.engine) as session:
         assert (
-            digest.claim_digest(
+            daily_claims.claim_digest(
                 session, channel_id=channel_id, local_date=day, owner="b", now=later
             )
             is None
         )  # type: ignore[arg-type]
         assert (
-            digest.claim_digest(
+            daily_claims.claim_digest(
                 session, channel_id=channel_id, local_date=day, owner="a", now=later
             )
             is None
