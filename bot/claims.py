@@ -181,38 +181,36 @@ def _pass_many(
     """`_pass` for several claims; returns the ids of the claims lost (held by another owner,
     or no longer "claimed"), which are left as they are.
 
-    PostgreSQL: one UPDATE … FROM unnest(arrays) … RETURNING, which rechecks each row's
-    owner and status once it holds the row's lock. SQLite: the claims still held are read
-    first (the write transaction already excludes every other writer), then one executemany
-    UPDATE passes them."""
+    PostgreSQL: one UPDATE … FROM json_to_recordset(the batch) … RETURNING, which rechecks
+    each row's owner and status once it holds the row's lock. SQLite: the claims still held
+    are read first (the write transaction already excludes every other writer), then one
+    executemany UPDATE passes them."""
     if not passes:
         return set()
-    rows = [
+    done = now.isoformat()  # a post that is empty is settled now; one that is sending is not
+    rows: list[dict[str, Any]] = [
         {
             "claim": claim.id,
             "holder": claim.owner,
             "to": EMPTY if post is None else SENDING,
             "ids": None if post is None else json.dumps(paper_ids(post)),
-            "done": now if post is None else None,
+            "done": done if post is None else None,
         }
         for claim, post in passes
     ]
     until = now + CLAIM_LEASE
+    ids = [claim.id for claim, _ in passes]
     if session.get_bind().dialect.name == "postgresql":
-        payload = json.dumps([{**r, "done": r["done"] and r["done"].isoformat()} for r in rows])
-        claims = [r["claim"] for r in rows]
-        passed = set(
-            session.execute(
-                _PASS_MANY_PG, {"rows": payload, "claims": claims, "until": until}
-            ).scalars()
-        )
+        batch = {"rows": json.dumps(rows), "claims": ids, "until": until}
+        passed = set(session.execute(_PASS_MANY_PG, batch).scalars())
     else:
-        owners = dict(session.execute(_HELD, {"claims": [r["claim"] for r in rows]}).all())
+        owners = dict(session.execute(_HELD, {"claims": ids}).all())
         held = [r for r in rows if owners.get(r["claim"]) == r["holder"]]
         if held:
-            session.execute(_PASS, [{**r, "until": until} for r in held])
+            settled = [{**r, "done": now if r["done"] else None, "until": until} for r in held]
+            session.execute(_PASS, settled)
         passed = {r["claim"] for r in held}
-    return {claim.id for claim, _ in passes} - passed
+    return set(ids) - passed
 
 
 def begin_sending_many(

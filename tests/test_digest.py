@@ -200,6 +200,7 @@ async def test_two_keywords_one_post_of_the_undelivered_then_only_new_then_none(
     assert [o.status for o in outcomes] == ["empty"]
     assert len(poster.sent) == 2
     assert [c.status for c in claims(core)] == ["sent", "sent", "empty"]
+    assert [store.as_utc(c.finished_at) for c in claims(core)][2] == utc(2026, 3, 5, 9)  # type: ignore[arg-type]
 
 
 async def test_a_stale_keyword_is_fetched_once_for_all_its_channels_and_a_failed_fetch_posts_what_is_stored(
