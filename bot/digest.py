@@ -22,6 +22,7 @@ from sqlalchemy import (
     exists,
     or_,
 )
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
@@ -61,7 +62,9 @@ class DueChannel:
 # -- when ---------------------------------------------------------------------------------
 
 
-def digest_schedule(channel: Channel, settings: Settings) -> tuple[str, ZoneInfo]:
+def digest_schedule(
+    channel: Channel | ScheduledChannel, settings: Settings
+) -> tuple[str, ZoneInfo]:
     """The channel's post time and zone, with the deployment's defaults filled in."""
     zone = parse_zone(channel.digest_timezone or settings.timezone)
     if zone is None:
@@ -86,19 +89,38 @@ def last_refresh_slot(now: datetime, fetch_time: str) -> datetime:
     return slot if slot <= now else slot - timedelta(days=1)
 
 
+@dataclass(frozen=True)
+class ScheduledChannel:
+    """What the schedule needs of a channel that gets daily posts."""
+
+    id: int
+    digest_time: str | None
+    digest_timezone: str | None
+    external_id: str  # the platform's id of the channel
+    platform: str
+    workspace_external_id: str  # the platform's id of its workspace
+
+
 def scheduled_channels(
     session: Session, *, platforms: Collection[str], only: Collection[int] | None = None
-) -> list[tuple[Channel, Workspace]]:
+) -> list[ScheduledChannel]:
     """Channels that get a daily post here: active, on, not paused, following something."""
     follows = exists().where(col(Subscription.channel_id) == col(Channel.id))
     query = (
-        select(Channel, Workspace)
-        .join(Workspace, Workspace.id == Channel.workspace_id)  # type: ignore[arg-type]
+        sa_select(
+            col(Channel.id),
+            col(Channel.digest_time),
+            col(Channel.digest_timezone),
+            col(Channel.external_id),
+            col(Workspace.platform),
+            col(Workspace.external_id),
+        )
+        .join(Workspace, col(Workspace.id) == col(Channel.workspace_id))
         .where(
-            Channel.active == True,  # noqa: E712
-            Channel.digest_enabled == True,  # noqa: E712
-            Channel.paused == False,  # noqa: E712
-            Workspace.active == True,  # noqa: E712
+            col(Channel.active).is_(True),
+            col(Channel.digest_enabled).is_(True),
+            col(Channel.paused).is_(False),
+            col(Workspace.active).is_(True),
             col(Workspace.platform).in_(list(platforms)),
             follows,
         )
@@ -106,7 +128,7 @@ def scheduled_channels(
     )
     if only is not None:
         query = query.where(col(Channel.id).in_(list(only)))
-    return [(c, w) for c, w in session.exec(query).all()]
+    return [ScheduledChannel(*row) for row in session.execute(query)]
 
 
 def due_channels(
@@ -119,14 +141,21 @@ def due_channels(
 ) -> list[DueChannel]:
     """Channels whose post time today has passed and whose today is neither done nor held."""
     candidates = []
-    for channel, workspace in scheduled_channels(session, platforms=platforms, only=only):
+    today: dict[tuple[str, str], tuple[date, bool]] = {}  # per schedule: local date, passed
+    for channel in scheduled_channels(session, platforms=platforms, only=only):
         hhmm, zone = digest_schedule(channel, settings)
-        day = now.astimezone(zone).date()
-        if now >= post_instant(day, hhmm, zone):
-            assert channel.id is not None
+        if (hhmm, zone.key) not in today:
+            day = now.astimezone(zone).date()
+            today[hhmm, zone.key] = day, now >= post_instant(day, hhmm, zone)
+        day, passed = today[hhmm, zone.key]
+        if passed:
             candidates.append(
                 DueChannel(
-                    channel.id, workspace.platform, workspace.external_id, channel.external_id, day
+                    channel.id,
+                    channel.platform,
+                    channel.workspace_external_id,
+                    channel.external_id,
+                    day,
                 )
             )
     if not candidates:

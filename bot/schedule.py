@@ -106,9 +106,9 @@ class DigestScheduler:
         schedules: dict[tuple[str, str], set[int]] = {}
         with read_session(self.runner.core.engine) as session:
             rows = digest.scheduled_channels(session, platforms=self.runner.posters.keys())
-        for channel, _workspace in rows:
+        for channel in rows:
             hhmm, zone = digest.digest_schedule(channel, settings)
-            schedules.setdefault((hhmm, zone.key), set()).add(channel.id)  # type: ignore[arg-type]
+            schedules.setdefault((hhmm, zone.key), set()).add(channel.id)
         return schedules
 
     async def _digest_job(self, key: tuple[str, str]) -> None:
