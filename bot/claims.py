@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     Integer,
     String,
@@ -33,8 +34,11 @@ from sqlalchemy import (
     column,
     delete,
     func,
+    literal,
     update,
 )
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, select
 
@@ -82,12 +86,21 @@ class Claim:
 def claim_due(
     session: Session, due: Sequence[DueChannel], *, owner: str, now: datetime
 ) -> dict[int, Claim]:
-    """Take the day's claim of every due channel (INSERT … ON CONFLICT DO NOTHING … RETURNING,
-    sent as multi-row batches by SQLAlchemy's "insertmanyvalues" from one cached statement),
-    retaking those whose holder died before sending. Channel id -> claim."""
+    """Take the day's claim of every due channel (INSERT … ON CONFLICT DO NOTHING …
+    RETURNING), retaking those whose holder died before sending. Channel id -> claim.
+
+    PostgreSQL gets the channels as one JSON document (psycopg parses the placeholders of a
+    long query in Python: 6,000 of them took 40 ms); SQLite gets SQLAlchemy's multi-row
+    "insertmanyvalues" batches of one cached statement."""
     claims: dict[int, Claim] = {}
     fresh = {d.channel_id: d.local_date for d in due if not d.retake}
-    if fresh:
+    if fresh and session.get_bind().dialect.name == "postgresql":
+        days = [{"channel_id": cid, "local_date": day.isoformat()} for cid, day in fresh.items()]
+        taken = session.execute(
+            _CLAIM_MANY_PG,
+            {"days": json.dumps(days), "owner": owner, "until": now + CLAIM_LEASE, "now": now},
+        )
+    elif fresh:
         insert = store.insert_for(session, DigestClaim)
         taken = session.connection().execute(
             insert.on_conflict_do_nothing(index_elements=["channel_id", "local_date"]).returning(
@@ -95,6 +108,7 @@ def claim_due(
             ),
             [_claim_row(cid, day, owner, now) for cid, day in fresh.items()],
         )
+    if fresh:
         claims.update({cid: Claim(id_, cid, fresh[cid], owner) for id_, cid in taken})
     for d in due:
         if d.retake and (claim := _retake(session, d.channel_id, d.local_date, owner, now)):
@@ -388,6 +402,27 @@ _PASS = (
         lease_until=bindparam("until"),
         finished_at=bindparam("done"),
     )
+)
+_DUE_DAYS = (
+    func.json_to_recordset(cast(bindparam("days", type_=Text), JSON))
+    .table_valued(column("channel_id", Integer), column("local_date", Date))
+    .render_derived(with_types=True)
+)
+_CLAIM_MANY_PG = (
+    postgresql.insert(_CLAIMS)
+    .from_select(
+        ["channel_id", "local_date", "status", "owner", "lease_until", "claimed_at"],
+        sa_select(
+            _DUE_DAYS.c.channel_id,
+            _DUE_DAYS.c.local_date,
+            literal(CLAIMED),
+            bindparam("owner", type_=String),
+            bindparam("until", type_=DateTime(timezone=True)),
+            bindparam("now", type_=DateTime(timezone=True)),
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=["channel_id", "local_date"])
+    .returning(_CLAIMS.c.id, _CLAIMS.c.channel_id)
 )
 # The batch travels as one JSON document: psycopg would escape every quote of the papers'
 # JSON lists in a text array, element by element, in Python.
