@@ -87,33 +87,37 @@ def claim_due(
     session: Session, due: Sequence[DueChannel], *, owner: str, now: datetime
 ) -> dict[int, Claim]:
     """Take the day's claim of every due channel (INSERT … ON CONFLICT DO NOTHING …
-    RETURNING), retaking those whose holder died before sending. Channel id -> claim.
-
-    PostgreSQL gets the channels as one JSON document (psycopg parses the placeholders of a
-    long query in Python: 6,000 of them took 40 ms); SQLite gets SQLAlchemy's multi-row
-    "insertmanyvalues" batches of one cached statement."""
+    RETURNING), retaking those whose holder died before sending. Channel id -> claim."""
     claims: dict[int, Claim] = {}
     fresh = {d.channel_id: d.local_date for d in due if not d.retake}
-    if fresh and session.get_bind().dialect.name == "postgresql":
-        days = [{"channel_id": cid, "local_date": day.isoformat()} for cid, day in fresh.items()]
-        taken = session.execute(
-            _CLAIM_MANY_PG,
-            {"days": json.dumps(days), "owner": owner, "until": now + CLAIM_LEASE, "now": now},
-        )
-    elif fresh:
-        insert = store.insert_for(session, DigestClaim)
-        taken = session.connection().execute(
-            insert.on_conflict_do_nothing(index_elements=["channel_id", "local_date"]).returning(
-                _CLAIMS.c.id, _CLAIMS.c.channel_id
-            ),
-            [_claim_row(cid, day, owner, now) for cid, day in fresh.items()],
-        )
     if fresh:
+        taken = _insert_claims(session, fresh, owner=owner, now=now)
         claims.update({cid: Claim(id_, cid, fresh[cid], owner) for id_, cid in taken})
     for d in due:
         if d.retake and (claim := _retake(session, d.channel_id, d.local_date, owner, now)):
             claims[d.channel_id] = claim
     return claims
+
+
+def _insert_claims(
+    session: Session, days: dict[int, date], *, owner: str, now: datetime
+) -> list[tuple[int, int]]:
+    """(claim id, channel id) of the claims inserted; a channel already claimed that day is
+    skipped (ON CONFLICT DO NOTHING). PostgreSQL gets the channels as one JSON document
+    (psycopg parses the placeholders of a long query in Python: 6,000 of them took 40 ms);
+    SQLite gets SQLAlchemy's multi-row "insertmanyvalues" batches of one cached statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        document = json.dumps(
+            [{"channel_id": cid, "local_date": day.isoformat()} for cid, day in days.items()]
+        )
+        params = {"days": document, "owner": owner, "until": now + CLAIM_LEASE, "now": now}
+        return [(id_, cid) for id_, cid in session.execute(_CLAIM_MANY_PG, params)]
+    insert = store.insert_for(session, DigestClaim).on_conflict_do_nothing(
+        index_elements=["channel_id", "local_date"]
+    )
+    rows = [_claim_row(cid, day, owner, now) for cid, day in days.items()]
+    taken = session.connection().execute(insert.returning(_CLAIMS.c.id, _CLAIMS.c.channel_id), rows)
+    return [(id_, cid) for id_, cid in taken]
 
 
 def claim_digest(
@@ -201,28 +205,30 @@ def _pass_many(
     executemany UPDATE passes them."""
     if not passes:
         return set()
-    done = now.isoformat()  # a post that is empty is settled now; one that is sending is not
     rows: list[dict[str, Any]] = [
         {
             "claim": claim.id,
             "holder": claim.owner,
             "to": EMPTY if post is None else SENDING,
             "ids": None if post is None else json.dumps(paper_ids(post)),
-            "done": done if post is None else None,
+            "done": now if post is None else None,  # an empty day is settled now
         }
         for claim, post in passes
     ]
     until = now + CLAIM_LEASE
     ids = [claim.id for claim, _ in passes]
     if session.get_bind().dialect.name == "postgresql":
-        batch = {"rows": json.dumps(rows), "claims": ids, "until": until}
+        batch = {
+            "rows": json.dumps(rows, default=datetime.isoformat),
+            "claims": ids,
+            "until": until,
+        }
         passed = set(session.execute(_PASS_MANY_PG, batch).scalars())
     else:
         owners = dict(session.execute(_HELD, {"claims": ids}).all())
         held = [r for r in rows if owners.get(r["claim"]) == r["holder"]]
         if held:
-            settled = [{**r, "done": now if r["done"] else None, "until": until} for r in held]
-            session.execute(_PASS, settled)
+            session.execute(_PASS, [{**r, "until": until} for r in held])
         passed = {r["claim"] for r in held}
     return set(ids) - passed
 

@@ -14,14 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (
-    Integer,
-    Table,
-    any_,
-    bindparam,
-    exists,
-    or_,
-)
+from sqlalchemy import Integer, Table, any_, bindparam, exists, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoResultFound
@@ -302,9 +295,6 @@ def stale_labels(
 
 
 def is_stale(keyword: Keyword, since: datetime) -> bool:
-    return fetched_before(keyword.last_success_at, since)
-
-
-def fetched_before(last_success_at: datetime | None, since: datetime) -> bool:
     """Not fetched successfully since `since` (or never)."""
-    return last_success_at is None or store.as_utc(last_success_at) < since
+    last = keyword.last_success_at
+    return last is None or store.as_utc(last) < since
