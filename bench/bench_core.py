@@ -30,8 +30,7 @@ from bot.db import ensure_schema, make_engine, write_session
 
 FEED = (
     Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
+    / "tests"
     / "fixtures"
     / "dailyarxiv"
     / "feeds"

@@ -19,8 +19,8 @@ from bot.core import Core
 from bot.db import ensure_schema, make_engine
 from tests.fakes.arxiv_server import ArxivStandIn
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
-FIXTURES = SHARED / "fixtures"
+# Test data lives in the repository: the suite runs on a fresh clone with nothing beside it.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 _real_connect = socket.socket.connect
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 from lxml import etree
 
+from tests.conftest import FIXTURES
 from tests.fakes.arxiv_server import (
     ArxivStandIn,
     empty,
@@ -23,7 +24,6 @@ from tests.fakes.arxiv_server import (
     status,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
 VTON_FEED = FIXTURES / "dailyarxiv" / "feeds" / "virtual-try-on.atom.xml"
 ERROR_FEED = FIXTURES / "arxiv-api" / "arxiv_error_http400_bad_id.atom.xml"
 ATOM = "{http://www.w3.org/2005/Atom}"

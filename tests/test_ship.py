@@ -173,7 +173,6 @@ def test_quick_start_commands_work_in_a_fresh_directory(tmp_path: Path) -> None:
             "*.egg-info",
         ),
     )
-    (tmp_path / "shared").symlink_to((ROOT / ".." / "shared").resolve())
     port = free_port()
     env = {
         k: v

@@ -31,7 +31,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DAILYARXIV_FEEDS = FIXTURES / "dailyarxiv" / "feeds"
 ERROR_400_FEED = FIXTURES / "arxiv-api" / "arxiv_error_http400_bad_id.atom.xml"
 DAILYARXIV_PHRASES = ("Clothes Changing Person ReID", "Virtual Try-On")
