@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adapters.terminal_format import format_reply
-from bot.arxiv_gateway import ArxivGateway
-from bot.commands import BadInput, build, help_text
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import TERMINAL, Core
+from bot.commands.grammar import BadInput, build, help_text
 from bot.config import ConfigError, Settings, load_settings
-from bot.core import TERMINAL, Core
-from bot.db import backup, ensure_schema, make_engine, upgrade
 from bot.logs import configure_logging
 from bot.replies import Text
+from bot.storage.db import backup, ensure_schema, make_engine, upgrade
 
 OK, FAILURE, BAD_INPUT = 0, 1, 2
 logger = logging.getLogger("papers")
@@ -132,7 +132,7 @@ def _fetch_all(core: Core) -> int:
 
 
 def _outcome_line(outcome: object) -> str:
-    from bot.core import describe
+    from bot.commands.core import describe
 
     return describe(outcome)  # type: ignore[arg-type]
 

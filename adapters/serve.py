@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.commands.core import Core
 from bot.config import Settings
-from bot.core import Core
 
 logger = logging.getLogger("papers.serve")
 
@@ -56,7 +56,7 @@ async def run(core: Core, *, stop: asyncio.Event | None = None) -> None:
     await site.start()
     logger.info("listening on http://%s:%d (/healthz)", settings.host, settings.port)
 
-    from bot.schedule import start_scheduler
+    from bot.posts.schedule import start_scheduler
 
     scheduler = await start_scheduler(core, [fe.poster for fe in front_ends])
     try:

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from bot import catalog, store
-from bot.arxiv_gateway import ArxivGateway, FetchedPaper, to_fetched
+from bot.arxiv.gateway import ArxivGateway, FetchedPaper, to_fetched
+from bot.commands.core import TERMINAL, Core
 from bot.config import Settings
-from bot.core import TERMINAL, Core
-from bot.db import ensure_schema, make_engine, write_session
+from bot.storage import catalog, store
+from bot.storage.db import ensure_schema, make_engine, write_session
 
 FEED = (
     Path(__file__).resolve().parents[1]

@@ -26,10 +26,10 @@ from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.client import make_client
 from bench import scale_data
 from bench.common import percentile, scratch_database
-from bot.arxiv_gateway import ArxivGateway
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import Core, Place
 from bot.config import Secret, Settings
-from bot.core import Core, Place
-from bot.db import make_engine
+from bot.storage.db import make_engine
 from tests.fakes.discord_server import DiscordStandIn, SentInteraction
 
 

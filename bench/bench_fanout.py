@@ -37,13 +37,13 @@ from typing import Any
 from sqlalchemy import Engine, insert, text
 
 from bench.common import scratch_database
-from bot.arxiv_gateway import ArxivGateway
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import Core
 from bot.config import Settings
-from bot.core import Core
-from bot.db import ensure_schema, make_engine
-from bot.models import Channel, Delivery, Keyword, Match, Paper, Subscription, Workspace
+from bot.posts.runner import MAX_CONCURRENT_CHANNELS, DigestRunner
 from bot.replies import Papers, Reply
-from bot.runner import MAX_CONCURRENT_CHANNELS, DigestRunner
+from bot.storage.db import ensure_schema, make_engine
+from bot.storage.models import Channel, Delivery, Keyword, Match, Paper, Subscription, Workspace
 
 KEYWORDS_PER_CHANNEL = 5
 NEW_PER_KEYWORD = 2

@@ -20,12 +20,12 @@ from typing import Any
 
 from bench import scale_data
 from bench.common import peak_rss_mb, percentile, scratch_database
-from bot.arxiv_gateway import ArxivGateway, FetchedPaper, FetchResult
-from bot.commands import List
+from bot.arxiv.gateway import ArxivGateway, FetchedPaper, FetchResult
+from bot.commands.core import Core, Place
+from bot.commands.grammar import List
 from bot.config import Settings
-from bot.core import Core, Place
-from bot.db import make_engine
 from bot.replies import Papers
+from bot.storage.db import make_engine
 
 
 class CannedGateway(ArxivGateway):

@@ -27,10 +27,10 @@ from aiohttp import web
 from adapters.slack.app import SlackFrontEnd
 from bench import scale_data
 from bench.common import percentile, scratch_database
-from bot.arxiv_gateway import ArxivGateway
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import Core, Place
 from bot.config import Secret, Settings
-from bot.core import Core, Place
-from bot.db import make_engine
+from bot.storage.db import make_engine
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI, serve_web_app
 
 SECRET = "bench-signing-secret"

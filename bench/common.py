@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from bot.db import make_engine
+from bot.storage.db import make_engine
 
 
 @contextmanager

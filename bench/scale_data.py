@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, insert, text
 
-from bot.core import Place
-from bot.db import ensure_schema
-from bot.models import Channel, Delivery, Keyword, Match, Paper, Subscription, Workspace
+from bot.commands.core import Place
+from bot.storage.db import ensure_schema
+from bot.storage.models import Channel, Delivery, Keyword, Match, Paper, Subscription, Workspace
 
 # About 1,200 characters, a real abstract's length: it sets the size of the paper rows, and
 # five such papers fill more than the 6,000 characters of one Discord message.

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import select
 
-from bot.core import Core
-from bot.db import read_session
-from bot.models import Lease
+from bot.commands.core import Core
+from bot.storage.db import read_session
+from bot.storage.models import Lease
 
 logger = logging.getLogger(__name__)
 

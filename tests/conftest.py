@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy import inspect as inspect_db
 
-from bot.arxiv_gateway import ArxivGateway
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import Core
 from bot.config import Settings
-from bot.core import Core
-from bot.db import ensure_schema, make_engine
+from bot.storage.db import ensure_schema, make_engine
 from tests.fakes.arxiv_server import ArxivStandIn
 
 # Test data lives in the repository: the suite runs on a fresh clone with nothing beside it.

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from bot.commands import (
+from bot.commands.core import TERMINAL, Core, Place
+from bot.commands.grammar import (
     Add,
     BadInput,
     DigestAt,
@@ -25,10 +26,9 @@ from bot.commands import (
     help_text,
     parse,
 )
-from bot.core import TERMINAL, Core, Place
-from bot.db import read_session
-from bot.models import Channel, Subscription
 from bot.replies import KeywordTable, Papers, Text
+from bot.storage.db import read_session
+from bot.storage.models import Channel, Subscription
 from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 

@@ -14,16 +14,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot import catalog, digest, store
-from bot import claims as daily_claims
-from bot.arxiv_gateway import FetchedPaper
-from bot.commands import Add, DigestAt, DigestNow, Keywords
-from bot.core import Core, Place
-from bot.db import read_session, write_session
-from bot.models import Channel, DigestClaim
-from bot.poster import PostFailed
+from bot.arxiv.daily import DailyRefresh
+from bot.arxiv.gateway import FetchedPaper
+from bot.commands.core import Core, Place
+from bot.commands.grammar import Add, DigestAt, DigestNow, Keywords
+from bot.posts import claims as daily_claims
+from bot.posts import digest
+from bot.posts.poster import PostFailed
+from bot.posts.runner import run_due_digests
 from bot.replies import KeywordTable, Papers, Reply
-from bot.runner import DigestRunner, run_due_digests
+from bot.storage import catalog, store
+from bot.storage.db import read_session, write_session
+from bot.storage.models import Channel, DigestClaim
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry, status
 
 SLACK = Place(platform="slack", workspace_id="T1", channel_id="C1")
@@ -172,7 +174,7 @@ async def test_two_keywords_one_post_of_the_undelivered_then_only_new_then_none(
     poster = FakePoster()
 
     time_machine.move_to(utc(2026, 3, 3, 1), tick=False)
-    assert await DigestRunner(core, [poster]).run_daily_refresh() is True
+    assert await DailyRefresh(core).run() is True
     assert await run_at(core, [poster], utc(2026, 3, 3, 8, 59), time_machine) == []
     outcomes = await run_at(core, [poster], utc(2026, 3, 3, 9), time_machine)
     assert [o.status for o in outcomes] == ["sent"]

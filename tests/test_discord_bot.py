@@ -19,13 +19,13 @@ from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.client import make_client
 from adapters.discord.format import Attachment, Message
 from adapters.discord.interactions import DM_REFUSAL, NOT_MANAGER, within_upload_limit
-from bot import store
-from bot.commands import Add
+from bot.commands.core import Core, Place
+from bot.commands.grammar import Add
 from bot.config import Secret, Settings
-from bot.core import Core, Place
-from bot.db import read_session
-from bot.models import Channel, Subscription, Workspace
 from bot.replies import Text
+from bot.storage import store
+from bot.storage.db import read_session
+from bot.storage.models import Channel, Subscription, Workspace
 from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry
 from tests.fakes.discord_server import (
     EPHEMERAL,

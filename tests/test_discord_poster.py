@@ -11,8 +11,8 @@ import pytest_asyncio
 
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.poster import DiscordPoster, failure
-from bot.core import Core
-from bot.poster import Poster, PostFailed
+from bot.commands.core import Core
+from bot.posts.poster import Poster, PostFailed
 from bot.replies import PaperGroup, Papers, PaperView, Text
 from tests.fakes.discord_server import DiscordStandIn
 from tests.test_discord_bot import started

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from bot.arxiv_gateway import ArxivFailure, ArxivGateway, KeywordRejected, MalformedFeed
-from bot.commands import parse
+from bot.arxiv.gateway import ArxivFailure, ArxivGateway, KeywordRejected, MalformedFeed
+from bot.commands.core import TERMINAL, Core
+from bot.commands.grammar import parse
 from bot.config import Settings
-from bot.core import TERMINAL, Core
-from bot.db import read_session
-from bot.models import Keyword, Match, Paper
 from bot.replies import KeywordTable, Text
+from bot.storage.db import read_session
+from bot.storage.models import Keyword, Match, Paper
 from tests.conftest import test_settings
 from tests.fakes.arxiv_server import (
     ArxivStandIn,

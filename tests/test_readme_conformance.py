@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bot.commands import parse
-from bot.core import TERMINAL, Core
+from bot.commands.core import TERMINAL, Core
+from bot.commands.grammar import parse
 from bot.replies import Papers, Text
 from tests.conftest import FIXTURES
 from tests.fakes.arxiv_server import ArxivStandIn
@@ -78,7 +78,7 @@ def test_keyword_without_papers_keeps_heading_and_table_header(core: Core) -> No
 def test_comment_cells(comment: str, cell: str) -> None:
     from datetime import UTC, datetime
 
-    from bot.readme import paper_row
+    from bot.commands.readme import paper_row
     from bot.replies import PaperView
 
     paper = PaperView("2401.00001", 2, "T", (), datetime(2024, 1, 2, tzinfo=UTC), comment, "A")

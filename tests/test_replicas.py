@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.arxiv_gateway import ArxivGateway
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import Core
 from bot.config import Settings
-from bot.core import Core
-from bot.db import ensure_schema, make_engine
-from bot.runner import run_due_digests
+from bot.posts.runner import run_due_digests
+from bot.storage.db import ensure_schema, make_engine
 from tests.conftest import test_settings
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import SlackWebAPI

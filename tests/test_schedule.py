@@ -11,16 +11,16 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot.arxiv_gateway import ArxivGateway
-from bot.commands import Add, DigestAt, DigestOff
+from bot.arxiv.daily import REFRESH_LEASE_NAME, DailyRefresh
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import Core, Place
+from bot.commands.grammar import Add, DigestAt, DigestOff
 from bot.config import Settings
-from bot.core import Core, Place
-from bot.db import make_engine, read_session, write_session
 from bot.health import health_report
-from bot.models import DigestClaim, Lease
-from bot.refresh_lease import REFRESH_LEASE_NAME
-from bot.runner import DigestRunner
-from bot.schedule import start_scheduler
+from bot.posts.runner import DigestRunner
+from bot.posts.schedule import start_scheduler
+from bot.storage.db import make_engine, read_session, write_session
+from bot.storage.models import DigestClaim, Lease
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.test_digest import (
     SLACK,
@@ -112,14 +112,14 @@ async def test_the_daily_refresh_runs_once_per_day_and_is_reported_for_health(
     runner = DigestRunner(core, [FakePoster()])
     asked = len(arxiv_api.requests)
     # Both keywords were fetched by `add` after the last refresh time (yesterday 01:00).
-    assert await runner.run_daily_refresh() is True
+    assert await runner.refresher.run() is True
     assert len(arxiv_api.requests) == asked
-    assert await runner.run_daily_refresh() is False
+    assert await runner.refresher.run() is False
     time_machine.move_to(utc(2026, 3, 2, 1, 0), tick=False)
-    assert await runner.run_daily_refresh() is True
+    assert await runner.refresher.run() is True
     assert len(arxiv_api.requests) == asked + 2
     time_machine.move_to(utc(2026, 3, 2, 13), tick=False)
-    assert await DigestRunner(core, [FakePoster()]).run_daily_refresh() is False
+    assert await DailyRefresh(core).run() is False
     report = health_report(core)
     assert report["last_refresh"]["status"] == "ok: 2 keywords fetched"
     assert report["last_refresh"]["at"].startswith("2026-03-02T01:00")
@@ -143,7 +143,9 @@ async def test_the_daily_refresh_prunes_settled_claims_older_than_a_month(
                     lease_until=utc(2026, 1, 1),
                 )
             )
-    assert await DigestRunner(core, [FakePoster()]).run_daily_refresh() is True
+    runner = DigestRunner(core, [FakePoster()])
+    assert await runner.refresher.run() is True
+    await runner.prune()
     kept = {(date(2026, 3, 2) - c.local_date).days: c.status for c in claims(core)}
     assert kept == {35: "sending", 33: "claimed", 30: "sent"}
 
@@ -157,9 +159,9 @@ async def test_a_refresh_lease_of_a_dead_process_is_taken_over_when_it_expires(
         session.add(Lease(name=REFRESH_LEASE_NAME, owner="dead", lease_until=utc(2026, 3, 2, 1, 5)))
     runner = DigestRunner(core, [FakePoster()])
     time_machine.move_to(utc(2026, 3, 2, 1, 2), tick=False)
-    assert await runner.run_daily_refresh() is False
+    assert await runner.refresher.run() is False
     time_machine.move_to(utc(2026, 3, 2, 1, 6), tick=False)
-    assert await runner.run_daily_refresh() is True
+    assert await runner.refresher.run() is True
     with read_session(core.engine) as session:
         lease = session.exec(select(Lease)).one()
     assert lease.owner == runner.owner and lease.last_status == "ok: 1 keyword fetched"
@@ -174,7 +176,7 @@ def _process(settings: Settings, name: str, start: threading.Barrier, out: dict[
 
     async def main() -> None:
         start.wait()
-        out["refreshed"] = await runner.run_daily_refresh()
+        out["refreshed"] = await runner.refresher.run()
         start.wait()
         out["outcomes"] = await runner.run_due()
 

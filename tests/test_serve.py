@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from adapters.serve import run
-from bot.core import Core
+from bot.commands.core import Core
 from tests.fakes.discord_server import DiscordStandIn
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI
 from tests.test_discord_bot import MANAGER, answers, discord_settings

@@ -19,11 +19,11 @@ import aiohttp
 import pytest
 import yaml
 
-from bot.arxiv_gateway import ArxivGateway
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import Core
 from bot.config import Secret, Settings
-from bot.core import Core
-from bot.db import make_engine
 from bot.logs import RedactingFormatter, secrets_of
+from bot.storage.db import make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import catalog, store
-from bot.arxiv_gateway import ArxivGateway
-from bot.core import Core, Place
-from bot.db import read_session
-from bot.models import Channel
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import Core, Place
+from bot.storage import catalog, store
+from bot.storage.db import read_session
+from bot.storage.models import Channel
 from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry
 from tests.fakes.slack_server import Call, SlackWebAPI, Tamper, app_uninstalled_event

@@ -18,12 +18,12 @@ from aiohttp import web
 from sqlalchemy import Engine
 
 from adapters.slack.app import SlackFrontEnd
-from bot import store
-from bot.arxiv_gateway import ArxivGateway
+from bot.arxiv.gateway import ArxivGateway
+from bot.commands.core import Core
 from bot.config import Secret
-from bot.core import Core
-from bot.db import ensure_schema, make_engine, read_session
 from bot.replies import PaperGroup, Papers, PaperView
+from bot.storage import store
+from bot.storage.db import ensure_schema, make_engine, read_session
 from tests.conftest import test_settings
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI, serve_web_app

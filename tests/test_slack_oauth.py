@@ -15,12 +15,12 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
 from adapters.slack.tenancy import split_tenant, tenant_id
-from bot import store
+from bot.commands.core import Core
 from bot.config import Secret
-from bot.core import Core
-from bot.db import read_session
-from bot.poster import PostFailed
+from bot.posts.poster import PostFailed
 from bot.replies import Text
+from bot.storage import store
+from bot.storage.db import read_session
 from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import (

@@ -15,8 +15,8 @@ import pytest
 from adapters.slack.app import SlackFrontEnd
 from adapters.slack.format import MAX_BLOCKS, MAX_HEADER, MAX_SECTION
 from adapters.slack.poster import ChannelPacer
-from bot.core import Core
-from bot.poster import PostFailed
+from bot.commands.core import Core
+from bot.posts.poster import PostFailed
 from bot.replies import File, Text
 from tests.fakes.slack_server import Call, SlackWebAPI
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)

@@ -13,7 +13,7 @@ from adapters.serve import run
 from adapters.slack.app import BOT_SCOPES
 from adapters.slack.listeners import COMMAND
 from adapters.slack.routes import EVENTS_PATH
-from bot.core import Core
+from bot.commands.core import Core
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from bot.commands.core import Core
 from bot.config import Secret
-from bot.core import Core
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import SlackWebAPI, block_actions_payload, slash_command_payload
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)

@@ -11,11 +11,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from bot import catalog, store
-from bot.arxiv_gateway import FetchedPaper
-from bot.commands import parse
-from bot.core import TERMINAL, Core
-from bot.db import (
+from bot.arxiv.gateway import FetchedPaper
+from bot.commands.core import TERMINAL, Core
+from bot.commands.grammar import parse
+from bot.storage import catalog, store
+from bot.storage.db import (
     backup,
     downgrade,
     ensure_schema,
@@ -25,7 +25,7 @@ from bot.db import (
     upgrade,
     write_session,
 )
-from bot.models import Channel, Match, Paper, Subscription, Workspace
+from bot.storage.models import Channel, Match, Paper, Subscription, Workspace
 
 TABLES = {
     "workspaces",
@@ -128,7 +128,7 @@ def test_newest_per_keyword_orders_by_date_then_id_and_limits(engine: Engine) ->
 def test_deactivating_a_workspace_stops_its_channels_and_keeps_data(
     core: Core, engine: Engine
 ) -> None:
-    from bot.core import Place
+    from bot.commands.core import Place
 
     place = Place(platform="discord", workspace_id="G1", channel_id="100")
     core.execute(place, parse("add Keeps Data"))
@@ -188,7 +188,7 @@ def test_backup_then_restore_gives_the_same_rows(
     core: Core, engine: Engine, tmp_path: Path, database_url: str
 ) -> None:
     if not database_url.startswith("sqlite"):
-        from bot.commands import BadInput
+        from bot.commands.grammar import BadInput
 
         with pytest.raises(BadInput, match="pg_dump"):
             backup(engine, tmp_path / "copy.db")
@@ -211,7 +211,7 @@ def test_an_older_schema_with_data_upgrades_to_the_last_migration(database_url: 
     """A database left at the first migration, with rows in it, upgrades step by step to head."""
     from alembic.script import ScriptDirectory
 
-    from bot.db import alembic_config
+    from bot.storage.db import alembic_config
 
     engine = make_engine(database_url)
     upgrade(engine, "0001")
@@ -247,7 +247,7 @@ def test_an_older_schema_with_data_upgrades_to_the_last_migration(database_url: 
 def test_recording_an_answer_again_stores_only_what_changed(engine: Engine) -> None:
     from dataclasses import replace
 
-    from bot import catalog
+    from bot.storage import catalog
 
     answer = [_paper(i) for i in range(5)]
     with write_session(engine) as session:

@@ -23,10 +23,10 @@ from aiohttp import web
 from adapters.discord.client import make_client, redirect, restore
 from adapters.discord.interactions import PLATFORM, Interactions, PapersTree
 from adapters.discord.poster import DiscordPoster
-from bot import store
+from bot.commands.core import Core
 from bot.config import ConfigError
-from bot.core import Core
-from bot.db import write_session
+from bot.storage import store
+from bot.storage.db import write_session
 
 logger = logging.getLogger("papers.discord")
 

@@ -9,7 +9,7 @@ from zoneinfo import available_timezones
 import discord
 from discord import app_commands
 
-from bot.commands import (
+from bot.commands.grammar import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     USAGES,

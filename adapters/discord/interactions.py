@@ -14,8 +14,8 @@ from discord import app_commands
 
 from adapters.discord.commands import Choices, papers_group, usage_lines
 from adapters.discord.format import NO_MENTIONS, Message, format_replies, help_message
-from bot import store
-from bot.commands import (
+from bot.commands.core import Core, Place
+from bot.commands.grammar import (
     MANAGER_COMMANDS,
     BadInput,
     Command,
@@ -26,9 +26,9 @@ from bot.commands import (
     Keywords,
     Remove,
 )
-from bot.core import Core, Place
-from bot.db import read_session
 from bot.replies import Reply, Text, error
+from bot.storage import store
+from bot.storage.db import read_session
 
 logger = logging.getLogger("papers.discord")
 

@@ -11,7 +11,7 @@ import aiohttp
 import discord
 
 from adapters.discord.format import NO_MENTIONS, Message, format_replies
-from bot.poster import PostFailed
+from bot.posts.poster import PostFailed
 from bot.replies import Reply
 
 logger = logging.getLogger("papers.discord")

@@ -19,8 +19,8 @@ from adapters.slack.client import DEFAULT_TIMEOUT, api_base_url, make_client
 from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
 from adapters.slack.listeners import Listeners, register
 from adapters.slack.poster import ChannelPacer, SlackPoster
+from bot.commands.core import Core
 from bot.config import Settings
-from bot.core import Core
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 from adapters.slack.tenancy import split_tenant
-from bot.db import writer
+from bot.storage.db import writer
 
 logger = logging.getLogger(__name__)
 

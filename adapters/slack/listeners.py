@@ -28,13 +28,22 @@ from adapters.slack.format import (
 from adapters.slack.installations import ThreadedInstallationStore
 from adapters.slack.poster import ChannelPacer, failure_of, send
 from adapters.slack.tenancy import context_tenant
-from bot import catalog, store
-from bot.commands import MANAGER_COMMANDS, USAGES, Add, BadInput, Command, Fetch, Help, parse
-from bot.core import Core, Place
-from bot.db import read_session, write_session
-from bot.models import Paper
-from bot.poster import PostFailed
+from bot.commands.core import Core, Place
+from bot.commands.grammar import (
+    MANAGER_COMMANDS,
+    USAGES,
+    Add,
+    BadInput,
+    Command,
+    Fetch,
+    Help,
+    parse,
+)
+from bot.posts.poster import PostFailed
 from bot.replies import PaperView, Reply, Text, error
+from bot.storage import catalog, store
+from bot.storage.db import read_session, write_session
+from bot.storage.models import Paper
 from bot.text import squash
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.format import SlackMessage, to_messages
-from bot.poster import PostFailed
+from bot.posts.poster import PostFailed
 from bot.replies import Reply
 
 logger = logging.getLogger(__name__)

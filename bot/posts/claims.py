@@ -8,7 +8,7 @@ A post moves through one claim row per (channel, local date):
 "claimed" may be retaken by another process once its lease expires; "sending" never is:
 from then on the platform may have the post, so a crash leaves it to `recover_abandoned`,
 which counts its papers as delivered instead of posting them twice (at most once beats twice).
-Every function here is synchronous and takes its session; `bot.runner` runs them in threads.
+Every function here is synchronous and takes its session; `bot.posts.runner` runs them in threads.
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, select
 
-from bot import catalog, store
-from bot.digest import (
+from bot.posts.digest import (
     CLAIMED,
     EMPTY,
     FAILED,
@@ -59,8 +58,9 @@ from bot.digest import (
     post_of,
     undelivered_post,
 )
-from bot.models import Channel, DigestClaim, utcnow
 from bot.replies import Papers
+from bot.storage import catalog, store
+from bot.storage.models import Channel, DigestClaim, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
-from bot.models import Channel, Delivery, Keyword, Match, Paper, Subscription, Workspace, utcnow
 from bot.replies import KeywordRow
+from bot.storage.models import (
+    Channel,
+    Delivery,
+    Keyword,
+    Match,
+    Paper,
+    Subscription,
+    Workspace,
+    utcnow,
+)
 from bot.text import keyword_key
 
 

@@ -120,13 +120,13 @@ def table_names(engine: Engine) -> list[str]:
 def backup(engine: Engine, target: Path) -> None:
     """A consistent copy of a SQLite database (VACUUM INTO; a plain copy of a WAL file can lose data)."""
     if not is_sqlite(engine):
-        from bot.commands import BadInput
+        from bot.commands.grammar import BadInput
 
         raise BadInput(
             'Backups of PostgreSQL are pg_dump\'s job: pg_dump "$DATABASE_URL" > backup.sql'
         )
     if target.exists():
-        from bot.commands import BadInput
+        from bot.commands.grammar import BadInput
 
         raise BadInput(f"{target} exists already; choose a new file name.")
     raw = engine.raw_connection()

@@ -12,10 +12,10 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
-from bot.arxiv_gateway import FetchedPaper
-from bot.models import Channel, Delivery, Match, Paper, Subscription, utcnow
+from bot.arxiv.gateway import FetchedPaper
 from bot.replies import PaperGroup, PaperView
-from bot.store import as_utc, insert_for, one_of
+from bot.storage.models import Channel, Delivery, Match, Paper, Subscription, utcnow
+from bot.storage.store import as_utc, insert_for, one_of
 
 
 def _view(

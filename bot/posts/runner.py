@@ -1,36 +1,26 @@
 """The digest runner: claims the due daily posts, posts them through the platforms' posters
-concurrently, records what went out, and runs the daily refresh once across processes."""
+concurrently, and records what went out; keywords gone stale are refreshed first."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import threading
-import uuid
-from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from bot import claims, digest, store
-from bot.claims import Claim
-from bot.core import Core, RefreshOutcome
-from bot.db import is_sqlite, read_session, write_session
-from bot.digest import DueChannel
-from bot.poster import Poster, PostFailed
-from bot.refresh_lease import (
-    finish_refresh,
-    refresh_done,
-    refresh_status,
-    renew_refresh_lease,
-    take_refresh_lease,
-)
+from bot.arxiv.daily import DailyRefresh, default_owner, last_refresh_slot
+from bot.commands.core import Core
+from bot.posts import claims, digest
+from bot.posts.claims import Claim
+from bot.posts.digest import DueChannel
+from bot.posts.poster import Poster, PostFailed
 from bot.replies import Papers
-from bot.text import keyword_key
+from bot.storage.db import is_sqlite, read_session, write_session
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,11 +42,6 @@ class DigestOutcome:
     detail: str = ""
 
 
-def default_owner() -> str:
-    """Who holds a claim or lease: host, process and a random part (unique per runner)."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 def posters_by_platform(posters: Sequence[Poster]) -> dict[str, Poster]:
     """A channel's workspace platform ("slack", "discord") picks its poster."""
     found: dict[str, Poster] = {}
@@ -68,7 +53,7 @@ def posters_by_platform(posters: Sequence[Poster]) -> dict[str, Poster]:
 
 
 class DigestRunner:
-    """Posts the due daily digests concurrently (bounded) and runs the daily refresh once."""
+    """Posts the due daily digests concurrently (bounded)."""
 
     def __init__(
         self,
@@ -78,19 +63,19 @@ class DigestRunner:
         owner: str | None = None,
         max_concurrent: int = MAX_CONCURRENT_CHANNELS,
         post_timeout: float = POST_TIMEOUT_SECONDS,
+        refresher: DailyRefresh | None = None,
     ) -> None:
         self.core = core
         self.posters = posters_by_platform(posters)
         self.owner = owner or default_owner()
+        self.refresher = refresher or DailyRefresh(core, owner=self.owner)
         self.post_timeout = post_timeout
         self._slots = asyncio.Semaphore(max_concurrent)
         self._in_flight: set[int] = set()
-        self._arxiv_turn = asyncio.Lock()
         # SQLite takes one writer at a time: one thread queues our transactions instead of
         # leaving them to SQLite's busy-wait; PostgreSQL works on a few at once.
         threads = 1 if is_sqlite(core.engine) else DB_THREADS_POSTGRESQL
         self._db_threads = ThreadPoolExecutor(threads, thread_name_prefix="digest-db")
-        self._refreshes: dict[tuple[str, datetime], asyncio.Future[RefreshOutcome]] = {}
         # Accepted posts waiting to be recorded together (see _record_sent); the flush job
         # takes them in the database thread, hence the lock.
         self._unrecorded: list[tuple[Claim, Papers, asyncio.Future[None]]] = []
@@ -144,7 +129,7 @@ class DigestRunner:
         """Claims for the due channels, and the keywords each must refresh first."""
         now = self.core.clock()
         taken = self._write(claims.claim_due, due, owner=self.owner, now=now)
-        since = digest.last_refresh_slot(now, self.core.settings.fetch_time)
+        since = last_refresh_slot(now, self.core.settings.fetch_time)
         stale = self._read(digest.stale_labels, channel_ids=list(taken), since=since)
         return taken, stale
 
@@ -154,7 +139,7 @@ class DigestRunner:
         if claim is None:
             return DigestOutcome(due.channel_id, due.local_date, "taken")
         try:
-            await self._refresh(stale)
+            await self.refresher.refresh_stale(stale)
             async with self._slots:
                 post = await self._begin_sending(claim)
                 if post is None:
@@ -306,87 +291,14 @@ class DigestRunner:
         await self._db(claims.record_uncertain, claim, post, reason=reason, now=self.core.clock())
         return DigestOutcome(outcome.channel_id, outcome.local_date, digest.UNCERTAIN, reason)
 
-    async def _refresh(self, labels: list[str]) -> None:
-        """Refresh keywords not fetched since the last daily refresh; each keyword once per
-        refresh period in this process, however many channels wait for it."""
-        if not labels:
-            return
-        since = digest.last_refresh_slot(self.core.clock(), self.core.settings.fetch_time)
-        waits = [asyncio.shield(self._refresh_once(label, since)) for label in labels]
-        for label, result in zip(
-            labels, await asyncio.gather(*waits, return_exceptions=True), strict=True
-        ):
-            if isinstance(result, Exception):
-                logger.error("refreshing %r before a post broke: %r", label, result)
-
-    def _refresh_once(self, label: str, since: datetime) -> asyncio.Future[RefreshOutcome]:
-        key = (keyword_key(label), since)
-        if key not in self._refreshes:
-            self._refreshes = {k: f for k, f in self._refreshes.items() if k[1] == since}
-            self._refreshes[key] = asyncio.ensure_future(self._refresh_in_turn(label))
-        return self._refreshes[key]
-
-    async def _refresh_in_turn(self, label: str) -> RefreshOutcome:
-        # The gateway sends one request at a time anyway; queueing here rather than in the
-        # gateway keeps the thread pool free for the database work of other channels.
-        async with self._arxiv_turn:
-            return await asyncio.to_thread(self.core.refresh, label)
-
-    # -- the daily refresh ------------------------------------------------------------------
-
-    async def run_daily_refresh(self, now: datetime | None = None) -> bool:
-        """Refresh every followed keyword once per day across all processes (the
-        "daily-refresh" lease); a keyword already fetched since the refresh time is skipped.
-        True when this call did the refresh."""
-        now = now or self.core.clock()
-        slot = digest.last_refresh_slot(now, self.core.settings.fetch_time)
-        if not await asyncio.to_thread(self._take_refresh, slot.date(), now):
-            return False
+    async def prune(self) -> None:
+        """Housekeeping, once a day by the daily refresh's holder: old settled claims go."""
         try:
-            outcomes = await asyncio.to_thread(self._refresh_followed, slot)
-            status = refresh_status(outcomes)
-        except Exception as exc:
-            logger.exception("the daily refresh broke")
-            status = f"failed: {type(exc).__name__}: {exc}"
-        await asyncio.to_thread(
-            self._write,
-            finish_refresh,
-            owner=self.owner,
-            run_date=slot.date(),
-            status=status,
-            now=self.core.clock(),
-        )
-        logger.info("daily refresh for %s: %s", slot.date(), status)
-        try:  # housekeeping, once a day by the refresh's holder
-            pruned = await asyncio.to_thread(
-                self._write, claims.prune_claims, now=self.core.clock()
-            )
+            pruned = await self._db(claims.prune_claims, now=self.core.clock())
         except Exception:
             logger.exception("pruning old daily-post claims failed")
         else:
             logger.info("pruned %d settled daily-post claims", pruned)
-        return True
-
-    def _take_refresh(self, run_date: date, now: datetime) -> bool:
-        with read_session(self.core.engine) as session:
-            if refresh_done(session, run_date=run_date):
-                return False
-        return self._write(take_refresh_lease, owner=self.owner, run_date=run_date, now=now)
-
-    def _refresh_followed(self, slot: datetime) -> list[RefreshOutcome]:
-        def renew(_outcome: RefreshOutcome) -> None:
-            if not self._write(renew_refresh_lease, owner=self.owner, now=self.core.clock()):
-                raise RuntimeError("the daily-refresh lease was taken over")
-
-        return self.core.refresh_all(self._still_stale(slot), progress=renew)
-
-    def _still_stale(self, slot: datetime) -> Iterator[str]:
-        """Followed keywords, each checked just before its turn (a post may have refreshed it)."""
-        for label in self.core.followed_keywords():
-            with read_session(self.core.engine) as session:
-                keyword = store.find_keyword(session, label)
-            if keyword is None or digest.is_stale(keyword, slot):
-                yield label
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The scheduler of `papers serve`: the daily refresh and every channel's daily post.
 
 APScheduler only says "now"; whether a post goes out is decided by the claim rows of
-`bot.claims`, so restarts, crashes and extra processes never post twice. Blocking work (the
+`bot.posts.claims`, so restarts, crashes and extra processes never post twice. Blocking work (the
 database, arXiv) runs in threads, never on the event loop.
 
     scheduler = await start_scheduler(core, [slack_poster, discord_poster])
@@ -22,11 +22,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import digest
-from bot.core import Core
-from bot.db import read_session
-from bot.poster import Poster
-from bot.runner import DigestRunner
+from bot.commands.core import Core
+from bot.posts import digest
+from bot.posts.poster import Poster
+from bot.posts.runner import DigestRunner
+from bot.storage.db import read_session
 from bot.timeparse import parse_hhmm
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,11 @@ class DigestScheduler:
 
     async def _refresh_job(self) -> None:
         if self._refresh is None or self._refresh.done():
-            self._refresh = self._spawn(self.runner.run_daily_refresh())
+            self._refresh = self._spawn(self._refresh_and_prune())
+
+    async def _refresh_and_prune(self) -> None:
+        if await self.runner.refresher.run():
+            await self.runner.prune()  # housekeeping, once a day by the refresh's holder
 
     async def _sweep(self) -> None:
         await self._sync_or_log()

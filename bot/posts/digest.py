@@ -1,8 +1,8 @@
 """Daily posts in the database: who is due, and what a channel's post holds.
 
-The claim that makes each post happen once lives in `bot.claims`; this module gives it the
+The claim that makes each post happen once lives in `bot.posts.claims`; this module gives it the
 channels that are due, their undelivered papers, and the papers already on their way.
-Every function here is synchronous and takes its session; `bot.runner` runs them in threads.
+Every function here is synchronous and takes its session; `bot.posts.runner` runs them in threads.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, Table, any_, bindparam, exists, or_
@@ -20,10 +20,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
-from bot import catalog, store
 from bot.config import Settings
-from bot.models import Channel, DigestClaim, Keyword, Subscription, Workspace
 from bot.replies import PaperGroup, Papers
+from bot.storage import catalog, store
+from bot.storage.models import Channel, DigestClaim, Keyword, Subscription, Workspace
 from bot.timeparse import parse_hhmm, parse_zone
 
 logger = logging.getLogger(__name__)
@@ -73,13 +73,6 @@ def post_instant(day: date, hhmm: str, zone: ZoneInfo) -> datetime:
     a time that happens twice is its first occurrence (fold=0)."""
     hour, minute = parse_hhmm(hhmm) or (9, 0)
     return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
-
-
-def last_refresh_slot(now: datetime, fetch_time: str) -> datetime:
-    """The most recent daily refresh time (UTC) at or before `now`."""
-    hour, minute = parse_hhmm(fetch_time) or (1, 0)
-    slot = now.astimezone(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return slot if slot <= now else slot - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -214,7 +207,7 @@ def lock_channels(session: Session, channel_ids: Sequence[int]) -> None:
     On PostgreSQL the row locks (SELECT … FOR UPDATE, taken in id order) keep a concurrent
     `digest now` or another process from picking the same undelivered papers until commit.
     On SQLite there are no row locks: the SELECT would lock nothing, as the write transactions
-    begin IMMEDIATE (`bot.db`) and so already hold the database's only write lock, so the
+    begin IMMEDIATE (`bot.storage.db`) and so already hold the database's only write lock, so the
     statement is skipped. Raises `NoResultFound` for a missing channel, as `lock_channel`.
     """
     if session.get_bind().dialect.name != "postgresql":
@@ -292,9 +285,3 @@ def stale_labels(
         for channel_id, phrase in rows:
             stale.setdefault(channel_id, []).append(phrase)
     return stale
-
-
-def is_stale(keyword: Keyword, since: datetime) -> bool:
-    """Not fetched successfully since `since` (or never)."""
-    last = keyword.last_success_at
-    return last is None or store.as_utc(last) < since

@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import catalog, digest, store
-from bot.arxiv_gateway import ArxivFailure, ArxivGateway, FetchResult, KeywordRejected
-from bot.commands import (
+from bot.arxiv.gateway import ArxivFailure, ArxivGateway, FetchResult, KeywordRejected
+from bot.commands.grammar import (
     MANAGER_COMMANDS,
     Add,
     BadInput,
@@ -29,11 +28,13 @@ from bot.commands import (
     Remove,
     help_text,
 )
+from bot.commands.readme import PAPERS_PER_SECTION, render_readme
 from bot.config import Settings
-from bot.db import read_session, write_session
-from bot.models import Channel
-from bot.readme import PAPERS_PER_SECTION, render_readme
+from bot.posts import digest
 from bot.replies import File, KeywordTable, PaperGroup, Papers, Reply, Text, error
+from bot.storage import catalog, store
+from bot.storage.db import read_session, write_session
+from bot.storage.models import Channel
 from bot.text import keyword_key
 
 logger = logging.getLogger(__name__)

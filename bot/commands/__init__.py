@@ -1,0 +1,1 @@
+"""Commands: the one grammar, `Core.execute` from a command to replies, and the README export."""
