@@ -13,6 +13,7 @@ from dotenv import dotenv_values
 from bot.timeparse import parse_hhmm
 
 DEFAULT_ARXIV_URL = "https://export.arxiv.org/api/query"
+DEFAULT_OAI_URL = "https://oaipmh.arxiv.org/oai"
 
 
 class ConfigError(ValueError):
@@ -39,6 +40,8 @@ class Settings:
     arxiv_timeout_seconds: float = 30.0
     arxiv_retries: int = 3
     arxiv_backoff_seconds: float = 5.0
+    arxiv_oai_url: str = DEFAULT_OAI_URL
+    arxiv_contact: str | None = None
     timezone: str = "UTC"
     digest_time: str = "09:00"
     fetch_time: str = "01:00"
@@ -58,7 +61,14 @@ class Settings:
     discord_shard_count: int | None = None
     host: str = "127.0.0.1"
     port: int = 3000
+    public_url: str | None = None  # None: http://HOST:PORT (see `listener_url`)
+    shutdown_grace_seconds: float = 20.0
     log_level: str = "INFO"
+
+    @property
+    def listener_url(self) -> str:
+        """The address users reach the HTTP listener at (feed URLs are built on it)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def slack_enabled(self) -> bool:
@@ -142,6 +152,8 @@ def settings_from_mapping(env: Mapping[str, str]) -> Settings:
         arxiv_timeout_seconds=_number(env, "ARXIV_TIMEOUT_SECONDS", 30.0, minimum=0.01),
         arxiv_retries=int(_number(env, "ARXIV_RETRIES", 3)),
         arxiv_backoff_seconds=_number(env, "ARXIV_BACKOFF_SECONDS", 5.0),
+        arxiv_oai_url=_text(env, "ARXIV_OAI_URL", DEFAULT_OAI_URL) or DEFAULT_OAI_URL,
+        arxiv_contact=_text(env, "ARXIV_CONTACT"),
         timezone=_zone(env, "TIMEZONE"),
         digest_time=_clock(env, "DIGEST_TIME", "09:00"),
         fetch_time=_clock(env, "FETCH_TIME", "01:00"),
@@ -161,6 +173,8 @@ def settings_from_mapping(env: Mapping[str, str]) -> Settings:
         discord_shard_count=_optional_int(env, "DISCORD_SHARD_COUNT"),
         host=_text(env, "HOST", "127.0.0.1") or "127.0.0.1",
         port=int(_number(env, "PORT", 3000)),
+        public_url=_text(env, "PUBLIC_URL"),
+        shutdown_grace_seconds=_number(env, "SHUTDOWN_GRACE_SECONDS", 20.0),
         log_level=(_text(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
     )
     _check_front_ends(settings)
