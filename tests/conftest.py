@@ -115,7 +115,7 @@ def settings(arxiv_api: ArxivStandIn, database_url: str) -> Settings:
 
 @pytest.fixture
 def core(settings: Settings, engine: Engine) -> Core:
-    return Core(settings, engine, ArxivGateway(settings))
+    return Core(settings, engine, ArxivGateway(settings, engine))
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:

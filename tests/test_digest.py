@@ -126,7 +126,7 @@ def follow(core: Core, arxiv_api: ArxivStandIn, place: Place, label: str) -> Non
     """Follow `label` in `place`; the stand-in knows one old paper of it, so refreshes succeed."""
     if not arxiv_api.entries(label):
         arxiv_api.add_entries(
-            label, [entry(f"old.{abs(hash(label)) % 10**5:05d}", utc(2020, 1, 1))]
+            label, [entry(f"2001.{abs(hash(label)) % 10**5:05d}", utc(2020, 1, 1))]
         )
     core.execute(place, Add(label))
 
@@ -305,7 +305,7 @@ def test_two_channels_on_one_keyword_each_get_their_own_undelivered_papers_in_a_
         add_paper(core, "Diffusion", f"2603.0000{n}", utc(2026, 3, 1, n))
     first, second = channel_of(core, SLACK).id, channel_of(core, other).id
     assert first is not None and second is not None
-    old = f"old.{abs(hash('Diffusion')) % 10**5:05d}"
+    old = f"2001.{abs(hash('Diffusion')) % 10**5:05d}"
     with write_session(core.engine) as session:
         store.mark_delivered(session, channel_id=first, paper_ids=["2603.00001", "2603.00003", old])
         store.mark_delivered(session, channel_id=second, paper_ids=["2603.00002", old])

@@ -170,7 +170,7 @@ async def test_a_refresh_lease_of_a_dead_process_is_taken_over_when_it_expires(
 def _process(settings: Settings, name: str, start: threading.Barrier, out: dict[str, Any]) -> None:
     """One `papers serve` process: its own engine, core, posters and event loop."""
     engine = make_engine(settings.database_url)
-    core = Core(settings, engine, ArxivGateway(settings))
+    core = Core(settings, engine, ArxivGateway(settings, engine))
     posters = [FakePoster(), FakePoster(platform="discord")]
     runner = DigestRunner(core, posters, owner=name)
 
