@@ -130,7 +130,9 @@ def test_400_error_feed_is_not_retried_and_the_keyword_is_rejected(
 
 def test_hung_server_times_out(arxiv_api: ArxivStandIn, engine: Engine) -> None:
     arxiv_api.always(hang(5))
-    gateway = ArxivGateway(test_settings(arxiv_api, arxiv_timeout_seconds=0.2, arxiv_retries=1), engine)
+    gateway = ArxivGateway(
+        test_settings(arxiv_api, arxiv_timeout_seconds=0.2, arxiv_retries=1), engine
+    )
     with pytest.raises(ArxivFailure, match="in time"):
         gateway.fetch("slow")
     assert len(arxiv_api.requests) == 2
