@@ -20,7 +20,7 @@ from bot.health import health_report
 from bot.replies import KeywordTable, Text
 from bot.storage.db import ensure_schema, make_engine
 from tests.conftest import snapshot, test_settings
-from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry, status
+from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry, ok, status
 
 KEYWORDS = (
     "Virtual Try-On",
@@ -175,9 +175,8 @@ def test_a_harvest_killed_between_pages_resumes_from_its_token(
     _follow_all(core, arxiv_api)
     _announce_day(arxiv_api)
     held = len(arxiv_api.requests)
+    arxiv_api.script([ok(), hang(30)])  # the first page, then one that never comes back
     child = _papers_fetch(settings)
-    _wait_for(lambda: len([r for r in arxiv_api.requests[held:] if r.path == "/oai"]) == 1)
-    arxiv_api.always(hang(30))  # the second page never comes back
     _wait_for(lambda: len([r for r in arxiv_api.requests[held:] if r.path == "/oai"]) == 2)
     child.kill()
     child.wait(timeout=10)
