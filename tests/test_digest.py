@@ -171,6 +171,14 @@ async def test_two_keywords_one_post_of_the_undelivered_then_only_new_then_none(
         "Virtual Try-On",
         [entry("2603.00012", utc(2026, 3, 2, 15)), entry("2603.00013", utc(2026, 3, 2, 18))],
     )
+    arxiv_api.announce(  # what the daily harvest sees of them
+        [
+            make_entry("2603.00011", summary="Diffusion."),
+            make_entry("2603.00012", summary="Virtual try-on."),
+            make_entry("2603.00013", summary="Diffusion for virtual try-on."),
+        ],
+        day=utc(2026, 3, 2).date(),
+    )
     poster = FakePoster()
 
     time_machine.move_to(utc(2026, 3, 3, 1), tick=False)
