@@ -10,7 +10,7 @@ from pathlib import Path
 
 from adapters.terminal_format import format_reply
 from bot.arxiv.gateway import ArxivGateway
-from bot.commands.core import TERMINAL, Core
+from bot.commands.core import TERMINAL, Core, RefreshOutcome, describe
 from bot.commands.grammar import BadInput, build, help_text
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
@@ -37,7 +37,7 @@ Terminal and operator commands:
 def make_core(settings: Settings) -> Core:
     engine = make_engine(settings.database_url)
     ensure_schema(engine)
-    return Core(settings, engine, ArxivGateway(settings))
+    return Core(settings, engine, ArxivGateway(settings, engine))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,21 +120,16 @@ def _fetch_all(core: Core) -> int:
     if not labels:
         print("No keywords are followed yet. Start with `papers add <keyword>`.")
         return OK
-    failed = 0
+    # The same refresh as the scheduler's: harvest, prefilter, confirm.
     with tqdm(total=len(labels), unit="keyword", file=sys.stderr) as bar:
-        for label in labels:
-            bar.set_description(label[:30])
-            outcome = core.refresh(label)
-            failed += not outcome.ok
-            bar.write(_outcome_line(outcome), file=sys.stderr)
+
+        def progress(outcome: RefreshOutcome) -> None:
+            if not outcome.ok or outcome.found:
+                bar.write(describe(outcome), file=sys.stderr)
             bar.update()
-    return FAILURE if failed else OK
 
-
-def _outcome_line(outcome: object) -> str:
-    from bot.commands.core import describe
-
-    return describe(outcome)  # type: ignore[arg-type]
+        outcomes = core.refresh_all(labels, progress=progress)
+    return FAILURE if any(not o.ok for o in outcomes) else OK
 
 
 def _db(settings: Settings, rest: list[str]) -> int:

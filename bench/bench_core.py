@@ -69,7 +69,7 @@ def build_store(url: str, keywords: int, papers: int) -> Core:
     engine = make_engine(url)
     ensure_schema(engine)
     settings = Settings(database_url=url)
-    core = Core(settings, engine, ArxivGateway(settings))
+    core = Core(settings, engine, ArxivGateway(settings, engine))
     with write_session(engine) as session:
         workspace = store.ensure_workspace(session, platform="terminal", external_id="local")
         channel = store.ensure_channel(session, workspace=workspace, external_id="terminal")

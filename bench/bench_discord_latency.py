@@ -105,7 +105,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
             f"store: {args.keywords:,} keywords, {args.papers:,} papers on {engine.dialect.name} "
             f"(filled in {filled:.1f} s); channel follows {args.followed}"
         )
-        core = Core(settings, engine, ArxivGateway(settings))
+        core = Core(settings, engine, ArxivGateway(settings, engine))
         try:
             return await measure(core, ds, args)
         finally:

@@ -268,7 +268,8 @@ async def fan_out(url: str, processes: int, concurrency: int, paced: bool) -> di
     start = time.monotonic()
     runners = []
     for n in range(processes):
-        core = Core(settings, make_engine(url), ArxivGateway(settings))
+        engine = make_engine(url)
+        core = Core(settings, engine, ArxivGateway(settings, engine))
         posters = [FakePoster(p, target, start, paced=paced) for p, target in platforms.items()]
         runners.append(DigestRunner(core, posters, owner=f"bench-{n}", max_concurrent=concurrency))
     outcomes = await asyncio.gather(*(r.run_due() for r in runners))

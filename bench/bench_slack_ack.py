@@ -126,7 +126,7 @@ async def run(args: argparse.Namespace, url: str) -> list[Figures]:
             slack_api_url=api.base_url,
         )
         api.add_token("xoxb-bench-token", team_id=TEAM)
-        front = SlackFrontEnd(Core(settings, engine, ArxivGateway(settings)))
+        front = SlackFrontEnd(Core(settings, engine, ArxivGateway(settings, engine)))
         web_app = web.Application()
         front.mount(web_app)
         async with (

@@ -71,13 +71,13 @@ class KeywordRow:
     label: str
     papers: int
     newest: date | None
-    status: str  # "ok", "failed" or "never"
+    status: str  # "ok", "failed", "skipped" (arXiv was down) or "never"
     error: str | None = None
 
     @property
     def status_text(self) -> str:
-        if self.status == "failed":
-            return f"failed: {self.error or 'unknown reason'}"
+        if self.status in ("failed", "skipped"):
+            return f"{self.status}: {self.error or 'unknown reason'}"
         return self.status
 
 
@@ -88,6 +88,7 @@ class KeywordTable:
     rows: tuple[KeywordRow, ...]
     digest: str
     paused: bool = False
+    harvest: str = ""  # the last daily harvest: when, records, requests, fallback or not
 
 
 @dataclass(frozen=True)

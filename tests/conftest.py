@@ -96,6 +96,7 @@ def test_settings(
     values: dict[str, object] = {
         "database_url": database_url,
         "arxiv_api_url": arxiv_api.url,
+        "arxiv_oai_url": arxiv_api.oai_url,
         "arxiv_delay_seconds": 0.0,
         "arxiv_timeout_seconds": 2.0,
         "arxiv_retries": 2,
@@ -115,7 +116,7 @@ def settings(arxiv_api: ArxivStandIn, database_url: str) -> Settings:
 
 @pytest.fixture
 def core(settings: Settings, engine: Engine) -> Core:
-    return Core(settings, engine, ArxivGateway(settings))
+    return Core(settings, engine, ArxivGateway(settings, engine))
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:

@@ -203,6 +203,7 @@ def _papers(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "ARXIV_API_URL": "http://127.0.0.1:9/api/query",
+        "ARXIV_OAI_URL": "http://127.0.0.1:9/oai",
         "ARXIV_RETRIES": "0",
         "PATH": "",
     }

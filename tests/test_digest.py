@@ -126,7 +126,7 @@ def follow(core: Core, arxiv_api: ArxivStandIn, place: Place, label: str) -> Non
     """Follow `label` in `place`; the stand-in knows one old paper of it, so refreshes succeed."""
     if not arxiv_api.entries(label):
         arxiv_api.add_entries(
-            label, [entry(f"old.{abs(hash(label)) % 10**5:05d}", utc(2020, 1, 1))]
+            label, [entry(f"2001.{abs(hash(label)) % 10**5:05d}", utc(2020, 1, 1))]
         )
     core.execute(place, Add(label))
 
@@ -170,6 +170,14 @@ async def test_two_keywords_one_post_of_the_undelivered_then_only_new_then_none(
     arxiv_api.add_entries(
         "Virtual Try-On",
         [entry("2603.00012", utc(2026, 3, 2, 15)), entry("2603.00013", utc(2026, 3, 2, 18))],
+    )
+    arxiv_api.announce(  # what the daily harvest sees of them
+        [
+            make_entry("2603.00011", summary="Diffusion."),
+            make_entry("2603.00012", summary="Virtual try-on."),
+            make_entry("2603.00013", summary="Diffusion for virtual try-on."),
+        ],
+        day=utc(2026, 3, 2).date(),
     )
     poster = FakePoster()
 
@@ -305,7 +313,7 @@ def test_two_channels_on_one_keyword_each_get_their_own_undelivered_papers_in_a_
         add_paper(core, "Diffusion", f"2603.0000{n}", utc(2026, 3, 1, n))
     first, second = channel_of(core, SLACK).id, channel_of(core, other).id
     assert first is not None and second is not None
-    old = f"old.{abs(hash('Diffusion')) % 10**5:05d}"
+    old = f"2001.{abs(hash('Diffusion')) % 10**5:05d}"
     with write_session(core.engine) as session:
         store.mark_delivered(session, channel_id=first, paper_ids=["2603.00001", "2603.00003", old])
         store.mark_delivered(session, channel_id=second, paper_ids=["2603.00002", old])

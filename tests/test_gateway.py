@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from bot.arxiv import api
 from bot.arxiv.gateway import ArxivFailure, ArxivGateway, KeywordRejected, MalformedFeed
 from bot.commands.core import TERMINAL, Core
 from bot.commands.grammar import parse
@@ -52,9 +53,11 @@ def _keyword(engine: Engine, key: str) -> Keyword:
         return session.exec(select(Keyword).where(Keyword.key == key)).one()
 
 
-def test_requests_start_at_least_the_configured_gap_apart(arxiv_api: ArxivStandIn) -> None:
+def test_requests_start_at_least_the_configured_gap_apart(
+    arxiv_api: ArxivStandIn, engine: Engine
+) -> None:
     arxiv_api.add_entries("spaced", _entries(3))
-    gateway = ArxivGateway(test_settings(arxiv_api, arxiv_delay_seconds=0.3))
+    gateway = ArxivGateway(test_settings(arxiv_api, arxiv_delay_seconds=0.3), engine)
     for _ in range(3):
         gateway.fetch("spaced")
     gaps = [b - a for a, b in zip(arxiv_api.arrivals, arxiv_api.arrivals[1:], strict=False)]
@@ -62,13 +65,13 @@ def test_requests_start_at_least_the_configured_gap_apart(arxiv_api: ArxivStandI
     assert min(gaps) >= 0.29
 
 
-def test_one_request_in_flight_across_threads(arxiv_api: ArxivStandIn) -> None:
+def test_one_request_in_flight_across_threads(arxiv_api: ArxivStandIn, engine: Engine) -> None:
     import threading
 
     arxiv_api.add_entries("threads", _entries(2))
     arxiv_api.script([hang(0.3), hang(0.3)])
-    gateway_a = ArxivGateway(test_settings(arxiv_api))
-    gateway_b = ArxivGateway(test_settings(arxiv_api))
+    gateway_a = ArxivGateway(test_settings(arxiv_api), engine)
+    gateway_b = ArxivGateway(test_settings(arxiv_api), engine)
     threads = [threading.Thread(target=g.fetch, args=("threads",)) for g in (gateway_a, gateway_b)]
     for t in threads:
         t.start()
@@ -78,17 +81,17 @@ def test_one_request_in_flight_across_threads(arxiv_api: ArxivStandIn) -> None:
     assert second - first >= 0.29, "the second request started while the first was in flight"
 
 
-def test_headers_identify_the_bot(arxiv_api: ArxivStandIn) -> None:
-    ArxivGateway(test_settings(arxiv_api)).fetch("anything")
+def test_headers_identify_the_bot(arxiv_api: ArxivStandIn, engine: Engine) -> None:
+    ArxivGateway(test_settings(arxiv_api), engine).fetch("anything")
     headers = {k.lower(): v for k, v in arxiv_api.requests[0].headers.items()}
     assert headers["accept"] == "application/atom+xml"
     assert headers["user-agent"].startswith("daily-papers-bot/")
 
 
-def test_503_then_200_succeeds(arxiv_api: ArxivStandIn) -> None:
+def test_503_then_200_succeeds(arxiv_api: ArxivStandIn, engine: Engine) -> None:
     arxiv_api.add_entries("flaky", _entries(4))
     arxiv_api.script([status(503), ok()])
-    result = ArxivGateway(test_settings(arxiv_api)).fetch("flaky")
+    result = ArxivGateway(test_settings(arxiv_api), engine).fetch("flaky")
     assert len(result.papers) == 4
     assert [r.status for r in arxiv_api.requests] == [503, 200]
 
@@ -116,7 +119,7 @@ def test_400_error_feed_is_not_retried_and_the_keyword_is_rejected(
 ) -> None:
     arxiv_api.always(error400())
     with pytest.raises(KeywordRejected):
-        ArxivGateway(core.settings).fetch("whatever")
+        ArxivGateway(core.settings, engine).fetch("whatever")
     assert len(arxiv_api.requests) == 1
     replies = core.execute(TERMINAL, parse("add Rejected Words"))
     assert isinstance(replies[0], Text) and replies[0].error
@@ -125,9 +128,11 @@ def test_400_error_feed_is_not_retried_and_the_keyword_is_rejected(
         assert session.exec(select(Keyword)).all() == []
 
 
-def test_hung_server_times_out(arxiv_api: ArxivStandIn) -> None:
+def test_hung_server_times_out(arxiv_api: ArxivStandIn, engine: Engine) -> None:
     arxiv_api.always(hang(5))
-    gateway = ArxivGateway(test_settings(arxiv_api, arxiv_timeout_seconds=0.2, arxiv_retries=1))
+    gateway = ArxivGateway(
+        test_settings(arxiv_api, arxiv_timeout_seconds=0.2, arxiv_retries=1), engine
+    )
     with pytest.raises(ArxivFailure, match="in time"):
         gateway.fetch("slow")
     assert len(arxiv_api.requests) == 2
@@ -140,7 +145,7 @@ def test_malformed_xml_is_a_failure_not_nothing_new(
     core.execute(TERMINAL, parse("add Malformed Case"))
     arxiv_api.always(malformed())
     with pytest.raises(MalformedFeed):
-        ArxivGateway(core.settings).fetch("Malformed Case")
+        ArxivGateway(core.settings, engine).fetch("Malformed Case")
     outcome = core.refresh("Malformed Case")
     assert not outcome.ok and "malformed" in (outcome.reason or "")
     assert len(_stored(engine)) == 3
@@ -164,10 +169,12 @@ def test_empty_answer_for_a_new_keyword_is_just_nothing(core: Core, engine: Engi
     assert outcome.ok and outcome.found == 0
 
 
-def test_paging_across_several_pages(arxiv_api: ArxivStandIn, settings: Settings) -> None:
+def test_paging_across_several_pages(
+    arxiv_api: ArxivStandIn, settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     arxiv_api.add_entries("paged", _entries(250))
-    gateway = ArxivGateway(settings)
-    gateway._client.page_size = 40
+    monkeypatch.setattr(api, "PAGE_SIZE", 40)
+    gateway = ArxivGateway(settings, engine)
     result = gateway.fetch("paged")
     assert len(result.papers) == 100
     assert [r.params["start"] for r in arxiv_api.requests] == ["0", "40", "80"]

@@ -27,7 +27,7 @@ def _replica(settings: Settings) -> Core:
     """A process of its own: its own engine (pool) and its own arXiv gateway."""
     engine = make_engine(settings.database_url)
     ensure_schema(engine)
-    return Core(settings, engine, ArxivGateway(settings))
+    return Core(settings, engine, ArxivGateway(settings, engine))
 
 
 async def test_two_replicas_share_commands_and_post_each_digest_once(

@@ -21,7 +21,7 @@ from bot.posts.runner import DigestRunner
 from bot.posts.schedule import start_scheduler
 from bot.storage.db import make_engine, read_session, write_session
 from bot.storage.models import DigestClaim, Lease
-from tests.fakes.arxiv_server import ArxivStandIn
+from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.test_digest import (
     SLACK,
     FakePoster,
@@ -117,7 +117,7 @@ async def test_the_daily_refresh_runs_once_per_day_and_is_reported_for_health(
     assert await runner.refresher.run() is False
     time_machine.move_to(utc(2026, 3, 2, 1, 0), tick=False)
     assert await runner.refresher.run() is True
-    assert len(arxiv_api.requests) == asked + 2
+    assert [r.path for r in arxiv_api.requests[asked:]] == ["/oai"]  # an empty day: no confirm
     time_machine.move_to(utc(2026, 3, 2, 13), tick=False)
     assert await DailyRefresh(core).run() is False
     report = health_report(core)
@@ -170,7 +170,7 @@ async def test_a_refresh_lease_of_a_dead_process_is_taken_over_when_it_expires(
 def _process(settings: Settings, name: str, start: threading.Barrier, out: dict[str, Any]) -> None:
     """One `papers serve` process: its own engine, core, posters and event loop."""
     engine = make_engine(settings.database_url)
-    core = Core(settings, engine, ArxivGateway(settings))
+    core = Core(settings, engine, ArxivGateway(settings, engine))
     posters = [FakePoster(), FakePoster(platform="discord")]
     runner = DigestRunner(core, posters, owner=name)
 
@@ -197,6 +197,10 @@ async def test_two_processes_on_one_database_post_once_per_channel_and_refresh_o
     for place in places:
         core.execute(place, Add("Diffusion"))
     arxiv_api.add_entries("Diffusion", [entry("2603.00100", utc(2026, 3, 2, 0, 30))])
+    arxiv_api.announce(
+        [make_entry("2603.00100", title="Diffusion", summary="Diffusion.")],
+        day=utc(2026, 3, 2).date(),
+    )
     asked = len(arxiv_api.requests)
     time_machine.move_to(utc(2026, 3, 2, 9), tick=True)
     start = threading.Barrier(2)
@@ -212,7 +216,7 @@ async def test_two_processes_on_one_database_post_once_per_channel_and_refresh_o
     assert sorted(s.channel_id for s in sent) == sorted(p.channel_id for p in places)
     assert all(s.ids == ["2603.00100"] for s in sent)
     assert sorted([results["a"]["refreshed"], results["b"]["refreshed"]]) == [False, True]
-    assert len(arxiv_api.requests) == asked + 1
+    assert [r.path for r in arxiv_api.requests[asked:]] == ["/oai", "/api/query"]  # + confirm
     assert sorted(c.status for c in claims(core)) == ["sent"] * 8
     assert {c.owner for c in claims(core)} <= {"a", "b"}
     assert timedelta(0) <= sent[0].at - utc(2026, 3, 2, 9) < timedelta(seconds=30)

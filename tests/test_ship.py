@@ -105,7 +105,7 @@ async def test_healthz_is_503_when_the_database_is_unreachable(settings: Setting
         settings, port=free_port(), database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"
     )
     engine = make_engine(settings.database_url, connect_args={"connect_timeout": 1})
-    status, body = await _healthz(Core(settings, engine, ArxivGateway(settings)))
+    status, body = await _healthz(Core(settings, engine, ArxivGateway(settings, engine)))
     assert status == 503 and body["database"] == "unreachable"
 
 

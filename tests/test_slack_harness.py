@@ -49,7 +49,7 @@ def memory_core(arxiv_api: ArxivStandIn) -> Iterator[Core]:
     settings = test_settings(arxiv_api)
     engine = make_engine("sqlite://")
     ensure_schema(engine)
-    yield Core(settings, engine, ArxivGateway(settings))
+    yield Core(settings, engine, ArxivGateway(settings, engine))
     engine.dispose()
 
 

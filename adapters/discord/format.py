@@ -235,7 +235,9 @@ def pack_sized(embeds: Iterable[tuple[discord.Embed, int]]) -> Iterator[list[dis
 
 
 def _keywords(reply: KeywordTable) -> list[Message]:
-    footer = fit(defuse(reply.digest), 300)  # short, so a full description still fits in 6000
+    harvest = f"\n{reply.harvest}" if reply.harvest else ""
+    # Short, so a full description still fits in 6000.
+    footer = fit(defuse(reply.digest + harvest), 500)
     if not reply.rows:
         text = f"No keywords followed here yet. Start with `/papers add`.\n{reply.digest}"
         return [Message(content=fit(defuse(text), CONTENT))]

@@ -229,6 +229,8 @@ def _keywords(reply: KeywordTable) -> list[SlackMessage]:
     lines = "\n".join(_keyword_line(row) for row in reply.rows)
     blocks = [header("Keywords followed in this channel")]
     blocks += [section(chunk) for chunk in split_text(lines)]
+    if reply.harvest:
+        blocks.append(context(escape(reply.harvest)))
     blocks.append(digest)
     fallback = f"{len(reply.rows)} keyword{'s' if len(reply.rows) != 1 else ''} followed here"
     return [

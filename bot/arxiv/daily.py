@@ -8,14 +8,15 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
-from bot.commands.core import Core, RefreshOutcome
+from bot.arxiv.refresh import RefreshOutcome
+from bot.commands.core import Core
 from bot.storage import store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import Keyword, Lease
@@ -31,9 +32,11 @@ REFRESH_LEASE = timedelta(minutes=10)  # renewed after every keyword
 
 def refresh_status(outcomes: Sequence[RefreshOutcome]) -> str:
     """What /healthz shows of a daily refresh: "ok: 12 keywords fetched, 1 failed"."""
-    failed = sum(not o.ok for o in outcomes)
+    skipped = sum(o.skipped for o in outcomes)
+    failed = sum(not o.ok for o in outcomes) - skipped
     fetched = f"{len(outcomes)} keyword{'s' if len(outcomes) != 1 else ''} fetched"
-    return f"ok: {fetched}" + (f", {failed} failed" if failed else "")
+    status = f"ok: {fetched}" + (f", {failed} failed" if failed else "")
+    return status + (f", {skipped} skipped: arXiv unavailable" if skipped else "")
 
 
 # -- the daily-refresh lease ----------------------------------------------------------------
@@ -76,6 +79,18 @@ def renew_refresh_lease(session: Session, *, owner: str, now: datetime) -> bool:
         .returning(_LEASES.c.name)
     ).first()
     return renewed is not None
+
+
+def postpone_refresh(
+    session: Session, *, owner: str, status: str, now: datetime, until: datetime
+) -> None:
+    """arXiv was down: the day is not done; the lease lapses at `until`, when the scheduler's
+    sweep takes it again (the pacer's backoff: 5, 15, then 60 minutes)."""
+    session.execute(
+        update(_LEASES)
+        .where(_LEASES.c.name == REFRESH_LEASE_NAME, _LEASES.c.owner == owner)
+        .values(last_run_at=now, last_status=status[:500], lease_until=until)
+    )
 
 
 def finish_refresh(
@@ -125,19 +140,34 @@ class DailyRefresh:
         slot = last_refresh_slot(now, self.core.settings.fetch_time)
         if not await asyncio.to_thread(self._take, slot.date(), now):
             return False
+        outcomes: list[RefreshOutcome] = []
         try:
             outcomes = await asyncio.to_thread(self._refresh_followed, slot)
             status = refresh_status(outcomes)
         except Exception as exc:
             logger.exception("the daily refresh broke")
             status = f"failed: {type(exc).__name__}: {exc}"
+        outage = (
+            await asyncio.to_thread(self.core.gateway.outage)
+            if any(o.skipped for o in outcomes)
+            else None
+        )
+        now = self.core.clock()
+        if outage is not None:
+            until = max(outage.retry_at, now + timedelta(minutes=1))
+            status += f"; next try at {until:%H:%M} UTC"
+            await asyncio.to_thread(
+                self._write, postpone_refresh, owner=self.owner, status=status, now=now, until=until
+            )
+            logger.warning("daily refresh for %s cut short: %s", slot.date(), status)
+            return False
         await asyncio.to_thread(
             self._write,
             finish_refresh,
             owner=self.owner,
             run_date=slot.date(),
             status=status,
-            now=self.core.clock(),
+            now=now,
         )
         logger.info("daily refresh for %s: %s", slot.date(), status)
         return True
@@ -175,19 +205,28 @@ class DailyRefresh:
         return self._write(take_refresh_lease, owner=self.owner, run_date=run_date, now=now)
 
     def _refresh_followed(self, slot: datetime) -> list[RefreshOutcome]:
+        renewed = [self.core.clock()]
+
         def renew(_outcome: RefreshOutcome) -> None:
-            if not self._write(renew_refresh_lease, owner=self.owner, now=self.core.clock()):
+            now = self.core.clock()
+            if now - renewed[0] < REFRESH_LEASE / 10:
+                return  # thousands of keywords answered by the harvest come at once
+            renewed[0] = now
+            if not self._write(renew_refresh_lease, owner=self.owner, now=now):
                 raise RuntimeError("the daily-refresh lease was taken over")
 
         return self.core.refresh_all(self._still_stale(slot), progress=renew)
 
-    def _still_stale(self, slot: datetime) -> Iterator[str]:
-        """Followed keywords, each checked just before its turn (a post may have refreshed it)."""
-        for label in self.core.followed_keywords():
-            with read_session(self.core.engine) as session:
-                keyword = store.find_keyword(session, label)
-            if keyword is None or is_stale(keyword, slot):
-                yield label
+    def _still_stale(self, slot: datetime) -> list[str]:
+        """Followed keywords not refreshed since the slot (a post may have refreshed some)."""
+        labels = self.core.followed_keywords()
+        with read_session(self.core.engine) as session:
+            found = {k.key: k for k in store.find_keywords(session, labels)}
+        return [
+            label
+            for label in labels
+            if (k := found.get(keyword_key(label))) is None or is_stale(k, slot)
+        ]
 
     def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with write_session(self.core.engine) as session:

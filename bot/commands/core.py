@@ -6,12 +6,14 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.arxiv.gateway import ArxivFailure, ArxivGateway, FetchResult, KeywordRejected
+from bot.arxiv.announced import AnnouncementRefresh, harvest_line, last_harvest
+from bot.arxiv.refresh import UNAVAILABLE, Progress, Refresher, RefreshOutcome, describe
 from bot.commands.grammar import (
     MANAGER_COMMANDS,
     Add,
@@ -37,6 +39,10 @@ from bot.storage.db import read_session, write_session
 from bot.storage.models import Channel
 from bot.text import keyword_key
 
+if TYPE_CHECKING:
+    from bot.arxiv.gateway import ArxivGateway
+
+__all__ = ["TERMINAL", "Core", "Place", "RefreshOutcome", "describe"]
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
@@ -56,18 +62,6 @@ class Place:
 TERMINAL = Place(platform="terminal", workspace_id="local", channel_id="terminal", user_id="local")
 
 
-@dataclass(frozen=True)
-class RefreshOutcome:
-    """What one keyword's refresh did."""
-
-    label: str
-    ok: bool
-    found: int = 0
-    new: int = 0
-    reason: str | None = None
-    rejected: bool = False
-
-
 class Core:
     """Everything a front end needs: the store, the one arXiv gateway and the clock."""
 
@@ -82,6 +76,7 @@ class Core:
         self.settings = settings
         self.engine = engine
         self.gateway = gateway
+        self.refresher = Refresher(engine, gateway)
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
 
     # -- commands -------------------------------------------------------------
@@ -164,7 +159,10 @@ class Core:
             store.subscribe(session, channel=channel, keyword=keyword, label=label)
             if outcome is not None and not outcome.ok:
                 # The failed fetch ran before the keyword had a row to record it on.
-                store.record_fetch(session, label, status="failed", error=outcome.reason)
+                status, reason = (
+                    ("skipped", UNAVAILABLE) if outcome.skipped else ("failed", outcome.reason)
+                )
+                store.record_fetch(session, label, status=status, error=reason)
             count = catalog.match_count(session, keyword.id)  # type: ignore[arg-type]
             newest = catalog.newest_papers(session, [keyword.id], limit=3)  # type: ignore[list-item]
         if outcome is not None and not outcome.ok:
@@ -201,6 +199,7 @@ class Core:
                 rows=tuple(store.keyword_rows(session, channel)),
                 digest=self._digest_text(channel),
                 paused=channel.paused,
+                harvest=harvest_line(last_harvest(session)),
             )
 
     def _digest_text(self, channel: Channel | None) -> str:
@@ -308,6 +307,9 @@ class Core:
         return self.clock().astimezone(ZoneInfo(self.settings.timezone)).date()
 
     def _fetch(self, place: Place) -> Reply:
+        outage = self.gateway.outage()
+        if outage is not None:  # said at once, and the channel's cooldown is not used up
+            return Text(outage.describe() + ".", ephemeral=True)
         now = self.clock()
         cooldown = timedelta(seconds=self.settings.fetch_cooldown_seconds)
         with write_session(self.engine) as session:
@@ -331,66 +333,25 @@ class Core:
             return Text(
                 "This channel follows no keywords yet. Start with `add <keyword>`.", ephemeral=True
             )
-        outcomes = [self.refresh(label) for label in labels]
+        outcomes = self.refresher.refresh_many(labels)
         return Text("Fetched:\n" + "\n".join(describe(o) for o in outcomes))
 
-    # -- refreshing -------------------------------------------------------------
+    # -- refreshing (bot/arxiv/refresh.py and announced.py do the work) ---------------------
 
     def refresh(self, label: str) -> RefreshOutcome:
-        """Fetch one keyword from arXiv and store what came back; failures keep the old papers."""
-        try:
-            result = self.gateway.fetch(label)
-        except KeywordRejected as exc:
-            self._record_failure(label, str(exc))
-            return RefreshOutcome(label=label, ok=False, reason=str(exc), rejected=True)
-        except ArxivFailure as exc:
-            logger.warning("fetching %r failed: %s", label, exc)
-            self._record_failure(label, str(exc))
-            return RefreshOutcome(label=label, ok=False, reason=str(exc))
-        return self._store_result(label, result)
+        """Fetch one keyword from arXiv (its own query) and store what came back."""
+        return self.refresher.refresh(label)
 
-    def _store_result(self, label: str, result: FetchResult) -> RefreshOutcome:
-        with write_session(self.engine, durable=False) as session:
-            if not result.papers:
-                keyword = store.ensure_keyword(session, label)
-                had = catalog.match_count(session, keyword.id or 0)
-                if had:
-                    reason = f"arXiv answered no papers for a keyword that had {had}"
-                    store.record_fetch(session, label, status="failed", error=reason)
-                    return RefreshOutcome(label=label, ok=False, reason=reason)
-            # Same transaction: the "ok" lands together with the papers, or not at all.
-            keyword_id = store.record_fetch(session, label, status="ok")
-            if keyword_id is None:
-                store.ensure_keyword(session, label)
-                keyword_id = store.record_fetch(session, label, status="ok") or 0
-            new = catalog.record_answer(session, keyword_id=keyword_id, papers=result.papers)
-        return RefreshOutcome(label=label, ok=True, found=len(result.papers), new=new)
-
-    def _record_failure(self, label: str, reason: str) -> None:
-        with write_session(self.engine) as session:
-            store.record_fetch(session, label, status="failed", error=reason)
+    def refresh_all(
+        self, labels: Iterable[str] | None = None, *, progress: Progress | None = None
+    ) -> list[RefreshOutcome]:
+        """The daily refresh of `labels` (default: every followed keyword): harvest,
+        prefilter, confirm; per-keyword queries where the harvest cannot answer."""
+        chosen = self.followed_keywords() if labels is None else list(labels)
+        run = AnnouncementRefresh(self.refresher, clock=self.clock)
+        return run.run(chosen, progress=progress)
 
     def followed_keywords(self) -> list[str]:
         """Every keyword some active channel follows, each once."""
         with read_session(self.engine) as session:
             return store.followed_phrases(session)
-
-    def refresh_all(
-        self,
-        labels: Iterable[str] | None = None,
-        *,
-        progress: Callable[[RefreshOutcome], None] | None = None,
-    ) -> list[RefreshOutcome]:
-        outcomes = []
-        for label in self.followed_keywords() if labels is None else labels:
-            outcome = self.refresh(label)
-            outcomes.append(outcome)
-            if progress is not None:
-                progress(outcome)
-        return outcomes
-
-
-def describe(outcome: RefreshOutcome) -> str:
-    if outcome.ok:
-        return f"{outcome.label}: {outcome.found} papers, {outcome.new} new"
-    return f"{outcome.label}: failed ({outcome.reason})"

@@ -12,7 +12,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
-from bot.arxiv.gateway import FetchedPaper
+from bot.arxiv.answers import FetchedPaper
 from bot.replies import PaperGroup, PaperView
 from bot.storage.models import Channel, Delivery, Match, Paper, Subscription, utcnow
 from bot.storage.store import as_utc, insert_for, one_of

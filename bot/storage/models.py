@@ -151,3 +151,50 @@ class Lease(SQLModel, table=True):
     last_run_date: date | None = None
     last_status: str | None = Field(default=None, max_length=500)
     last_run_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class ArxivPacer(SQLModel, table=True):
+    """The deployment's one turn at arXiv (SPEC 4): who holds it, when the next request may
+    start, and how many requests failed in a row. Times are epoch seconds of the database's
+    clock, so replicas on several machines agree on them."""
+
+    __tablename__ = "arxiv_pacer"
+
+    name: str = Field(primary_key=True, max_length=32)
+    holder: str | None = Field(default=None, max_length=100)
+    held_until: float = Field(default=0.0)
+    not_before: float = Field(default=0.0)
+    failures: int = Field(default=0)
+    outage_round: int = Field(default=0)
+    retry_at: float | None = Field(default=None)
+    last_failure: str | None = Field(default=None, max_length=300)
+
+
+class HarvestState(SQLModel, table=True):
+    """Where the daily OAI-PMH harvest stands: its `from` day and resumption token while it
+    runs (a restart resumes there), and the figures of the last one."""
+
+    __tablename__ = "harvest_state"
+
+    name: str = Field(primary_key=True, max_length=32)
+    status: str = Field(default="running", max_length=16)  # running, complete, failed
+    from_day: date
+    next_from: date | None = None  # the day the last complete harvest began
+    token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    started_at: datetime = Field(sa_column=_ts())
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    pages: int = Field(default=0)
+    records: int = Field(default=0)
+    confirms: int = Field(default=0)
+    fallback: bool = Field(default=False)
+    error: str | None = Field(default=None, max_length=500)
+
+
+class HarvestCandidate(SQLModel, table=True):
+    """A harvested paper the prefilter found for a keyword, kept until its confirm request
+    answers (a restart confirms what is left)."""
+
+    __tablename__ = "harvest_candidates"
+
+    keyword_id: int = Field(foreign_key="keywords.id", ondelete="CASCADE", primary_key=True)
+    paper_id: str = Field(primary_key=True, max_length=40)

@@ -116,6 +116,15 @@ def find_keyword(session: Session, label: str) -> Keyword | None:
     return session.exec(select(Keyword).where(Keyword.key == keyword_key(label))).first()
 
 
+def find_keywords(session: Session, labels: Sequence[str]) -> list[Keyword]:
+    keys = list(dict.fromkeys(keyword_key(label) for label in labels))
+    found: list[Keyword] = []
+    for start in range(0, len(keys), 500):
+        batch = keys[start : start + 500]
+        found.extend(session.exec(select(Keyword).where(one_of(session, Keyword.key, batch))).all())
+    return found
+
+
 def ensure_keyword(session: Session, label: str) -> Keyword:
     existing = find_keyword(session, label)
     if existing is not None:
@@ -274,6 +283,20 @@ _RECORD_FETCH = (
     )
     .returning(_KEYWORDS.c.id)
 )
+
+
+def record_fetch_many(session: Session, *, keyword_ids: Sequence[int], status: str) -> None:
+    """Record the same outcome (no error) on many keywords: the harvest's keywords that had
+    no candidates read `ok`, in a few statements rather than one per keyword."""
+    now = datetime.now(UTC)
+    success = {"last_success_at": now} if status == "ok" else {}
+    for start in range(0, len(keyword_ids), 500):
+        batch = list(keyword_ids[start : start + 500])
+        session.execute(
+            update(_KEYWORDS)
+            .where(_KEYWORDS.c.id.in_(batch))
+            .values(fetch_status=status, fetch_error=None, fetched_at=now, **success)
+        )
 
 
 def followed_phrases(session: Session) -> list[str]:
