@@ -172,7 +172,7 @@ async def test_two_workspaces_cannot_see_or_change_each_others_keywords(
         await slack.answer("add Beta", "b-add", **b)
 
         a_list = await slack.answer("list", "a-list", **a)
-        a_remove = await slack.answer("remove Beta", "a-rm", **a)
+        a_remove = await slack.reply("remove Beta", "a-rm", **a)
         b_keywords = await slack.answer("keywords", "b-kw", **b)
         await slack.command("readme all", "a-readme", **a)
         readme = await slack.api.wait_for_upload()

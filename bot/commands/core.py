@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from sqlmodel import Session
 from bot.arxiv.gateway import ArxivFailure, ArxivGateway, FetchResult, KeywordRejected
 from bot.commands.grammar import (
     MANAGER_COMMANDS,
+    USAGES,
     Add,
     BadInput,
     Command,
@@ -26,16 +27,26 @@ from bot.commands.grammar import (
     List,
     Readme,
     Remove,
-    help_text,
+    anyone_may,
 )
 from bot.commands.readme import PAPERS_PER_SECTION, render_readme
 from bot.config import Settings
 from bot.posts import digest
-from bot.replies import File, KeywordTable, PaperGroup, Papers, Reply, Text, error
-from bot.storage import catalog, store
+from bot.replies import (
+    CommandHelp,
+    File,
+    KeywordTable,
+    PaperGroup,
+    Papers,
+    PaperView,
+    Reply,
+    Text,
+    error,
+)
+from bot.storage import catalog, once, store
 from bot.storage.db import read_session, write_session
-from bot.storage.models import Channel
-from bot.text import keyword_key
+from bot.storage.models import Channel, Paper
+from bot.text import keyword_key, quoted
 
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -51,6 +62,9 @@ class Place:
     user_id: str = ""
     is_manager: bool = True
     workspace_name: str = ""
+    # Who may use the manager commands here, in the platform's words ("" when everyone may):
+    # help marks those commands, and a refusal names who may.
+    managers: str = ""
 
 
 TERMINAL = Place(platform="terminal", workspace_id="local", channel_id="terminal", user_id="local")
@@ -89,11 +103,8 @@ class Core:
     def execute(self, place: Place, command: Command) -> list[Reply]:
         """Run one command for `place`; expected errors come back as error replies."""
         if isinstance(command, MANAGER_COMMANDS) and not place.is_manager:
-            return [
-                error(
-                    "Only channel managers can do that here. Ask someone with Manage Channels (Discord) or a listed manager (Slack)."
-                )
-            ]
+            who = place.managers or "channel managers"
+            return [error(f"Only {who} can do that here. Anyone can use {anyone_may()}.")]
         try:
             return self._dispatch(place, command)
         except BadInput as exc:
@@ -118,7 +129,7 @@ class Core:
             case Fetch():
                 return [self._fetch(place)]
             case Help():
-                return [Text(help_text(), ephemeral=True)]
+                return [CommandHelp(usages=USAGES, managers=place.managers)]
         raise AssertionError(f"unhandled command {command!r}")
 
     def channel(self, session: Session, place: Place) -> Channel:
@@ -236,7 +247,7 @@ class Core:
             else:
                 chosen = subs
             papers = catalog.newest_papers(session, [k.id for _, k in chosen], limit=limit)  # type: ignore[misc]
-        name = chosen[0][0].label if label is not None else "this channel's keywords"
+        name = quoted(chosen[0][0].label) if label is not None else "this channel's keywords"
         if not papers:
             return Text(f"No papers stored yet for {name}.")
         heading = f"Newest {len(papers)} paper{'s' if len(papers) != 1 else ''} for {name}"
@@ -266,7 +277,9 @@ class Core:
         with write_session(self.engine) as session:
             channel = self.channel(session, place)
             post = digest.take_now(session, channel)
-        return [post] if post is not None else [Text("Nothing new since the last post.")]
+        if post is None:
+            return [Text("Nothing new since the last post.", ephemeral=True)]
+        return [post]
 
     def undelivered(self, session: Session, channel: Channel) -> Papers | None:
         """The papers of the channel's keywords not yet delivered to it, grouped by keyword."""
@@ -326,13 +339,59 @@ class Core:
                 )
             channel.last_fetch_request_at = now
             session.add(channel)
-            labels = [k.phrase for _, k in store.channel_subscriptions(session, channel)]
-        if not labels:
+            followed = [
+                (s.label, k.phrase) for s, k in store.channel_subscriptions(session, channel)
+            ]
+        if not followed:
             return Text(
                 "This channel follows no keywords yet. Start with `add <keyword>`.", ephemeral=True
             )
-        outcomes = [self.refresh(label) for label in labels]
+        # Fetched by the deployment's phrase, shown under this channel's own label.
+        outcomes = [replace(self.refresh(phrase), label=label) for label, phrase in followed]
         return Text("Fetched:\n" + "\n".join(describe(o) for o in outcomes))
+
+    # -- what front ends ask besides commands --------------------------------------
+
+    def paper(self, arxiv_id: str) -> PaperView | None:
+        """A stored paper (papers are public, shared by every workspace)."""
+        with read_session(self.engine) as session:
+            paper = session.get(Paper, arxiv_id)
+            return catalog.paper_view(paper) if paper is not None else None
+
+    def channel_labels(self, place: Place) -> list[str]:
+        """The labels this channel follows, as first typed here, in the order added."""
+        with read_session(self.engine) as session:
+            channel = self._existing_channel(session, place)
+            subs = store.channel_subscriptions(session, channel) if channel else []
+            return [s.label for s, _ in subs]
+
+    def leave_workspace(self, platform: str, workspace_id: str) -> int:
+        """The bot left a workspace: its channels stop (their data stays); how many stopped."""
+        with write_session(self.engine) as session:
+            return store.deactivate_workspace(session, platform=platform, external_id=workspace_id)
+
+    def leave_channel(self, place: Place) -> bool:
+        """A channel was deleted: it stops at once (its data stays); False if it was unknown."""
+        with write_session(self.engine) as session:
+            channel = self._existing_channel(session, place)
+            if channel is None:
+                return False
+            channel.active = False
+            session.add(channel)
+            return True
+
+    def once(self, place: Place, command: Command, *, delivery: str | None = None) -> str:
+        """ "new" the first time; "redelivered" for the same delivery again (a platform's retry, a
+        replay); "repeated" for a change typed twice in a row by one person within a minute."""
+        typist = (place.platform, place.workspace_id, place.channel_id, place.user_id)
+        with write_session(self.engine) as session:
+            return once.received(
+                session,
+                delivery=f"{place.platform}|{delivery}" if delivery else None,
+                typist="|".join(typist) if isinstance(command, MANAGER_COMMANDS) else None,
+                typed=repr(command),
+                now=self.clock(),
+            )
 
     # -- refreshing -------------------------------------------------------------
 
@@ -392,5 +451,5 @@ class Core:
 
 def describe(outcome: RefreshOutcome) -> str:
     if outcome.ok:
-        return f"{outcome.label}: {outcome.found} papers, {outcome.new} new"
-    return f"{outcome.label}: failed ({outcome.reason})"
+        return f"{quoted(outcome.label)}: {outcome.found} papers, {outcome.new} new"
+    return f"{quoted(outcome.label)}: failed ({outcome.reason})"
