@@ -80,7 +80,7 @@ class SlackFrontEnd:
                 scopes=list(BOT_SCOPES),
                 user_scopes=[],
                 installation_store=self.installations,
-                state_store=ThreadedOAuthStateStore(engine=self.core.engine),
+                state_store=ThreadedOAuthStateStore(write_engine=self.core.write_engine),
                 logger=logger,
             )
             # Bolt's default asks auth.test on every request; the answer per token is stable.
@@ -183,7 +183,9 @@ def _installation_store(core: Core) -> ThreadedInstallationStore | None:
     settings = core.settings
     if not (settings.slack_client_id and settings.slack_client_secret):
         return None
-    return ThreadedInstallationStore(client_id=settings.slack_client_id, engine=core.engine)
+    return ThreadedInstallationStore(
+        client_id=settings.slack_client_id, engine=core.engine, write_engine=core.write_engine
+    )
 
 
 def _keep_secrets_out_of_library_logs() -> None:

@@ -44,7 +44,7 @@ from bot.replies import (
     error,
 )
 from bot.storage import catalog, once, store
-from bot.storage.db import read_session, write_session
+from bot.storage.db import read_session, write_session, writer
 from bot.storage.models import Channel, Paper
 from bot.text import keyword_key, quoted
 
@@ -97,6 +97,12 @@ class Core:
         self.engine = engine
         self.gateway = gateway
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def write_engine(self) -> Engine:
+        """The engine for write transactions (on SQLite they begin IMMEDIATE), for a front end
+        that keeps tables of its own (Slack's installations)."""
+        return writer(self.engine)
 
     # -- commands -------------------------------------------------------------
 
