@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Add, Command, Fetch
-from bot.replies import Reply, error
+from bot.replies import Reply, Text, error
 
 logger = logging.getLogger("papers.commands")
 T = TypeVar("T")
@@ -30,6 +30,7 @@ QUICK_SECONDS = 1.0
 QUICK_THREADS = 2
 ARXIV_THREADS = 8
 SORRY = "Sorry, that failed on our side; it has been logged. Please try again in a minute."
+REPEATED = "You sent that command a moment ago; it runs once."
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,20 @@ class CommandService:
 
     # -- running --------------------------------------------------------------------
 
-    def start(self, place: Place, command: Command) -> asyncio.Future[list[Reply]]:
-        """`core.execute` in its pool; an unexpected error is logged and becomes an apology."""
+    def start(
+        self, place: Place, command: Command, *, delivery: str | None = None
+    ) -> asyncio.Future[list[Reply]]:
+        """The command in its pool, once (`Core.once`): a redelivery answers nothing (the first
+        delivery does), a second submit a note. An unexpected error is logged and becomes an
+        apology."""
         pool = self._arxiv if isinstance(command, SLOW_COMMANDS) else self._quick
-        run = functools.partial(_execute, self.core, place, command)
+        run = functools.partial(_execute, self.core, place, command, delivery)
         return asyncio.get_running_loop().run_in_executor(pool, run)
 
-    async def execute(self, place: Place, command: Command) -> list[Reply]:
-        return await self.start(place, command)
+    async def execute(
+        self, place: Place, command: Command, *, delivery: str | None = None
+    ) -> list[Reply]:
+        return await self.start(place, command, delivery=delivery)
 
     @staticmethod
     async def settled(work: asyncio.Future[T], seconds: float | None = None) -> bool:
@@ -119,8 +126,11 @@ class CommandService:
             logger.warning("%d command(s) still running at shutdown were cancelled", len(late))
 
 
-def _execute(core: Core, place: Place, command: Command) -> list[Reply]:
+def _execute(core: Core, place: Place, command: Command, delivery: str | None) -> list[Reply]:
     try:
+        seen = core.once(place, command, delivery=delivery)
+        if seen != "new":
+            return [Text(REPEATED, ephemeral=True)] if seen == "repeated" else []
         return core.execute(place, command)
     except Exception:
         logger.exception(

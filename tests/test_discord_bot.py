@@ -15,6 +15,7 @@ import pytest_asyncio
 from sqlmodel import select
 
 from adapters import command_service
+from adapters.command_service import CommandService
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.format import Attachment, Message
 from adapters.discord.interactions import DM_REFUSAL, MANAGERS, within_upload_limit
@@ -59,10 +60,13 @@ def discord_settings(settings: Settings, ds: DiscordStandIn, **changes: Any) -> 
     return dataclasses.replace(settings, **values)
 
 
-async def started(core: Core, ds: DiscordStandIn, **changes: Any) -> DiscordFrontEnd:
+async def started(
+    core: Core, ds: DiscordStandIn, *, service: CommandService | None = None, **changes: Any
+) -> DiscordFrontEnd:
     settings = discord_settings(core.settings, ds, **changes)
     core = Core(settings, core.engine, core.gateway, clock=core.clock)
-    front_end = DiscordFrontEnd(core, client_options={"guild_ready_timeout": 0.05})
+    options = {"guild_ready_timeout": 0.05}
+    front_end = DiscordFrontEnd(core, service=service, client_options=options)
     front_end.client.before_identify_hook = _no_identify_wait  # type: ignore[method-assign]
     await front_end.start()
     await ds.wait_until_ready(count=ds.ready_count + 1)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from adapters.command_service import REPEATED
 from adapters.slack.app import SlackFrontEnd
-from adapters.slack.listeners import REPEATED
 from bot.commands.core import Core
 from bot.config import ConfigError, Secret
 from bot.health import health_report

@@ -30,7 +30,6 @@ DM_REFUSAL = (
     "The /papers commands work in a server's text channel, where keywords are followed; "
     "not in direct messages. Run them in a channel of a server the bot is in."
 )
-REPEATED = "You sent that command a moment ago; it runs once."
 # What the bot itself needs in a channel to post the daily papers there.
 POSTING = {
     "view_channel": "View Channel",
@@ -141,20 +140,14 @@ class Interactions:
                 await self._answer(interaction, [refusal], deferred=False, deadline=deadline)
                 return
             place = place_of(interaction)
-            seen = await self.service.ask(
-                self.core.once, place, command, delivery=str(interaction.id)
-            )
-            if seen != "new":
-                repeated = [Text(REPEATED, ephemeral=True)]
-                await self._answer(interaction, repeated, deferred=False, deadline=deadline)
-                return
             await self._execute_and_answer(interaction, place, command, deadline)
 
     async def _execute_and_answer(
         self, interaction: discord.Interaction, place: Place, command: Command, deadline: Deadline
     ) -> None:
         """A quick answer is the response itself, with the visibility it asks for (an error, a
-        duplicate, a cooldown stay private); slower work is deferred publicly first."""
+        duplicate, a cooldown stay private); slower work is deferred publicly first. Discord
+        delivers an interaction once: only a change submitted twice is held back."""
         work = self.service.start(place, command)
         if await self.service.settled(work):
             await self._answer(interaction, work.result(), deferred=False, deadline=deadline)

@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.command_service import CommandService, Deadline
+from adapters.command_service import SLOW_COMMANDS, CommandService, Deadline
 from adapters.slack.answers import Answers, ack_payload, fits_in_ack, progress_note
 from adapters.slack.format import SHOW_ABSTRACT, abstract_message, asked_by, to_messages
 from adapters.slack.installations import ThreadedInstallationStore
@@ -18,8 +18,8 @@ from adapters.slack.mrkdwn import unescape
 from adapters.slack.poster import ChannelPacer
 from adapters.slack.tenancy import context_tenant
 from bot.commands.core import Place
-from bot.commands.grammar import Add, BadInput, Command, Fetch, parse
-from bot.replies import Text, error
+from bot.commands.grammar import Add, BadInput, Command, Fetch, Help, parse
+from bot.replies import Reply, error
 from bot.text import quoted
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ PLATFORM = "slack"
 MANAGERS = "the people this app's SLACK_MANAGERS setting names"
 # A response_url takes answers for 30 minutes; later ones go through the Web API.
 RESPONSE_URL_WINDOW = timedelta(minutes=29)
-REPEATED = "You sent that command a moment ago; it runs once."
 
 
 def register(app: AsyncApp, listeners: Listeners) -> None:
@@ -61,8 +60,10 @@ class Listeners:
     async def on_command(
         self, ack: Any, command: dict[str, Any], client: AsyncWebClient, context: Any
     ) -> None:
-        """Acknowledge within 3 s: a quick answer only the asker sees goes in the ack itself;
-        the rest answers through the command's response_url."""
+        """Acknowledge within 3 s. Bad input and help are answered in the ack; add and fetch
+        wait a moment for the core, so that a quick private answer (a refusal, a duplicate) is
+        the ack itself; everything else is acknowledged at once. Answers follow through the
+        command's response_url."""
         received = datetime.now(UTC)
         typed = unescape(command.get("text") or "")
         try:
@@ -71,30 +72,41 @@ class Listeners:
             await ack(**ack_payload(error(str(exc))))
             return
         place = self.place(command, context)
+        if isinstance(parsed, Help):  # no store, no thread: the usage table
+            await ack(**ack_payload(self.core.execute(place, parsed)[0]))
+            return
+        delivery = command.get("trigger_id")
         with self.service.track():
-            delivery = command.get("trigger_id")
-            seen = await self.service.ask(self.core.once, place, parsed, delivery=delivery)
-            if seen != "new":  # a redelivery is answered by the first delivery
-                await ack(
-                    **(ack_payload(Text(REPEATED, ephemeral=True)) if seen == "repeated" else {})
-                )
-                return
-            work = self.service.start(place, parsed)
-            if not await self.service.settled(work):
-                await ack(**_progress(parsed))
-            elif fits_in_ack(work.result()):
-                await ack(**ack_payload(work.result()[0]))
-                return
+            if isinstance(parsed, SLOW_COMMANDS):
+                replies = await self._slow(ack, place, parsed, delivery)
             else:
                 await ack()
-            await self.answers.deliver(
-                place,
-                await work,
-                asked=asked_by(command.get("user_name") or "", typed),
-                respond=self.answers.responder(command.get("response_url")),
-                client=client,
-                deadline=Deadline.after(received, RESPONSE_URL_WINDOW),
-            )
+                replies = await self.service.execute(place, parsed, delivery=delivery)
+            if replies:
+                await self.answers.deliver(
+                    place,
+                    replies,
+                    asked=asked_by(command.get("user_name") or "", typed),
+                    respond=self.answers.responder(command.get("response_url")),
+                    client=client,
+                    deadline=Deadline.after(received, RESPONSE_URL_WINDOW),
+                )
+
+    async def _slow(
+        self, ack: Any, place: Place, command: Command, delivery: str | None
+    ) -> list[Reply]:
+        """Acknowledge add or fetch: with the answer when it is quick and private (or with
+        nothing for a redelivery), else with a note that it is working; returns what is left
+        to answer."""
+        work = self.service.start(place, command, delivery=delivery)
+        if not await self.service.settled(work):
+            await ack(**_progress(command))
+            return await work
+        if not work.result() or fits_in_ack(work.result()):
+            await ack(**(ack_payload(work.result()[0]) if work.result() else {}))
+            return []
+        await ack()
+        return work.result()
 
     def place(self, command: dict[str, Any], context: Any) -> Place:
         """Where the command comes from: the verified installation, never the command text."""

@@ -389,12 +389,16 @@ class Core:
     def once(self, place: Place, command: Command, *, delivery: str | None = None) -> str:
         """ "new" the first time; "redelivered" for the same delivery again (a platform's retry, a
         replay); "repeated" for a change typed twice in a row by one person within a minute."""
+        changes = isinstance(command, MANAGER_COMMANDS)
+        if delivery is None and not changes:
+            return "new"  # nothing to remember: reading twice is harmless
         typist = (place.platform, place.workspace_id, place.channel_id, place.user_id)
-        with write_session(self.engine) as session:
+        # Bookkeeping: a claim lost in a crash lets a command run twice, never not at all.
+        with write_session(self.engine, durable=False) as session:
             return once.received(
                 session,
                 delivery=f"{place.platform}|{delivery}" if delivery else None,
-                typist="|".join(typist) if isinstance(command, MANAGER_COMMANDS) else None,
+                typist="|".join(typist) if changes else None,
                 typed=repr(command),
                 now=self.clock(),
             )

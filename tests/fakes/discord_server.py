@@ -475,7 +475,7 @@ def _echoed_raw(text: str, typed: str) -> bool:
     return any(None in m.groups() for m in re.finditer(pattern, text))
 
 
-def _texts(data: dict[str, Any]) -> list[str]:
+def rendered_texts(data: dict[str, Any]) -> list[str]:
     """Every text of a message that Discord renders as markdown."""
     texts = [data.get("content") or ""]
     for embed in data.get("embeds") or []:
@@ -1174,7 +1174,7 @@ class DiscordStandIn:
         unescaped (a label "||x||" shown as a spoiler)."""
         found = []
         for posted in self.posted:
-            for text in _texts(posted.data):
+            for text in rendered_texts(posted.data):
                 found += [f"{posted.kind}: live link {link}" for link in live_links(text)]
                 found += [
                     f"{posted.kind}: unescaped echo {t!r}"
