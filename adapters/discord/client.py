@@ -21,9 +21,6 @@ from bot.config import ConfigError, Settings
 class Handlers(Protocol):
     """What the client hands over to the front end."""
 
-    @property
-    def group(self) -> app_commands.Group: ...
-
     def tree_for(self, client: discord.Client) -> app_commands.CommandTree[Any]: ...
 
     async def sync_commands(self, tree: app_commands.CommandTree[Any]) -> None: ...
@@ -79,7 +76,7 @@ class _EndpointsWebhooks(AsyncWebhookAdapter):
     """Interaction callbacks and follow-ups build their own routes: redirected here."""
 
     def __init__(self, endpoints: Endpoints) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # discord.py leaves it unannotated
         self.endpoints = endpoints
 
     async def request(self, route: Route, *args: Any, **kwargs: Any) -> Any:

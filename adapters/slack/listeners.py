@@ -102,11 +102,12 @@ class Listeners:
         if not await self.service.settled(work):
             await ack(**_progress(command))
             return await work
-        if not work.result() or fits_in_ack(work.result()):
-            await ack(**(ack_payload(work.result()[0]) if work.result() else {}))
-            return []
-        await ack()
-        return work.result()
+        replies = work.result()
+        if replies and not fits_in_ack(replies):
+            await ack()
+            return replies
+        await ack(**(ack_payload(replies[0]) if replies else {}))
+        return []
 
     def place(self, command: dict[str, Any], context: Any) -> Place:
         """Where the command comes from: the verified installation, never the command text."""
