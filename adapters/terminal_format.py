@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import textwrap
 
-from bot.replies import File, KeywordTable, Papers, Reply, Text
+from bot.replies import CommandHelp, File, KeywordTable, Papers, Reply, Text
+from bot.text import shown
 
 
 def format_reply(reply: Reply) -> str:
+    match reply:
+        case File(content=content):
+            return content
+        case _:
+            return shown(_text(reply))  # nothing shown can reverse a line or move the cursor
+
+
+def _text(reply: Reply) -> str:
     match reply:
         case Text(text=text):
             return text
@@ -15,9 +24,17 @@ def format_reply(reply: Reply) -> str:
             return _papers(reply)
         case KeywordTable():
             return _keywords(reply)
-        case File(content=content):
-            return content
+        case CommandHelp():
+            return _help(reply)
     raise AssertionError(f"unhandled reply {reply!r}")
+
+
+def _help(reply: CommandHelp) -> str:
+    lines = []
+    for usage in reply.usages:
+        who = " (managers)" if usage.manager and reply.managers else ""
+        lines.append(f"papers {usage.syntax}\n    {usage.summary}{who}")
+    return "\n".join(lines)
 
 
 def _papers(reply: Papers) -> str:

@@ -92,6 +92,28 @@ class KeywordTable:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """One command's line of help: its name, how to write it, what it does, who may use it."""
+
+    name: str
+    syntax: str
+    summary: str
+    manager: bool = False
+
+
+@dataclass(frozen=True)
+class CommandHelp:
+    """The `help` answer: every command's usage, rendered by each front end in its own syntax.
+
+    `managers` says who may use the manager commands here ("" when everyone may).
+    """
+
+    usages: tuple[Usage, ...]
+    managers: str = ""
+    ephemeral: bool = True
+
+
+@dataclass(frozen=True)
 class File:
     """A file to hand over (the README export)."""
 
@@ -100,7 +122,7 @@ class File:
     comment: str
 
 
-Reply = Text | Papers | KeywordTable | File
+Reply = Text | Papers | KeywordTable | File | CommandHelp
 
 
 def error(text: str) -> Text:

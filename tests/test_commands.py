@@ -193,7 +193,7 @@ def test_digest_settings_are_stored(core: Core, engine: Engine) -> None:
 def test_fetch_is_rate_limited_per_channel(core: Core, arxiv_api: ArxivStandIn) -> None:
     core.execute(TERMINAL, parse("add Some Topic"))
     first = core.execute(TERMINAL, parse("fetch"))[0]
-    assert isinstance(first, Text) and "Some Topic: 0 papers" in first.text
+    assert isinstance(first, Text) and "“Some Topic”: 0 papers" in first.text
     second = core.execute(TERMINAL, parse("fetch"))[0]
     assert isinstance(second, Text) and "try again in" in second.text
     assert len(arxiv_api.requests) == 2
@@ -241,4 +241,4 @@ def test_terminal_success_and_failure_exit_codes(tmp_path: Path) -> None:
     _papers(tmp_path, "add", "Unreachable Topic")
     fetched = _papers(tmp_path, "fetch")
     assert fetched.returncode == 1
-    assert "Unreachable Topic: failed (arXiv could not be reached)" in fetched.stderr
+    assert "“Unreachable Topic”: failed (arXiv could not be reached)" in fetched.stderr

@@ -14,11 +14,11 @@ import pytest
 import pytest_asyncio
 from sqlmodel import select
 
-from adapters.discord import interactions
+from adapters import command_service
+from adapters.command_service import CommandService
 from adapters.discord.bot import DiscordFrontEnd
-from adapters.discord.client import make_client
 from adapters.discord.format import Attachment, Message
-from adapters.discord.interactions import DM_REFUSAL, NOT_MANAGER, within_upload_limit
+from adapters.discord.interactions import DM_REFUSAL, MANAGERS, within_upload_limit
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Add
 from bot.config import Secret, Settings
@@ -40,6 +40,9 @@ MANAGE_GUILD = 1 << 5
 MANAGER = EVERYONE_PERMISSIONS | MANAGE_CHANNELS
 MEMBER = EVERYONE_PERMISSIONS
 DEFERRED, MESSAGE, AUTOCOMPLETE = 5, 4, 8
+NOT_MANAGER = (
+    f"Only {MANAGERS} can do that here. Anyone can use `keywords`, `list`, `readme` and `help`."
+)
 
 
 async def _no_identify_wait(shard_id: int | None, *, initial: bool = False) -> None:
@@ -57,10 +60,13 @@ def discord_settings(settings: Settings, ds: DiscordStandIn, **changes: Any) -> 
     return dataclasses.replace(settings, **values)
 
 
-async def started(core: Core, ds: DiscordStandIn, **changes: Any) -> DiscordFrontEnd:
+async def started(
+    core: Core, ds: DiscordStandIn, *, service: CommandService | None = None, **changes: Any
+) -> DiscordFrontEnd:
     settings = discord_settings(core.settings, ds, **changes)
     core = Core(settings, core.engine, core.gateway, clock=core.clock)
-    front_end = DiscordFrontEnd(core, client=make_client(settings, guild_ready_timeout=0.05))
+    options = {"guild_ready_timeout": 0.05}
+    front_end = DiscordFrontEnd(core, service=service, client_options=options)
     front_end.client.before_identify_hook = _no_identify_wait  # type: ignore[method-assign]
     await front_end.start()
     await ds.wait_until_ready(count=ds.ready_count + 1)
@@ -70,10 +76,12 @@ async def started(core: Core, ds: DiscordStandIn, **changes: Any) -> DiscordFron
 
 @pytest_asyncio.fixture
 async def ds() -> AsyncIterator[DiscordStandIn]:
-    async with DiscordStandIn(heartbeat_interval_ms=200) as standin:
+    # patch=False: the front end reaches the stand-in through DISCORD_API_URL / _GATEWAY_URL
+    async with DiscordStandIn(heartbeat_interval_ms=200, patch=False) as standin:
         yield standin
         assert standin.server_errors == []
         assert standin.unknown_requests == []
+        assert standin.judge() == []  # no live link, no typed markdown in anything posted
 
 
 @pytest_asyncio.fixture
@@ -118,6 +126,11 @@ async def answers(ds: DiscordStandIn, sent: SentInteraction, count: int = 1) -> 
         return posted if len(posted) >= count else None
 
     return await ds.wait_for(ready)
+
+
+def parts(ds: DiscordStandIn, sent: SentInteraction) -> list[Posted]:
+    """Every message of the answer: the response (unless a deferral) and the follow-ups."""
+    return [p for p in ds.callbacks(sent) + ds.followups(sent) if p.type != DEFERRED]
 
 
 def subscriptions(core: Core) -> list[tuple[str, str, str]]:
@@ -245,26 +258,52 @@ async def test_sharded_client(ds: DiscordStandIn, core: Core) -> None:
 # -- every subcommand ---------------------------------------------------------------
 
 
-async def test_add_defers_fetches_and_follows(
+def slow_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command takes longer than the core's quick answer: it is deferred first."""
+    monkeypatch.setattr(command_service, "QUICK_SECONDS", 0.0)
+
+
+async def test_add_fetches_and_follows(
     ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
 ) -> None:
+    arxiv_api.add_entries("diffusion", entries(4))
+    sent = await ds.send_interaction("add", {"keyword": "Diffusion"}, permissions=MANAGER)
+    (answer,) = await answers(ds, sent)
+    assert [c.type for c in ds.callbacks(sent)] == [MESSAGE]  # quick: answered at once
+    assert_followed_diffusion(ds, core, answer)
+    with read_session(core.engine) as session:
+        workspace = store.find_workspace(session, platform="discord", external_id=ds.guild_id)
+        assert workspace is not None and workspace.name == "Test Guild"
+
+
+async def test_slow_add_is_deferred_publicly_then_followed_up(
+    ds: DiscordStandIn,
+    fe: DiscordFrontEnd,
+    core: Core,
+    arxiv_api: ArxivStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slow_core(monkeypatch)
     arxiv_api.add_entries("diffusion", entries(4))
     sent = await ds.send_interaction("add", {"keyword": "Diffusion"}, permissions=MANAGER)
     (followup,) = await answers(ds, sent)
     assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
     assert ds.callbacks(sent)[0].flags == 0  # deferred publicly
-    assert followup.content == "Now following “Diffusion”: 4 papers found. The newest:"
-    assert [e["title"] for e in followup.embeds] == ["Paper 4", "Paper 3", "Paper 2"]
-    assert followup.embeds[0]["url"] == "https://arxiv.org/abs/2401.00004v1"
-    fields = {f["name"]: f["value"] for f in followup.embeds[0]["fields"]}
+    assert followup.kind == "followup"
+    assert_followed_diffusion(ds, core, followup)
+    assert ds.original_message(sent)["content"].startswith("Now following")  # type: ignore[index]
+
+
+def assert_followed_diffusion(ds: DiscordStandIn, core: Core, answer: Posted) -> None:
+    """The public answer to `add Diffusion` with four papers on arXiv, and the subscription."""
+    assert answer.content == "Now following “Diffusion”: 4 papers found. The newest:"
+    assert [e["title"] for e in answer.embeds] == ["Paper 4", "Paper 3", "Paper 2"]
+    assert answer.embeds[0]["url"] == "https://arxiv.org/abs/2401.00004v1"
+    fields = {f["name"]: f["value"] for f in answer.embeds[0]["fields"]}
     assert fields["Authors"] == "Ada Lovelace, Alan Turing, Grace Hopper et al."
     assert fields["Updated"] == "2024-01-05"
-    assert followup.flags == 0
-    assert ds.original_message(sent)["content"].startswith("Now following")
+    assert answer.flags == 0
     assert subscriptions(core) == [(ds.guild_id, ds.channel_id, "Diffusion")]
-    with read_session(core.engine) as session:
-        workspace = store.find_workspace(session, platform="discord", external_id=ds.guild_id)
-        assert workspace is not None and workspace.name == "Test Guild"
 
 
 async def test_remove_answers_at_once(ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core) -> None:
@@ -297,14 +336,14 @@ async def test_list_and_list_keyword_limit(
     follow(core, ds, "diffusion", "retrieval")
 
     sent = await ds.send_interaction("list")
-    (followup,) = await answers(ds, sent)
-    assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
-    assert followup.content == "Newest 5 papers for this channel's keywords"
-    assert len(followup.embeds) == 5
+    (answer,) = await answers(ds, sent)
+    assert [c.type for c in ds.callbacks(sent)] == [MESSAGE]
+    assert answer.content == "Newest 5 papers for this channel's keywords"
+    assert len(answer.embeds) == 5
 
     sent = await ds.send_interaction("list", {"keyword": "retrieval", "limit": 2})
     (followup,) = await answers(ds, sent)
-    assert followup.content == "Newest 2 papers for retrieval"
+    assert followup.content == "Newest 2 papers for “retrieval”"
     assert [e["url"] for e in followup.embeds] == [
         "https://arxiv.org/abs/2402.00003v1",
         "https://arxiv.org/abs/2402.00002v1",
@@ -318,10 +357,10 @@ async def test_list_twenty_long_papers_is_split(
     follow(core, ds, "diffusion")
     sent = await ds.send_interaction("list", {"limit": 20})
     await answers(ds, sent)
-    await ds.wait_for(lambda: sum(len(f.embeds) for f in ds.followups(sent)) == 20)
-    followups = ds.followups(sent)
-    assert len(followups) > 2 and all(len(f.embeds) <= 10 for f in followups)
-    assert [f.request.status for f in followups] == [200] * len(followups)
+    await ds.wait_for(lambda: sum(len(f.embeds) for f in parts(ds, sent)) == 20)
+    answer = parts(ds, sent)
+    assert len(answer) > 2 and all(len(f.embeds) <= 10 for f in answer)
+    assert [f.request.status for f in answer] == [200] * len(answer)
 
 
 async def test_digest_time_off_and_now(
@@ -344,9 +383,10 @@ async def test_digest_time_off_and_now(
     assert channel_row(core, ds).digest_enabled is False  # type: ignore[union-attr]
 
     sent = await ds.send_interaction("digest", {"time": "now"}, permissions=MANAGER)
-    (followup,) = await answers(ds, sent)
-    assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
-    assert followup.content == "Nothing new since the last post."
+    (nothing,) = await answers(ds, sent)
+    assert nothing.content == "Nothing new since the last post."
+    assert nothing.flags & EPHEMERAL  # for the one who asked, not the channel
+    assert_nothing_public(ds, sent)
 
 
 async def test_readme_uploads_a_file(
@@ -377,11 +417,12 @@ async def test_fetch(
     follow(core, ds, "diffusion")
     arxiv_api.add_entries("diffusion", entries(3)[2:])
     sent = await ds.send_interaction("fetch", permissions=MANAGER)
-    (followup,) = await answers(ds, sent)
-    assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
-    assert followup.content == "Fetched:\ndiffusion: 3 papers, 1 new"
+    (fetched,) = await answers(ds, sent)
+    assert fetched.content == "Fetched:\n“diffusion”: 3 papers, 1 new"
+    assert not fetched.flags & EPHEMERAL
 
-    again = await ds.send_interaction("fetch", permissions=MANAGER)  # rate-limited: ephemeral
+    # another manager, within the cooldown: rate-limited, said only to them
+    again = await ds.send_interaction("fetch", user_id=ds.owner_id)
     (answer,) = await answers(ds, again)
     assert answer.flags & EPHEMERAL and "try again in" in answer.content
     assert_nothing_public(ds, again)
@@ -393,9 +434,10 @@ async def test_help(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
     assert callback.type == MESSAGE and callback.flags & EPHEMERAL
     description = callback.embeds[0]["description"]
     assert "`/papers list [keyword] [limit]`" in description
-    assert "`/papers digest time [timezone]`: when this channel gets its daily post (Manage" in (
+    assert "`/papers digest time [timezone]`: when this channel gets its daily post (managers)" in (
         description
     )
+    assert callback.embeds[0]["footer"]["text"] == f"Managers here: {MANAGERS}."
 
 
 # -- who may, and where ---------------------------------------------------------------
@@ -463,15 +505,15 @@ async def test_dm_is_refused(ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core
         ("add", {"keyword": "   "}, "The keyword is empty."),
         ("add", {"keyword": "x" * 101}, "The keyword is 101 characters long; at most 100"),
         ("add", {"keyword": '"\\"“”'}, "Nothing is left of the keyword once quotes"),
-        ("digest", {"time": "25:00"}, "'25:00' is not a time; write it as HH:MM"),
-        ("digest", {"time": "noon"}, "'noon' is not a time"),
+        ("digest", {"time": "25:00"}, "“25:00” is not a time; write it as HH:MM"),
+        ("digest", {"time": "noon"}, "“noon” is not a time"),
         (
             "digest",
             {"time": "08:00", "timezone": "Mars/Olympus"},
-            "'Mars/Olympus' is not a timezone",
+            "“Mars/Olympus” is not a timezone",
         ),
-        ("list", {"limit": 0}, "The limit must be a number from 1 to 20, got '0'."),
-        ("list", {"limit": 21}, "The limit must be a number from 1 to 20, got '21'."),
+        ("list", {"limit": 0}, "The limit must be a number from 1 to 20, got “0”."),
+        ("list", {"limit": 21}, "The limit must be a number from 1 to 20, got “21”."),
         ("list", {"keyword": "''"}, "Nothing is left of the keyword"),
         ("remove", {"keyword": "never followed"}, "This channel does not follow “never followed”."),
         ("list", {"keyword": "never followed"}, "This channel does not follow “never followed”."),
@@ -510,8 +552,8 @@ async def test_hostile_title_and_huge_abstract(
     (followup,) = await answers(ds, sent)
     sent = await ds.send_interaction("list", {"limit": 3})
     await answers(ds, sent)
-    await ds.wait_for(lambda: sum(len(f.embeds) for f in ds.followups(sent)) == 3)
-    bodies = [*ds.followups(sent), followup]
+    await ds.wait_for(lambda: sum(len(f.embeds) for f in parts(ds, sent)) == 3)
+    bodies = [*parts(ds, sent), followup]
     for body in bodies:
         assert body.allowed_mentions == {"parse": []}
         assert body.request.status == 200
@@ -565,8 +607,13 @@ async def test_remove_autocompletes_this_channels_keywords(
 
 
 async def test_followup_429_is_retried_and_sent_once(
-    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+    ds: DiscordStandIn,
+    fe: DiscordFrontEnd,
+    core: Core,
+    arxiv_api: ArxivStandIn,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    slow_core(monkeypatch)
     arxiv_api.add_entries("diffusion", entries(2))
     follow(core, ds, "diffusion")
     ds.fail_next("POST", r"^/webhooks/\d+/[^/]+$", status=429, retry_after=0.2)
@@ -633,8 +680,13 @@ def test_a_file_over_the_upload_limit_becomes_an_ephemeral_note() -> None:
 
 
 async def test_stop_lets_commands_in_flight_answer(
-    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+    ds: DiscordStandIn,
+    fe: DiscordFrontEnd,
+    core: Core,
+    arxiv_api: ArxivStandIn,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    slow_core(monkeypatch)
     arxiv_api.add_entries("diffusion", entries(3))
     follow(core, ds, "diffusion")
     arxiv_api.script([hang(0.5)])  # the fetch is still running when the process stops
@@ -642,7 +694,7 @@ async def test_stop_lets_commands_in_flight_answer(
     await ds.wait_for(lambda: ds.callbacks(sent))
     await fe.stop()
     (followup,) = ds.followups(sent)
-    assert followup.content == "Fetched:\ndiffusion: 3 papers, 0 new"
+    assert followup.content == "Fetched:\n“diffusion”: 3 papers, 0 new"
     assert fe.client.is_closed()
 
 
@@ -670,23 +722,31 @@ async def test_a_quick_command_is_deferred_when_the_core_is_slow(
     ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     follow(core, ds, "diffusion")
-    monkeypatch.setattr(interactions, "QUICK_SECONDS", 0.0)
+    slow_core(monkeypatch)
     sent = await ds.send_interaction("keywords")
     (followup,) = await answers(ds, sent)
     assert [c.type for c in ds.callbacks(sent)] == [DEFERRED]
     assert followup.embeds[0]["description"].startswith("**diffusion**: 0 papers")
 
 
-async def test_a_failed_deferral_runs_nothing(
+async def test_a_refused_deferral_sends_the_answer_to_the_channel(
     ds: DiscordStandIn,
     fe: DiscordFrontEnd,
     core: Core,
     arxiv_api: ArxivStandIn,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ds.fail_next("POST", r"^/interactions/\d+/[^/]+/callback$", status=404, code=10062)
+    slow_core(monkeypatch)
+    arxiv_api.add_entries("diffusion", entries(2))
+    # the interaction is gone: neither the deferral nor a response gets through
+    ds.fail_next("POST", r"^/interactions/\d+/[^/]+/callback$", status=404, code=10062, count=2)
     sent = await ds.send_interaction("add", {"keyword": "diffusion"}, permissions=MANAGER)
-    await ds.wait_for(lambda: ds.requests_to("POST", rf"^/interactions/{sent.id}/"))
-    await asyncio.sleep(0.2)
+    (posted,) = await ds.wait_for(lambda: ds.channel_messages(ds.channel_id))
     assert "could not defer /papers" in caplog.text
-    assert ds.followups(sent) == [] and subscriptions(core) == [] and arxiv_api.requests == []
+    assert posted.content is not None
+    assert posted.content.startswith(f"<@{ds.user_id}>, the answer to your `/papers add`")
+    assert "Now following “diffusion”: 2 papers found." in posted.content
+    assert len(posted.embeds) == 2 and posted.allowed_mentions == {"parse": []}
+    assert ds.followups(sent) == []
+    assert subscriptions(core) == [(ds.guild_id, ds.channel_id, "diffusion")]

@@ -60,8 +60,7 @@ async def test_add_fetches_stores_and_answers_in_channel(core: Core, arxiv_api: 
     arxiv_api.add_entries(VTON, _entries(4))
     async with SlackWebAPI() as api, running(core, api) as slack:
         ack = await slack.command(f"add {VTON}", "add")
-        assert ack.status == 200
-        assert ack.json()["response_type"] == "ephemeral"  # "Adding …" note, only for the user
+        assert (ack.status, ack.text) == (200, "")  # quick: no "Adding…" note, the answer follows
         body = await api.wait_for_response("add")
 
     assert body["response_type"] == "in_channel"
@@ -73,7 +72,8 @@ async def test_add_fetches_stores_and_answers_in_channel(core: Core, arxiv_api: 
             "emoji": True,
         },
     }
-    assert "<@U0USER> used `/papers add Virtual Try-On`" in block_texts(body)
+    assert "alice used `/papers add Virtual Try-On`" in block_texts(body)
+    assert "<@" not in str(body)  # a public answer names who asked without pinging them
     papers = [b for b in body["blocks"] if b.get("accessory")]
     assert [b["accessory"]["value"] for b in papers] == ["2501.00004", "2501.00003", "2501.00002"]
     assert labels(core.engine, "T0TEST") == [VTON]
@@ -155,8 +155,9 @@ async def test_digest_time_off_and_now(core: Core, arxiv_api: ArxivStandIn):
         assert _channel(slack.core).digest_enabled is False
 
         await slack.answer(f"add {VTON}", "add")
-        now = await slack.answer("digest now", "now")
+        now = await slack.reply("digest now", "now")
         assert now["text"] == "Nothing new since the last post."  # add counts existing as seen
+        assert now["response_type"] == "ephemeral"  # only the asker needs to know
 
 
 async def test_readme_uploads_the_export_with_a_one_line_comment(
@@ -190,10 +191,10 @@ async def test_fetch_refreshes_then_is_rate_limited(core: Core, arxiv_api: Arxiv
         await slack.answer(f"add {VTON}", "add")
         requests_before = len(arxiv_api.requests)
         first = await slack.answer("fetch", "f1")
-        again = await slack.answer("fetch", "f2")
+        again = await slack.reply("fetch", "f2", user_id="U0OTHER")  # someone else, too soon
 
     assert first["text"].startswith("Fetched:")
-    assert "Virtual Try-On: 2 papers, 0 new" in first["text"]
+    assert "“Virtual Try-On”: 2 papers, 0 new" in first["text"]
     assert len(arxiv_api.requests) == requests_before + 1
     assert again["response_type"] == "ephemeral"
     assert "try again in" in again["text"]
@@ -219,22 +220,22 @@ async def test_managers_only_when_slack_managers_is_set(core: Core, arxiv_api: A
         running(core, api, slack_managers=frozenset({"U0BOSS"})) as slack,
     ):
         before = snapshot(core.engine)
-        ack = await slack.command(f"add {VTON}", "denied", user_id="U0USER")
-        assert ack.text == ""  # no "Adding…" note for someone who may not add
-        denied = await api.wait_for_response("denied")
+        denied = await slack.reply(f"add {VTON}", "denied", user_id="U0USER")
         assert snapshot(core.engine) == before
         allowed = await slack.answer(f"add {VTON}", "allowed", user_id="U0BOSS")
         listed = await slack.answer("list", "list", user_id="U0USER")
 
     assert denied["response_type"] == "ephemeral"
-    assert "Only channel managers" in denied["text"]
+    assert denied["text"].startswith(
+        "Only the people this app's SLACK_MANAGERS setting names can do that here."
+    )
     assert allowed["response_type"] == "in_channel"
     assert labels(core.engine, "T0TEST") == [VTON]
     assert listed["response_type"] == "in_channel"
 
 
 BAD_INPUT = [
-    ("frobnicate", "Unknown command 'frobnicate'"),
+    ("frobnicate", "Unknown command “frobnicate”"),
     ("add", "The keyword is empty."),
     ("add " + "x" * 101, "at most 100 are allowed"),
     ('add "\\"', "Nothing is left of the keyword"),
@@ -245,7 +246,7 @@ BAD_INPUT = [
     ("digest", "Say when: a time, `off` or `now`."),
     ("digest 25:00", "is not a time"),
     ("digest 09:00 Mars/Olympus_Mons", "is not a timezone"),
-    ("readme everything", "Unknown scope 'everything'"),
+    ("readme everything", "Unknown scope “everything”"),
     ("fetch now", "`fetch` takes no arguments."),
 ]
 
@@ -284,7 +285,7 @@ async def test_bad_input_found_by_the_core_is_ephemeral_and_changes_nothing(
     async with SlackWebAPI() as api, running(core, api) as slack:
         await slack.answer(f"add {VTON}", "add")
         before = snapshot(core.engine)
-        body = await slack.answer(text, "bad")
+        body = await slack.reply(text, "bad")
         after = snapshot(core.engine)
 
     assert body["response_type"] == "ephemeral"
@@ -425,8 +426,8 @@ async def test_a_failing_core_is_logged_and_answered_with_an_apology(
         def broken(place: Place, command: object) -> list:  # type: ignore[type-arg]
             raise RuntimeError("database on fire")
 
-        slack.front.listeners.core.execute = broken  # type: ignore[method-assign]
-        body = await slack.answer("keywords", "boom")
+        slack.front.service.core.execute = broken  # type: ignore[method-assign]
+        body = await slack.reply("keywords", "boom")
 
     assert body["response_type"] == "ephemeral"
     assert body["text"].startswith("Sorry, that failed on our side")

@@ -13,12 +13,9 @@ from adapters.slack.format import (
     SlackMessage,
     abstract_message,
     attribute,
-    clip,
-    escape,
-    split_text,
     to_messages,
-    unescape,
 )
+from adapters.slack.mrkdwn import clip, escape, sections_of, unescape
 from bot.replies import File, KeywordRow, KeywordTable, PaperGroup, Papers, Text
 from tests.test_slack_harness import paper, papers_reply
 
@@ -182,7 +179,7 @@ def test_long_text_is_split_into_sections_at_line_ends() -> None:
 
 def test_split_and_clip_never_break_an_entity() -> None:
     escaped = escape("a" * 2998 + "&&&&" + "b" * 10)
-    chunks = split_text(escaped, 3000)
+    chunks = sections_of(escaped, 3000)
     assert "".join(chunks) == escaped
     assert all(not c.endswith(("&", "&a", "&am", "&amp")) for c in chunks)
     assert clip(escape("x" * 8 + "&"), 10) == "x" * 8 + "…"

@@ -75,6 +75,16 @@ class Running:
         assert ack.status == 200, ack.text
         return await self.api.wait_for_response(name, timeout=timeout)
 
+    async def reply(self, text: str, name: str = "r", **fields: Any) -> Any:
+        """The answer wherever it comes: in the ack (a quick answer only the asker sees),
+        else through response_url."""
+        ack = await self.command(text, name, **fields)
+        assert ack.status == 200, ack.text
+        if ack.text:
+            assert self.api.responses(name) == []
+            return ack.json()
+        return await self.api.wait_for_response(name)
+
 
 def slack_core(core: Core, *, gateway: ArxivGateway | None = None, **overrides: Any) -> Core:
     """`core` with Slack configured against the stand-in (single workspace unless overridden)."""

@@ -172,7 +172,7 @@ async def test_two_workspaces_cannot_see_or_change_each_others_keywords(
         await slack.answer("add Beta", "b-add", **b)
 
         a_list = await slack.answer("list", "a-list", **a)
-        a_remove = await slack.answer("remove Beta", "a-rm", **a)
+        a_remove = await slack.reply("remove Beta", "a-rm", **a)
         b_keywords = await slack.answer("keywords", "b-kw", **b)
         await slack.command("readme all", "a-readme", **a)
         readme = await slack.api.wait_for_upload()
@@ -281,7 +281,9 @@ def test_tenant_ids_round_trip(
 
 
 async def test_installation_store_finds_the_newest_bot_and_org_wide_installs(core: Core) -> None:
-    installations = ThreadedInstallationStore(client_id=CLIENT_ID, engine=core.engine)
+    installations = ThreadedInstallationStore(
+        client_id=CLIENT_ID, engine=core.engine, write_engine=core.write_engine
+    )
     for when, token in ((1_700_000_000.0, "xoxb-test-old"), (1_700_000_600.0, "xoxb-test-new")):
         await installations.async_save(
             Installation(
@@ -310,22 +312,24 @@ async def test_installation_store_finds_the_newest_bot_and_org_wide_installs(cor
     assert await installations.bot_token("E0GRID") == "xoxb-test-org"
     assert await installations.bot_token("E0GRID:T0ANY") == "xoxb-test-org"
     assert await installations.bot_token("T0NONE") is None
-    other_app = ThreadedInstallationStore(client_id="999.999", engine=core.engine)
+    other_app = ThreadedInstallationStore(
+        client_id="999.999", engine=core.engine, write_engine=core.write_engine
+    )
     assert await other_app.bot_token("T0AAA") is None
 
 
 def test_oauth_state_is_consumed_once_and_expires(core: Core) -> None:
-    states = ThreadedOAuthStateStore(engine=core.engine)
+    states = ThreadedOAuthStateStore(write_engine=core.write_engine)
     state = states.issue()
     assert states.consume(state) is True
     assert states.consume(state) is False
-    expired = ThreadedOAuthStateStore(engine=core.engine, expiration_seconds=-1).issue()
+    expired = ThreadedOAuthStateStore(write_engine=core.write_engine, expiration_seconds=-1).issue()
     assert states.consume(expired) is False
     assert states.consume("never-issued") is False
 
 
 def test_racing_callbacks_cannot_both_consume_a_state(core: Core) -> None:
-    states = ThreadedOAuthStateStore(engine=core.engine)
+    states = ThreadedOAuthStateStore(write_engine=core.write_engine)
     issued = [states.issue() for _ in range(10)]
     with ThreadPoolExecutor(8) as pool:
         wins = list(pool.map(states.consume, [s for s in issued for _ in range(4)]))

@@ -1,13 +1,14 @@
 """`DiscordFrontEnd`: what `papers serve` starts for Discord.
 
-    fe = DiscordFrontEnd(core)
+    fe = DiscordFrontEnd(core, service=service)  # service: the process's CommandService
     fe.mount(app)        # nothing: interactions arrive over the gateway, not HTTP
     await fe.start()     # log in (commands synced in setup_hook), gateway as a background task
     fe.poster            # DiscordPoster, for the daily posts
+    await fe.status()    # for /healthz
     await fe.stop()      # let answers in flight finish, disconnect
 
-It composes the client (`client.py`), the /papers group and its answers (`interactions.py`)
-and the poster (`poster.py`).
+It composes the client (`client.py`, built with this front end as its handlers), the /papers
+group and its answers (`interactions.py`) and the poster (`poster.py`).
 """
 
 from __future__ import annotations
@@ -19,44 +20,52 @@ from typing import Any
 
 import discord
 from aiohttp import web
+from discord import app_commands
 
-from adapters.discord.client import make_client, redirect, restore
+from adapters.command_service import CommandService
+from adapters.discord.client import make_client
 from adapters.discord.interactions import PLATFORM, Interactions, PapersTree
 from adapters.discord.poster import DiscordPoster
-from bot.commands.core import Core
+from bot.commands.core import Core, Place
 from bot.config import ConfigError
-from bot.storage import store
-from bot.storage.db import write_session
+from bot.health import FrontEndStatus
 
 logger = logging.getLogger("papers.discord")
 
 
 class DiscordFrontEnd:
-    """The Discord front end of `papers serve`."""
+    """The Discord front end of `papers serve`.
 
-    def __init__(self, core: Core, *, client: discord.Client | None = None) -> None:
+    `client_options` are further discord.py client options (tests pass `guild_ready_timeout`).
+    Without `service` the front end makes and closes a CommandService of its own.
+    """
+
+    def __init__(
+        self,
+        core: Core,
+        *,
+        service: CommandService | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
         self.core = core
         self.settings = core.settings
         if self.settings.discord_bot_token is None:
             raise ConfigError("DISCORD_BOT_TOKEN is missing")
-        self.client = client or make_client(self.settings)
-        self.client.hooks = self  # type: ignore[attr-defined]  # setup_hook, on_guild_remove
-        self.interactions = Interactions(core)
-        self.tree = PapersTree(self.client)
+        self._owns_service = service is None
+        self.service = service or CommandService(core)
+        self.interactions = Interactions(self.service)
         guild_id = self.settings.discord_guild_id
         self.guild = discord.Object(guild_id) if guild_id else None
-        self.tree.add_command(self.interactions.group, guild=self.guild)
+        self.client = make_client(self.settings, self, **(client_options or {}))
         self.logged_in = asyncio.Event()
         self.poster = DiscordPoster(self.client, self.logged_in)
         self._gateway: asyncio.Task[None] | None = None
-        self._redirected: list[tuple[type, str, Any]] = []
 
     def mount(self, app: web.Application) -> None:
         """Discord needs no HTTP route: interactions arrive over the gateway."""
 
     async def start(self) -> None:
         """Log in (which syncs the commands), then run the gateway in the background."""
-        self._redirected = redirect(self.settings)
         token = self.settings.discord_bot_token
         assert token is not None
         await self.client.login(token.reveal())
@@ -72,22 +81,37 @@ class DiscordFrontEnd:
         except Exception:
             logger.exception("Discord gateway stopped; /papers commands are not answered")
 
-    async def stop(self, *, grace_seconds: float = 10.0) -> None:
-        """Let the commands in flight answer (up to `grace_seconds`), then disconnect."""
-        await self.interactions.drain(grace_seconds)
+    async def status(self) -> FrontEndStatus:
+        """For /healthz: up while the gateway connection runs and is ready."""
+        if self._gateway is None or self._gateway.done() or self.client.is_closed():
+            return FrontEndStatus(PLATFORM, up=False, detail="gateway stopped")
+        if not self.client.is_ready():
+            return FrontEndStatus(PLATFORM, up=False, detail="gateway connecting")
+        return FrontEndStatus(PLATFORM, up=True)
+
+    async def stop(self) -> None:
+        """Let the commands in flight answer (up to SHUTDOWN_GRACE_SECONDS), then disconnect."""
+        await self.service.drain(self.settings.shutdown_grace_seconds)
         await self.client.close()
         if self._gateway is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._gateway, 10)
         self.logged_in.clear()
-        restore(self._redirected)
-        self._redirected = []
+        if self._owns_service:
+            self.service.close()
 
-    async def sync_commands(self) -> None:
+    # -- what the client hands over (client.Handlers) -----------------------------------
+
+    def tree_for(self, client: discord.Client) -> app_commands.CommandTree[Any]:
+        tree = PapersTree(client)
+        tree.add_command(self.interactions.group, guild=self.guild)
+        return tree
+
+    async def sync_commands(self, tree: app_commands.CommandTree[Any]) -> None:
         """Register /papers (globally, or to DISCORD_GUILD_ID at once); from `setup_hook`."""
         where = f"guild {self.guild.id}" if self.guild else "all servers"
         try:
-            synced = await self.tree.sync(guild=self.guild)
+            synced = await tree.sync(guild=self.guild)
         except discord.HTTPException as exc:
             logger.error(
                 "Discord: registering /papers for %s failed (%s); is the bot in that server "
@@ -100,16 +124,20 @@ class DiscordFrontEnd:
 
     async def guild_removed(self, guild_id: int) -> None:
         """The bot left or was removed: the guild's channels stop (their data stays)."""
-
-        def deactivate() -> int:
-            with write_session(self.core.engine) as session:
-                return store.deactivate_workspace(
-                    session, platform=PLATFORM, external_id=str(guild_id)
-                )
-
         try:
-            stopped = await asyncio.to_thread(deactivate)
+            stopped = await self.service.ask(self.core.leave_workspace, PLATFORM, str(guild_id))
         except Exception:
             logger.exception("Discord: could not deactivate guild %s", guild_id)
             return
         logger.info("Discord: left guild %s; %d channel(s) deactivated", guild_id, stopped)
+
+    async def channel_deleted(self, guild_id: int, channel_id: int) -> None:
+        """A channel was deleted: it stops at once, not after three failed daily posts."""
+        place = Place(PLATFORM, str(guild_id), str(channel_id))
+        try:
+            known = await self.service.ask(self.core.leave_channel, place)
+        except Exception:
+            logger.exception("Discord: could not stop deleted channel %s", channel_id)
+            return
+        if known:
+            logger.info("Discord: channel %s of guild %s deleted; stopped", channel_id, guild_id)

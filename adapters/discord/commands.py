@@ -9,6 +9,7 @@ from zoneinfo import available_timezones
 import discord
 from discord import app_commands
 
+from adapters.discord.format import discord_wording
 from bot.commands.grammar import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -52,8 +53,7 @@ def describe(name: str) -> str:
 def summary_of(name: str) -> str:
     if name == "help":
         return "usage of every /papers command"
-    summary = _SUMMARY[name].summary
-    return summary.replace("with `all`", "with scope all").replace("workspace", "server")
+    return discord_wording(_SUMMARY[name].summary)
 
 
 # Pure builders: typed options in, a validated `Command` out (or `BadInput`).
@@ -84,7 +84,16 @@ def zone_choices(current: str) -> Choices:
 
 def papers_group(runner: Runner) -> app_commands.Group:
     """The `/papers` group; each handler only turns its options into a `Command`."""
-    group = app_commands.Group(name="papers", description="Follow arXiv keywords in this channel")
+    # Guild-only: keywords are followed per server channel, so Discord does not offer /papers in
+    # direct messages at all (the handler still refuses a DM, should one arrive).
+    group = app_commands.Group(
+        name="papers",
+        description="Follow arXiv keywords in this channel",
+        guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(
+            guild=True, dm_channel=False, private_channel=False
+        ),
+    )
 
     async def keywords_here(interaction: discord.Interaction, current: str) -> Choices:
         return await runner.keyword_choices(interaction, current)
@@ -156,13 +165,11 @@ def papers_group(runner: Runner) -> app_commands.Group:
     return group
 
 
-def usage_lines(group: app_commands.Group) -> list[tuple[str, str, bool]]:
-    """(slash syntax, summary, managers only) of every subcommand, from the group itself."""
-    lines = []
+def slash_syntax(group: app_commands.Group) -> dict[str, str]:
+    """Each subcommand as typed on Discord (`/papers list [keyword] [limit]`), from the group."""
+    syntax = {}
     for command in group.commands:
-        if not isinstance(command, app_commands.Command):
-            continue
-        params = [p.name if p.required else f"[{p.name}]" for p in command.parameters]
-        syntax = " ".join([f"/{group.name}", command.name, *params])
-        lines.append((syntax, summary_of(command.name), _SUMMARY[command.name].manager))
-    return lines
+        if isinstance(command, app_commands.Command):
+            params = [p.name if p.required else f"[{p.name}]" for p in command.parameters]
+            syntax[command.name] = " ".join([f"/{group.name}", command.name, *params])
+    return syntax

@@ -10,15 +10,15 @@ less than the code points Discord may count, so the check holds either way.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
-from bot.replies import File, KeywordRow, KeywordTable, Papers, PaperView, Reply, Text
-from bot.text import squash
+from bot.replies import CommandHelp, File, KeywordRow, KeywordTable, Papers, PaperView, Reply, Text
+from bot.text import quoted_parts, shown, split_text, squash
 
 TITLE, DESCRIPTION, FIELD_NAME, FIELD_VALUE = 256, 4096, 256, 1024
 FOOTER, AUTHOR, EMBED_TOTAL, EMBEDS, CONTENT = 2048, 256, 6000, 10, 2000
@@ -77,48 +77,49 @@ def safe(text: str) -> str:
     return defuse(markdown_escaped(squash(text)))
 
 
+def ours(message: str) -> str:
+    """One of our messages: our markup kept, its “supplied” parts escaped, mentions defused."""
+    parts = quoted_parts(message)
+    return "".join(defuse(markdown_escaped(p) if supplied else p) for p, supplied in parts)
+
+
 # What discord.py's escape_markdown can act on: these characters anywhere ("[" opens a
 # link), and "-", "#" or ">" first on a line after blanks. Most abstracts have none of them.
 _MARKDOWN_CHARACTERS = re.compile(r"[_\\~|*`\[]")
 _MARKDOWN_LINE_STARTS = ("-", "#", ">")
+_BRACKET = "\x00"  # stands for "[" during discord.py's scan (a control character: never shown)
+_UNESCAPED_BRACKET = re.compile(r"(?<!\\)((?:\\\\)*)\[")  # after an even number of backslashes
 
 
 def markdown_escaped(text: str) -> str:
-    """`discord.utils.escape_markdown(text)`, URLs kept as they are. Its scan tries a dozen
-    patterns at every character (about 70 µs for an abstract); a text it could not change
-    is returned without it."""
+    """`discord.utils.escape_markdown(text)` (URLs kept as they are), and every `[` escaped.
+
+    discord.py's pattern for a masked link is greedy: in `[a](u1) and [b](u2)` it escapes the
+    first `[` only, and nothing between the two, so the second link stays live. Each `[` is set
+    aside before its scan and put back escaped. The scan tries a dozen patterns at every
+    character (about 70 µs for an abstract); a text it could not change is returned as it is.
+    """
     if _MARKDOWN_CHARACTERS.search(text) is None and not any(
         line.lstrip().startswith(_MARKDOWN_LINE_STARTS) for line in text.split("\n")
     ):
         return text
-    return escape_markdown(text)
+    guarded = text.replace(_BRACKET, "").replace("[", _BRACKET)
+    escaped = escape_markdown(guarded).replace(_BRACKET, "[")
+    # discord.py keeps URLs as they are, a backslash in one too: make every "[" follow an odd
+    # number of backslashes, wherever it is.
+    return _UNESCAPED_BRACKET.sub(r"\1\\[", escaped)
 
 
 def defuse(text: str) -> str:
-    """Our own text (which may use `code` markdown on purpose): only mentions defused."""
+    """Our own text (which may use `code` markdown on purpose): only mentions defused (and no
+    format character that could reverse the line)."""
+    text = shown(text)
     return escape_mentions(text) if "@" in text else text
 
 
-def split_text(text: str, limit: int = CONTENT) -> list[str]:
-    """Chunks of at most `limit`, cut at line ends where possible."""
-    chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while units(line) > limit:  # a single over-long line: hard cut
-            head = fit(line, limit, suffix="")
-            chunks, current = _flush(chunks, current), ""
-            chunks.append(head)
-            line = line[len(head) :]
-        candidate = f"{current}\n{line}" if current else line
-        if units(candidate) > limit:
-            chunks, current = _flush(chunks, current), line
-        else:
-            current = candidate
-    return _flush(chunks, current)
-
-
-def _flush(chunks: list[str], current: str) -> list[str]:
-    return [*chunks, current] if current.strip() else chunks
+def split_content(text: str, limit: int = CONTENT) -> list[str]:
+    """Chunks of at most `limit` UTF-16 units, cut at line ends where possible."""
+    return split_text(text, limit, units=units)
 
 
 # -- replies ------------------------------------------------------------------
@@ -136,10 +137,12 @@ def format_reply(reply: Reply) -> list[Message]:
         case File():
             return [
                 Message(
-                    content=fit(defuse(reply.comment), CONTENT) or None,
+                    content=fit(ours(reply.comment), CONTENT) or None,
                     file=Attachment(reply.filename, reply.content.encode("utf-8")),
                 )
             ]
+        case CommandHelp():
+            return [help_message(reply)]
     raise AssertionError(f"unhandled reply {reply!r}")
 
 
@@ -150,7 +153,7 @@ def format_replies(replies: Iterable[Reply]) -> list[Message]:
 def _text(reply: Text) -> list[Message]:
     return [
         Message(content=chunk, ephemeral=reply.ephemeral)
-        for chunk in split_text(defuse(reply.text))
+        for chunk in split_content(ours(reply.text))
     ]
 
 
@@ -158,7 +161,7 @@ def papers_messages(reply: Papers) -> list[Message]:
     """The heading, then one embed per paper, packed ≤10 embeds and ≤6000 characters a message."""
     embeds = [sized_paper_embed(p, group.label) for group in reply.groups for p in group.papers]
     batches = list(pack_sized(embeds)) or [[]]
-    heading = fit(defuse(reply.heading), CONTENT) if reply.heading.strip() else None
+    heading = fit(ours(reply.heading), CONTENT) if reply.heading.strip() else None
     messages = [
         Message(content=heading if i == 0 else None, embeds=tuple(batch))
         for i, batch in enumerate(batches)
@@ -243,7 +246,7 @@ def _keywords(reply: KeywordTable) -> list[Message]:
         return [Message(content=fit(defuse(text), CONTENT))]
     lines = [_keyword_line(row) for row in reply.rows]
     embeds = []
-    for i, chunk in enumerate(split_text("\n".join(lines), DESCRIPTION)):
+    for i, chunk in enumerate(split_content("\n".join(lines), DESCRIPTION)):
         embed = discord.Embed(description=chunk, colour=COLOUR)
         if i == 0:
             embed.title = "Keywords followed in this channel"
@@ -260,15 +263,24 @@ def _keyword_line(row: KeywordRow) -> str:
     )
 
 
-def help_message(lines: Iterable[tuple[str, str, bool]]) -> Message:
-    """Usage of every subcommand: (slash syntax, summary, managers only)."""
-    body = "\n".join(
-        f"`{syntax}`: {summary}{' (Manage Server or Manage Channels)' if manager else ''}"
-        for syntax, summary, manager in lines
-    )
+def help_message(reply: CommandHelp, syntax: Mapping[str, str] | None = None) -> Message:
+    """`help` as an embed, each command as typed on Discord (`syntax`: its slash syntax by name,
+    from the registered group; else the text syntax)."""
+    lines = []
+    for usage in reply.usages:
+        typed = (syntax or {}).get(usage.name, f"/papers {usage.syntax}")
+        mark = " (managers)" if usage.manager and reply.managers else ""
+        lines.append(f"`{typed}`: {discord_wording(usage.summary)}{mark}")
     embed = discord.Embed(
         title="Daily Papers: follow arXiv keywords in this channel",
-        description=fit(body, DESCRIPTION),
+        description=fit(defuse("\n".join(lines)), DESCRIPTION),
         colour=COLOUR,
     )
-    return Message(embeds=(embed,), ephemeral=True)
+    if reply.managers:
+        embed.set_footer(text=fit(f"Managers here: {reply.managers}.", FOOTER))
+    return Message(embeds=(embed,), ephemeral=reply.ephemeral)
+
+
+def discord_wording(summary: str) -> str:
+    """A command's summary in Discord's words (a server, a scope option)."""
+    return summary.replace("with `all`", "with scope all").replace("workspace", "server")

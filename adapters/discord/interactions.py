@@ -1,50 +1,41 @@
-"""Answering /papers interactions: checks, the core in a thread, deferral, ephemeral errors."""
+"""Answering /papers interactions: the checks only Discord can make, the core through the command
+service, an answer at once when it is quick, a deferral when it is not."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import io
 import logging
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
 
 import discord
 from discord import app_commands
 
-from adapters.discord.commands import Choices, papers_group, usage_lines
-from adapters.discord.format import NO_MENTIONS, Message, format_replies, help_message
-from bot.commands.core import Core, Place
-from bot.commands.grammar import (
-    MANAGER_COMMANDS,
-    BadInput,
-    Command,
-    DigestAt,
-    DigestOff,
-    Fetch,
-    Help,
-    Keywords,
-    Remove,
-)
-from bot.replies import Reply, Text, error
-from bot.storage import store
-from bot.storage.db import read_session
+from adapters.command_service import SORRY, CommandService, Deadline
+from adapters.discord.answers import answer
+from adapters.discord.commands import Choices, papers_group, slash_syntax
+from adapters.discord.format import NO_MENTIONS, Message, format_reply, help_message
+from bot.commands.core import Place
+from bot.commands.grammar import Add, BadInput, Command
+from bot.replies import CommandHelp, Reply, Text, error
 
 logger = logging.getLogger("papers.discord")
 
 PLATFORM = "discord"
-# Answered in one response when the core is this quick; everything else is deferred at once.
-QUICK_COMMANDS = (Keywords, Remove, DigestAt, DigestOff)
-QUICK_SECONDS = 1.0
+MANAGERS = "members with Manage Server or Manage Channels"
+# An interaction's token takes answers for 15 minutes; later ones go to the channel, and the
+# margin leaves time to send a long answer's last parts.
+ANSWER_WINDOW = timedelta(minutes=14)
 DM_REFUSAL = (
     "The /papers commands work in a server's text channel, where keywords are followed; "
     "not in direct messages. Run them in a channel of a server the bot is in."
 )
-NOT_MANAGER = (
-    "Only members with Manage Server or Manage Channels can do that here. "
-    "Anyone can use `/papers keywords`, `/papers list`, `/papers readme` and `/papers help`."
-)
-APOLOGY = "Sorry, something went wrong on our side; it has been logged. Please try again later."
+# What the bot itself needs in a channel to post the daily papers there.
+POSTING = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "embed_links": "Embed Links",
+}
 
 
 class PapersTree(app_commands.CommandTree):
@@ -72,12 +63,10 @@ class PapersTree(app_commands.CommandTree):
         )
         with contextlib.suppress(Exception):  # the last word: never an error of its own
             if interaction.response.is_done():
-                await interaction.followup.send(
-                    APOLOGY, ephemeral=True, allowed_mentions=NO_MENTIONS
-                )
+                await interaction.followup.send(SORRY, ephemeral=True, allowed_mentions=NO_MENTIONS)
             else:
                 await interaction.response.send_message(
-                    APOLOGY, ephemeral=True, allowed_mentions=NO_MENTIONS
+                    SORRY, ephemeral=True, allowed_mentions=NO_MENTIONS
                 )
 
 
@@ -97,6 +86,19 @@ def place_of(interaction: discord.Interaction) -> Place:
         user_id=str(interaction.user.id),
         is_manager=is_manager(interaction),
         workspace_name=guild.name if guild is not None else "",
+        managers=MANAGERS,
+    )
+
+
+def cannot_post(interaction: discord.Interaction) -> Text | None:
+    """`add` in a channel where the bot could not post its daily papers: say what is missing."""
+    granted = interaction.app_permissions
+    missing = [name for flag, name in POSTING.items() if not getattr(granted, flag)]
+    if not missing:
+        return None
+    return error(
+        f"The bot cannot post the daily papers in this channel: it lacks {' and '.join(missing)} "
+        "here. Give its role these permissions in this channel, then add the keyword again."
     )
 
 
@@ -110,58 +112,49 @@ def within_upload_limit(interaction: discord.Interaction, message: Message) -> M
         f"{message.file.filename} is {size:.1f} MB, over this server's upload limit of "
         f"{limit / 1e6:.0f} MB. `/papers readme` in one channel exports fewer keywords."
     )
-    return format_replies([error(note)])[0]
+    return format_reply(error(note))[0]
 
 
 class Interactions:
     """The /papers group and its answers; `run` is what every subcommand handler calls."""
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, service: CommandService) -> None:
+        self.service = service
+        self.core = service.core
         self.group = papers_group(self)
-        self.inflight: set[asyncio.Task[Any]] = set()
-
-    async def drain(self, timeout: float) -> None:
-        """Wait (up to `timeout`) for the commands being answered."""
-        if self.inflight:
-            await asyncio.wait(set(self.inflight), timeout=timeout)
+        self.syntax = slash_syntax(self.group)
 
     async def run(self, interaction: discord.Interaction, make: Callable[[], Command]) -> None:
-        """Validate, check permissions, execute in a thread, answer (deferring slow work)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self.inflight.add(task)
-            task.add_done_callback(self.inflight.discard)
-        try:
-            command = make()
-        except BadInput as exc:
-            await self._answer(interaction, [error(str(exc))], deferred=False)
-            return
-        if isinstance(command, MANAGER_COMMANDS) and not is_manager(interaction):
-            await self._answer(interaction, [error(NOT_MANAGER)], deferred=False)
-            return
-        if isinstance(command, Help):
-            await self._send(interaction, help_message(usage_lines(self.group)), first=True)
-            return
-        await self._execute_and_answer(interaction, command)
+        """Validate, check, execute off the loop, answer (deferring work that is not quick)."""
+        deadline = Deadline.after(interaction.created_at, ANSWER_WINDOW)
+        with self.service.track():
+            try:
+                command = make()
+            except BadInput as exc:
+                await self._answer(
+                    interaction, [error(str(exc))], deferred=False, deadline=deadline
+                )
+                return
+            refusal = cannot_post(interaction) if isinstance(command, Add) else None
+            if refusal is not None:
+                await self._answer(interaction, [refusal], deferred=False, deadline=deadline)
+                return
+            place = place_of(interaction)
+            await self._execute_and_answer(interaction, place, command, deadline)
 
-    async def _execute_and_answer(self, interaction: discord.Interaction, command: Command) -> None:
-        """Slow commands are deferred at once; quick ones answered directly if the core is quick."""
-        place = place_of(interaction)
-        if not isinstance(command, QUICK_COMMANDS):
-            # Defer before the work's thread starts competing with the event loop.
-            if await self._defer(interaction):
-                await self._answer(interaction, await self._execute(place, command), deferred=True)
-            return
-        work = asyncio.ensure_future(self._execute(place, command))
-        done, _ = await asyncio.wait({work}, timeout=QUICK_SECONDS)
-        if done:
-            await self._answer(interaction, work.result(), deferred=False)
+    async def _execute_and_answer(
+        self, interaction: discord.Interaction, place: Place, command: Command, deadline: Deadline
+    ) -> None:
+        """A quick answer is the response itself, with the visibility it asks for (an error, a
+        duplicate, a cooldown stay private); slower work is deferred publicly first. Discord
+        delivers an interaction once: only a change submitted twice is held back."""
+        work = self.service.start(place, command)
+        if await self.service.settled(work):
+            await self._answer(interaction, work.result(), deferred=False, deadline=deadline)
             return
         deferred = await self._defer(interaction)
-        replies = await work  # it runs to the end even when Discord can no longer be told
-        if deferred:
-            await self._answer(interaction, replies, deferred=True)
+        # The work runs to its end either way; without a deferral its answer goes to the channel.
+        await self._answer(interaction, await work, deferred=deferred, deadline=deadline)
 
     async def _defer(self, interaction: discord.Interaction) -> bool:
         try:
@@ -176,76 +169,31 @@ class Interactions:
             return False
         return True
 
-    async def _execute(self, place: Place, command: Command) -> list[Reply]:
-        try:
-            return await asyncio.to_thread(self.core.execute, place, command)
-        except Exception:
-            logger.exception(
-                "/papers %s failed in guild %s channel %s",
-                type(command).__name__.lower(),
-                place.workspace_id,
-                place.channel_id,
-            )
-            note = " The fetch may still have run." if isinstance(command, Fetch) else ""
-            return [error(APOLOGY + note)]
-
     async def _answer(
-        self, interaction: discord.Interaction, replies: list[Reply], *, deferred: bool
+        self,
+        interaction: discord.Interaction,
+        replies: list[Reply],
+        *,
+        deferred: bool,
+        deadline: Deadline,
     ) -> None:
-        messages = format_replies(replies) or format_replies([Text("Done.")])
-        messages = [within_upload_limit(interaction, m) for m in messages]
-        if deferred and messages[0].ephemeral:
-            # The first follow-up after a deferral becomes the (public) "thinking" message,
-            # whatever its flags; remove that one so the ephemeral answer stands on its own.
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.delete_original_response()
-        for index, message in enumerate(messages):
-            await self._send(interaction, message, first=index == 0 and not deferred)
+        formatted = [m for reply in replies for m in self._formatted(reply)]
+        messages = [within_upload_limit(interaction, m) for m in formatted]
+        done = messages or self._formatted(Text("Done."))
+        await answer(interaction, done, deferred=deferred, deadline=deadline)
 
-    async def _send(
-        self, interaction: discord.Interaction, message: Message, *, first: bool
-    ) -> None:
-        kwargs: dict[str, Any] = {
-            "embeds": list(message.embeds),
-            "ephemeral": message.ephemeral,
-            "allowed_mentions": NO_MENTIONS,
-        }
-        if message.content:
-            kwargs["content"] = message.content
-        if message.file is not None:
-            kwargs["file"] = discord.File(
-                io.BytesIO(message.file.data), filename=message.file.filename
-            )
-        try:
-            if first:
-                await interaction.response.send_message(**kwargs)
-            else:
-                await interaction.followup.send(**kwargs)
-        except discord.HTTPException:
-            logger.exception(
-                "Discord: answering /papers failed in guild %s channel %s",
-                interaction.guild_id,
-                interaction.channel_id,
-            )
+    def _formatted(self, reply: Reply) -> list[Message]:
+        if isinstance(reply, CommandHelp):
+            return [help_message(reply, self.syntax)]
+        return format_reply(reply)
 
     async def keyword_choices(self, interaction: discord.Interaction, current: str) -> Choices:
         """Autocomplete: this channel's keywords containing what is typed, prefix matches first."""
         if interaction.guild_id is None or interaction.channel_id is None:
             return []
-        labels = await asyncio.to_thread(
-            self._channel_labels, str(interaction.guild_id), str(interaction.channel_id)
-        )
+        here = Place(PLATFORM, str(interaction.guild_id), str(interaction.channel_id))
+        labels = await self.service.ask(self.core.channel_labels, here)
         typed = current.strip().casefold()
         starts = [label for label in labels if label.casefold().startswith(typed)]
         within = [label for label in labels if typed in label.casefold() and label not in starts]
         return [app_commands.Choice(name=label, value=label) for label in (starts + within)[:25]]
-
-    def _channel_labels(self, guild_id: str, channel_id: str) -> list[str]:
-        with read_session(self.core.engine) as session:
-            workspace = store.find_workspace(session, platform=PLATFORM, external_id=guild_id)
-            if workspace is None:
-                return []
-            channel = store.find_channel(session, workspace=workspace, external_id=channel_id)
-            if channel is None:
-                return []
-            return [s.label for s, _ in store.channel_subscriptions(session, channel)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
@@ -12,20 +11,22 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.command_service import CommandService
 from adapters.slack import routes
 from adapters.slack.client import DEFAULT_TIMEOUT, api_base_url, make_client
 from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
 from adapters.slack.listeners import Listeners, register
 from adapters.slack.poster import ChannelPacer, SlackPoster
 from bot.commands.core import Core
-from bot.config import Settings
+from bot.config import ConfigError, Settings
+from bot.health import FrontEndStatus
 
 logger = logging.getLogger(__name__)
 
 BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write")
-SHUTDOWN_GRACE_SECONDS = 10.0
 NOT_INSTALLED = (
     "Daily Papers is not installed in this workspace (any more). "
     "Ask an admin to install it again from the app's install page."
@@ -36,10 +37,12 @@ class SlackFrontEnd:
     """`/papers` in Slack: HTTP mode on the shared listener, or Socket Mode with `SLACK_APP_TOKEN`;
     one workspace with `SLACK_BOT_TOKEN`, or many through OAuth with `SLACK_CLIENT_ID`/`_SECRET`.
 
-    `papers serve` calls `mount(web_app)`, `await start()`, uses `poster`, and `await stop()`.
+    `papers serve` calls `mount(web_app)`, `await start()`, uses `poster`, asks `await status()`
+    for /healthz, and `await stop()`. Pass the process's one `CommandService` as `service`
+    (without it the front end makes and closes its own).
     """
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, *, service: CommandService | None = None) -> None:
         settings = core.settings
         if not settings.slack_signing_secret:
             raise ValueError("SLACK_SIGNING_SECRET is required for Slack")
@@ -58,7 +61,9 @@ class SlackFrontEnd:
             base_url=self.base_url, token=single_token.reveal() if single_token else None
         )
         self.pacer = ChannelPacer()
-        self.listeners = Listeners(core, pacer=self.pacer, installations=self.installations)
+        self._owns_service = service is None
+        self.service = service or CommandService(core)
+        self.listeners = Listeners(self.service, pacer=self.pacer, installations=self.installations)
         self.app = self._build_app(settings)
         register(self.app, self.listeners)
         self.poster = SlackPoster(tokens=self.bot_token, clients=self.client_for, pacer=self.pacer)
@@ -75,7 +80,7 @@ class SlackFrontEnd:
                 scopes=list(BOT_SCOPES),
                 user_scopes=[],
                 installation_store=self.installations,
-                state_store=ThreadedOAuthStateStore(engine=self.core.engine),
+                state_store=ThreadedOAuthStateStore(write_engine=self.core.write_engine),
                 logger=logger,
             )
             # Bolt's default asks auth.test on every request; the answer per token is stable.
@@ -100,23 +105,50 @@ class SlackFrontEnd:
 
     def mount(self, web_app: web.Application) -> None:
         """/slack/events (HTTP mode) and, with OAuth, /slack/install and /slack/oauth_redirect."""
-        routes.mount(web_app, self.app, events=not self.socket_mode)
+        assert self.settings.slack_signing_secret is not None
+        secret = self.settings.slack_signing_secret.reveal()
+        routes.mount(web_app, self.app, signing_secret=secret, events=not self.socket_mode)
 
     async def start(self) -> None:
         """Share one HTTP session for Web API calls; in Socket Mode, connect."""
         # slack_sdk applies its timeout only to sessions it makes itself: this one carries it
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.api_timeout))
         self.client.session = self._session  # Bolt hands it on to each request's client
-        self.listeners.session = self._session
+        self.listeners.answers.session = self._session
         if self.socket_mode:
-            assert self.settings.slack_app_token is not None
-            self._socket = AsyncSocketModeHandler(
-                self.app, app_token=self.settings.slack_app_token.reveal()
-            )
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            await self._connect_socket()
             logger.info("Slack: connected in Socket Mode")
         else:
             logger.info("Slack: HTTP mode, Request URL path %s", routes.EVENTS_PATH)
+
+    async def _connect_socket(self) -> None:
+        """Open the Socket Mode connection; a token Slack refuses fails here, at start-up (the
+        library would retry it forever in the background while nothing answers commands)."""
+        assert self.settings.slack_app_token is not None
+        token = self.settings.slack_app_token.reveal()
+        try:
+            opened = await self.client.apps_connections_open(app_token=token)
+        except SlackApiError as exc:
+            refusal = exc.response.get("error") or f"HTTP {exc.response.status_code}"
+            raise ConfigError(
+                f"SLACK_APP_TOKEN was refused by Slack ({refusal}): use an app-level token "
+                "(xapp-…) of this app with the connections:write scope"
+            ) from None
+        self._socket = AsyncSocketModeHandler(self.app, app_token=token)
+        self._socket.client.wss_uri = opened["url"]  # connect with it, not with a second URL
+        await self._socket.connect_async()  # type: ignore[no-untyped-call]
+
+    async def status(self) -> FrontEndStatus:
+        """For /healthz: HTTP mode is up while started; Socket Mode while its socket is open."""
+        if self._session is None:
+            return FrontEndStatus("slack", up=False, detail="not started")
+        if self.socket_mode and not await self._socket_open():
+            detail = "Socket Mode is not connected (check SLACK_APP_TOKEN)"
+            return FrontEndStatus("slack", up=False, detail=detail)
+        return FrontEndStatus("slack", up=True)
+
+    async def _socket_open(self) -> bool:
+        return self._socket is not None and bool(await self._socket.client.is_connected())
 
     async def stop(self) -> None:
         """Disconnect, give commands in flight a moment to answer, close the session."""
@@ -124,13 +156,10 @@ class SlackFrontEnd:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        pending = [t for t in self.listeners.inflight if not t.done()]
-        if pending:
-            _done, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
-            for task in late:
-                task.cancel()
-        self.client.session = self.listeners.session = None
-        self.listeners.close()
+        await self.service.drain(self.settings.shutdown_grace_seconds)
+        self.client.session = self.listeners.answers.session = None
+        if self._owns_service:
+            self.service.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -154,7 +183,9 @@ def _installation_store(core: Core) -> ThreadedInstallationStore | None:
     settings = core.settings
     if not (settings.slack_client_id and settings.slack_client_secret):
         return None
-    return ThreadedInstallationStore(client_id=settings.slack_client_id, engine=core.engine)
+    return ThreadedInstallationStore(
+        client_id=settings.slack_client_id, engine=core.engine, write_engine=core.write_engine
+    )
 
 
 def _keep_secrets_out_of_library_logs() -> None:

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.replies import File, KeywordRow, KeywordTable, PaperGroup, Papers, PaperView, Reply, Text
-from bot.text import squash
+from adapters.slack.mrkdwn import (
+    MAX_SECTION,
+    clip,
+    clip_plain,
+    code,
+    escape,
+    mrkdwn,
+    sections_of,
+    verbatim,
+)
+from bot.replies import (
+    CommandHelp,
+    File,
+    KeywordRow,
+    KeywordTable,
+    PaperGroup,
+    Papers,
+    PaperView,
+    Reply,
+    Text,
+)
+from bot.text import shown, squash
 
 MAX_BLOCKS = 50  # blocks in one message
-MAX_SECTION = 3000  # characters in a section's text
 MAX_HEADER = 150  # characters in a header block
 MAX_FALLBACK = 3000  # the top-level `text` (notifications, screen readers)
-MESSAGE_BUDGET = (
-    12_000  # block text per message: long messages are hard to read and risk msg_too_long
-)
+# Block text per message: long messages are hard to read and risk msg_too_long.
+MESSAGE_BUDGET = 12_000
 SHOW_ABSTRACT = "show_abstract"  # action_id prefix of the "Show abstract" buttons
 
+COMMAND = "/papers"
 Block = dict[str, Any]
-_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
 
 
 @dataclass(frozen=True)
@@ -40,59 +57,6 @@ class SlackMessage:
         return body
 
 
-# -- escaping -----------------------------------------------------------------
-
-
-def escape(text: str) -> str:
-    """Slack's three control characters as entities, so arXiv text cannot ping or link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def unescape(text: str) -> str:
-    """Command text arrives with &, <, > escaped; this is what the user typed."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def clip(escaped: str, limit: int) -> str:
-    """Shorten escaped mrkdwn to `limit` characters without cutting an entity in half."""
-    if len(escaped) <= limit:
-        return escaped
-    return _PARTIAL_ENTITY.sub("", escaped[: limit - 1]) + "…"
-
-
-def clip_plain(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def split_text(escaped: str, limit: int = MAX_SECTION) -> list[str]:
-    """Escaped text in chunks of at most `limit` characters, cut at line ends where possible."""
-    chunks: list[str] = []
-    current = ""
-    for line in escaped.split("\n"):
-        while len(line) > limit:
-            cut = _safe_cut(line, limit)
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(line[:cut])
-            line = line[cut:]
-        if current and len(current) + 1 + len(line) > limit:
-            chunks.append(current)
-            current = line
-        else:
-            current = f"{current}\n{line}" if current else line
-    if current.strip():
-        chunks.append(current)
-    return chunks
-
-
-def _safe_cut(line: str, limit: int) -> int:
-    space = line.rfind(" ", limit - 200, limit)
-    cut = space + 1 if space > 0 else limit
-    amp = line.rfind("&", cut - 5, cut)
-    return amp if amp > 0 and ";" not in line[amp:cut] else cut
-
-
 # -- blocks -------------------------------------------------------------------
 
 
@@ -102,7 +66,7 @@ def section(mrkdwn: str) -> Block:
 
 def header(text: str) -> Block:
     """A header block; plain text is never parsed, so it is not escaped."""
-    plain = clip_plain(squash(text), MAX_HEADER) or "Daily Papers"
+    plain = clip_plain(squash(shown(text)), MAX_HEADER) or "Daily Papers"
     return {"type": "header", "text": {"type": "plain_text", "text": plain, "emoji": True}}
 
 
@@ -112,12 +76,12 @@ def context(mrkdwn: str) -> Block:
 
 def paper_block(paper: PaperView) -> Block:
     """Title linked to arXiv, first authors, date and comment; the abstract is one click away."""
-    title = clip(escape(squash(paper.title)) or paper.arxiv_id, 1000)
-    meta = [clip(escape(squash(paper.authors_short())), 600)] if paper.authors else []
+    title = clip(verbatim(squash(paper.title)) or paper.arxiv_id, 1000)
+    meta = [clip(verbatim(squash(paper.authors_short())), 600)] if paper.authors else []
     meta.append(paper.day.isoformat())
     lines = [f"*<{paper.abs_url}|{title}>*", " · ".join(meta)]
     if squash(paper.comment):
-        lines.append("Comment: " + clip(escape(squash(paper.comment)), 1000))
+        lines.append("Comment: " + clip(verbatim(squash(paper.comment)), 1000))
     block = section("\n".join(lines))
     block["accessory"] = {
         "type": "button",
@@ -130,7 +94,7 @@ def paper_block(paper: PaperView) -> Block:
 
 def _group_label(label: str, continued: bool) -> Block:
     suffix = " (continued)" if continued else ""
-    return section(f"*{clip(escape(squash(label)), 300)}*{suffix}")
+    return section(f"*{clip(verbatim(squash(label)), 300)}*{suffix}")
 
 
 def _text_size(block: Block) -> int:
@@ -152,13 +116,15 @@ def to_messages(reply: Reply) -> list[SlackMessage]:
         case KeywordTable():
             return _keywords(reply)
         case File():
-            return [SlackMessage(text=clip(escape(reply.comment), MAX_FALLBACK), upload=reply)]
+            return [SlackMessage(text=clip(mrkdwn(reply.comment), MAX_FALLBACK), upload=reply)]
+        case CommandHelp():
+            return _text(Text(help_text(reply), ephemeral=reply.ephemeral), ours=True)
     raise AssertionError(f"unhandled reply {reply!r}")
 
 
-def _text(reply: Text) -> list[SlackMessage]:
-    escaped = escape(reply.text.strip()) or " "
-    blocks = [section(chunk) for chunk in split_text(escaped)]
+def _text(reply: Text, *, ours: bool = False) -> list[SlackMessage]:
+    escaped = (reply.text.strip() if ours else mrkdwn(reply.text.strip())) or " "
+    blocks = [section(chunk) for chunk in sections_of(escaped)]
     return [
         SlackMessage(
             text=clip(page_text, MAX_FALLBACK), blocks=tuple(page), ephemeral=reply.ephemeral
@@ -191,7 +157,7 @@ def _papers(reply: Papers) -> list[SlackMessage]:
         suffix = f" ({number}/{count})" if count > 1 else ""
         title = clip_plain(squash(reply.heading), MAX_HEADER - len(suffix)) + suffix
         messages.append(
-            SlackMessage(text=escape(title), blocks=(header(title), *page), ephemeral=False)
+            SlackMessage(text=mrkdwn(title), blocks=(header(title), *page), ephemeral=False)
         )
     return messages
 
@@ -224,11 +190,11 @@ def _paper_pages(groups: Iterable[PaperGroup]) -> list[list[Block]]:
 def _keywords(reply: KeywordTable) -> list[SlackMessage]:
     digest = context(escape(reply.digest))
     if not reply.rows:
-        note = "No keywords followed here yet. Start with `/papers add <keyword>`."
+        note = f"No keywords followed here yet. Start with `{COMMAND} add <keyword>`."
         return [SlackMessage(text=escape(note), blocks=(section(escape(note)), digest))]
     lines = "\n".join(_keyword_line(row) for row in reply.rows)
     blocks = [header("Keywords followed in this channel")]
-    blocks += [section(chunk) for chunk in split_text(lines)]
+    blocks += [section(chunk) for chunk in sections_of(lines)]
     if reply.harvest:
         blocks.append(context(escape(reply.harvest)))
     blocks.append(digest)
@@ -241,34 +207,52 @@ def _keywords(reply: KeywordTable) -> list[SlackMessage]:
 
 def _keyword_line(row: KeywordRow) -> str:
     newest = row.newest.isoformat() if row.newest else "–"
-    status = escape(squash(row.status_text))
+    status = verbatim(squash(row.status_text))
     mark = ":warning: " if row.status == "failed" else ""
     plural = "s" if row.papers != 1 else ""
     return (
-        f"• *{escape(squash(row.label))}*: {row.papers} paper{plural}, newest {newest}, "
+        f"• *{verbatim(squash(row.label))}*: {row.papers} paper{plural}, newest {newest}, "
         f"last fetch: {mark}{status}"
     )
 
 
 def abstract_message(paper: PaperView) -> SlackMessage:
     """The answer to "Show abstract": the paper's abstract, only for the person who clicked."""
-    title = clip(escape(squash(paper.title)) or paper.arxiv_id, 1000)
-    authors = clip(escape(squash(", ".join(paper.authors))), 1000)
+    title = clip(verbatim(squash(paper.title)) or paper.arxiv_id, 1000)
+    authors = clip(verbatim(squash(", ".join(paper.authors))), 1000)
     head = (
         f"*<{paper.abs_url}|{title}>*\n{authors + ' · ' if authors else ''}{paper.day.isoformat()}"
     )
-    abstract = escape(squash(paper.abstract)) or "_No abstract._"
-    blocks = [section(head), *(section(chunk) for chunk in split_text(abstract))]
+    abstract = verbatim(squash(paper.abstract)) or "_No abstract._"
+    blocks = [section(head), *(section(chunk) for chunk in sections_of(abstract))]
     blocks.append(context(f"<{paper.pdf_url}|PDF> · <{paper.abs_url}|arXiv page>"))
     return SlackMessage(text=title, blocks=tuple(blocks[:MAX_BLOCKS]), ephemeral=True)
 
 
-def attribute(messages: list[SlackMessage], mrkdwn: str) -> list[SlackMessage]:
+def help_text(reply: CommandHelp) -> str:
+    """`help` as mrkdwn, written as Slack users type the commands."""
+    lines = [
+        f"`{COMMAND} {escape(u.syntax)}`: {escape(u.summary)}"
+        + (" (managers)" if u.manager and reply.managers else "")
+        for u in reply.usages
+    ]
+    if reply.managers:
+        lines.append(f"Managers here: {escape(reply.managers)}.")
+    return "\n".join(lines)
+
+
+def asked_by(user_name: str, typed: str) -> str:
+    """Who asked what, for a public answer: a name, not a mention (that would ping them)."""
+    who = verbatim(squash(user_name)) or "Someone"
+    return f"{who} used {code(f'{COMMAND} {typed}')}"
+
+
+def attribute(messages: list[SlackMessage], note: str) -> list[SlackMessage]:
     """Say who asked, under the first message's header (when it has room for one more block)."""
     if not messages or messages[0].upload is not None or len(messages[0].blocks) >= MAX_BLOCKS:
         return messages
     first = messages[0]
     blocks = list(first.blocks)
     at = 1 if blocks and blocks[0]["type"] == "header" else 0
-    blocks.insert(at, context(mrkdwn))
+    blocks.insert(at, context(note))
     return [SlackMessage(first.text, tuple(blocks), first.ephemeral, first.upload), *messages[1:]]

@@ -30,7 +30,6 @@ from sqlalchemy import (
 )
 
 from adapters.slack.tenancy import split_tenant
-from bot.storage.db import writer
 
 logger = logging.getLogger(__name__)
 
@@ -122,10 +121,11 @@ def _same(table: Table, client_id: str, enterprise_id: str | None, team_id: str 
 class ThreadedInstallationStore(AsyncInstallationStore):
     """Bolt's installation store on our database; its blocking queries run in threads."""
 
-    def __init__(self, *, client_id: str, engine: Engine) -> None:
+    def __init__(self, *, client_id: str, engine: Engine, write_engine: Engine) -> None:
+        """`write_engine`: the core's engine for write transactions (`Core.write_engine`)."""
         self.client_id = client_id
         self._engine = engine
-        self._writer = writer(engine)
+        self._writer = write_engine
 
     @property
     def logger(self) -> logging.Logger:
@@ -274,8 +274,8 @@ class ThreadedInstallationStore(AsyncInstallationStore):
 class ThreadedOAuthStateStore(AsyncOAuthStateStore):
     """OAuth `state` values in our database: issued per install page, consumed once, expiring."""
 
-    def __init__(self, *, engine: Engine, expiration_seconds: int = 600) -> None:
-        self._writer = writer(engine)
+    def __init__(self, *, write_engine: Engine, expiration_seconds: int = 600) -> None:
+        self._writer = write_engine
         self.expiration_seconds = expiration_seconds
 
     @property

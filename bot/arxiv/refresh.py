@@ -16,6 +16,7 @@ from bot.arxiv.answers import ArxivFailure, ArxivUnavailable, FetchResult, Keywo
 from bot.storage import catalog, store
 from bot.storage.db import write_session
 from bot.storage.models import HarvestCandidate
+from bot.text import quoted
 
 if TYPE_CHECKING:
     from bot.arxiv.gateway import ArxivGateway
@@ -43,11 +44,12 @@ Progress = Callable[[RefreshOutcome], None]
 
 
 def describe(outcome: RefreshOutcome) -> str:
+    """One line of `fetch`'s answer; the label is supplied text, quoted."""
     if outcome.ok:
-        return f"{outcome.label}: {outcome.found} papers, {outcome.new} new"
+        return f"{quoted(outcome.label)}: {outcome.found} papers, {outcome.new} new"
     if outcome.skipped:
-        return f"{outcome.label}: skipped ({outcome.reason})"
-    return f"{outcome.label}: failed ({outcome.reason})"
+        return f"{quoted(outcome.label)}: skipped ({outcome.reason})"
+    return f"{quoted(outcome.label)}: failed ({outcome.reason})"
 
 
 class Refresher:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from bot.arxiv.announced import AnnouncementRefresh, harvest_line, last_harvest
 from bot.arxiv.refresh import UNAVAILABLE, Progress, Refresher, RefreshOutcome, describe
 from bot.commands.grammar import (
     MANAGER_COMMANDS,
+    USAGES,
     Add,
     BadInput,
     Command,
@@ -28,16 +29,26 @@ from bot.commands.grammar import (
     List,
     Readme,
     Remove,
-    help_text,
+    anyone_may,
 )
 from bot.commands.readme import PAPERS_PER_SECTION, render_readme
 from bot.config import Settings
 from bot.posts import digest
-from bot.replies import File, KeywordTable, PaperGroup, Papers, Reply, Text, error
-from bot.storage import catalog, store
-from bot.storage.db import read_session, write_session
-from bot.storage.models import Channel
-from bot.text import keyword_key
+from bot.replies import (
+    CommandHelp,
+    File,
+    KeywordTable,
+    PaperGroup,
+    Papers,
+    PaperView,
+    Reply,
+    Text,
+    error,
+)
+from bot.storage import catalog, once, store
+from bot.storage.db import read_session, write_session, writer
+from bot.storage.models import Channel, Paper
+from bot.text import keyword_key, quoted
 
 if TYPE_CHECKING:
     from bot.arxiv.gateway import ArxivGateway
@@ -57,6 +68,9 @@ class Place:
     user_id: str = ""
     is_manager: bool = True
     workspace_name: str = ""
+    # Who may use the manager commands here, in the platform's words ("" when everyone may):
+    # help marks those commands, and a refusal names who may.
+    managers: str = ""
 
 
 TERMINAL = Place(platform="terminal", workspace_id="local", channel_id="terminal", user_id="local")
@@ -79,16 +93,19 @@ class Core:
         self.refresher = Refresher(engine, gateway)
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
 
+    @property
+    def write_engine(self) -> Engine:
+        """The engine for write transactions (on SQLite they begin IMMEDIATE), for a front end
+        that keeps tables of its own (Slack's installations)."""
+        return writer(self.engine)
+
     # -- commands -------------------------------------------------------------
 
     def execute(self, place: Place, command: Command) -> list[Reply]:
         """Run one command for `place`; expected errors come back as error replies."""
         if isinstance(command, MANAGER_COMMANDS) and not place.is_manager:
-            return [
-                error(
-                    "Only channel managers can do that here. Ask someone with Manage Channels (Discord) or a listed manager (Slack)."
-                )
-            ]
+            who = place.managers or "channel managers"
+            return [error(f"Only {who} can do that here. Anyone can use {anyone_may()}.")]
         try:
             return self._dispatch(place, command)
         except BadInput as exc:
@@ -113,7 +130,7 @@ class Core:
             case Fetch():
                 return [self._fetch(place)]
             case Help():
-                return [Text(help_text(), ephemeral=True)]
+                return [CommandHelp(usages=USAGES, managers=place.managers)]
         raise AssertionError(f"unhandled command {command!r}")
 
     def channel(self, session: Session, place: Place) -> Channel:
@@ -235,7 +252,7 @@ class Core:
             else:
                 chosen = subs
             papers = catalog.newest_papers(session, [k.id for _, k in chosen], limit=limit)  # type: ignore[misc]
-        name = chosen[0][0].label if label is not None else "this channel's keywords"
+        name = quoted(chosen[0][0].label) if label is not None else "this channel's keywords"
         if not papers:
             return Text(f"No papers stored yet for {name}.")
         heading = f"Newest {len(papers)} paper{'s' if len(papers) != 1 else ''} for {name}"
@@ -265,7 +282,9 @@ class Core:
         with write_session(self.engine) as session:
             channel = self.channel(session, place)
             post = digest.take_now(session, channel)
-        return [post] if post is not None else [Text("Nothing new since the last post.")]
+        if post is None:
+            return [Text("Nothing new since the last post.", ephemeral=True)]
+        return [post]
 
     def undelivered(self, session: Session, channel: Channel) -> Papers | None:
         """The papers of the channel's keywords not yet delivered to it, grouped by keyword."""
@@ -328,13 +347,66 @@ class Core:
                 )
             channel.last_fetch_request_at = now
             session.add(channel)
-            labels = [k.phrase for _, k in store.channel_subscriptions(session, channel)]
-        if not labels:
+            followed = [
+                (s.label, k.phrase) for s, k in store.channel_subscriptions(session, channel)
+            ]
+        if not followed:
             return Text(
                 "This channel follows no keywords yet. Start with `add <keyword>`.", ephemeral=True
             )
-        outcomes = self.refresher.refresh_many(labels)
+        # Fetched by the deployment's phrase, shown under this channel's own label.
+        fetched = self.refresher.refresh_many([phrase for _, phrase in followed])
+        outcomes = [
+            replace(o, label=label) for o, (label, _) in zip(fetched, followed, strict=True)
+        ]
         return Text("Fetched:\n" + "\n".join(describe(o) for o in outcomes))
+
+    # -- what front ends ask besides commands --------------------------------------
+
+    def paper(self, arxiv_id: str) -> PaperView | None:
+        """A stored paper (papers are public, shared by every workspace)."""
+        with read_session(self.engine) as session:
+            paper = session.get(Paper, arxiv_id)
+            return catalog.paper_view(paper) if paper is not None else None
+
+    def channel_labels(self, place: Place) -> list[str]:
+        """The labels this channel follows, as first typed here, in the order added."""
+        with read_session(self.engine) as session:
+            channel = self._existing_channel(session, place)
+            subs = store.channel_subscriptions(session, channel) if channel else []
+            return [s.label for s, _ in subs]
+
+    def leave_workspace(self, platform: str, workspace_id: str) -> int:
+        """The bot left a workspace: its channels stop (their data stays); how many stopped."""
+        with write_session(self.engine) as session:
+            return store.deactivate_workspace(session, platform=platform, external_id=workspace_id)
+
+    def leave_channel(self, place: Place) -> bool:
+        """A channel was deleted: it stops at once (its data stays); False if it was unknown."""
+        with write_session(self.engine) as session:
+            channel = self._existing_channel(session, place)
+            if channel is None:
+                return False
+            channel.active = False
+            session.add(channel)
+            return True
+
+    def once(self, place: Place, command: Command, *, delivery: str | None = None) -> str:
+        """ "new" the first time; "redelivered" for the same delivery again (a platform's retry, a
+        replay); "repeated" for a change typed twice in a row by one person within a minute."""
+        changes = isinstance(command, MANAGER_COMMANDS)
+        if delivery is None and not changes:
+            return "new"  # nothing to remember: reading twice is harmless
+        typist = (place.platform, place.workspace_id, place.channel_id, place.user_id)
+        # Bookkeeping: a claim lost in a crash lets a command run twice, never not at all.
+        with write_session(self.engine, durable=False) as session:
+            return once.received(
+                session,
+                delivery=f"{place.platform}|{delivery}" if delivery else None,
+                typist="|".join(typist) if changes else None,
+                typed=repr(command),
+                now=self.clock(),
+            )
 
     # -- refreshing (bot/arxiv/refresh.py and announced.py do the work) ---------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.text import MAX_KEYWORD_LENGTH, clean_keyword, squash
+from bot.replies import Usage
+from bot.text import MAX_KEYWORD_LENGTH, clean_keyword, quoted, squash
 from bot.timeparse import parse_hhmm, parse_zone
 
 DEFAULT_LIMIT = 5
@@ -78,14 +79,7 @@ Command = Add | Remove | Keywords | List | DigestAt | DigestOff | DigestNow | Re
 MANAGER_COMMANDS = (Add, Remove, DigestAt, DigestOff, DigestNow, Fetch)
 
 
-@dataclass(frozen=True)
-class Usage:
-    name: str
-    syntax: str
-    summary: str
-    manager: bool = False
-
-
+# The one table of help: `help` on every platform, usage lines of errors, Discord's descriptions.
 USAGES: tuple[Usage, ...] = (
     Usage("add", "add <keyword>", "follow a keyword here; fetches it if new", True),
     Usage("remove", "remove <keyword>", "stop following a keyword here", True),
@@ -130,13 +124,20 @@ class BadInput(Exception):
         return f"{self.problem}\n{self.usage}"
 
 
-def help_text(prefix: str = "") -> str:
-    """Every command's usage, from the same table the error messages use."""
+def help_text(prefix: str = "", *, managers: bool = True) -> str:
+    """Every command's usage as plain text (the terminal's), from the same table the error
+    messages use; `managers=False` where everyone may manage."""
     lines = []
     for usage in USAGES:
-        who = " (managers)" if usage.manager else ""
+        who = " (managers)" if usage.manager and managers else ""
         lines.append(f"{prefix}{usage.syntax}\n{' ' * (len(prefix) + 4)}{usage.summary}{who}")
     return "\n".join(lines)
+
+
+def anyone_may() -> str:
+    """The commands everyone may use, for refusals: "`keywords`, `list`, … and `help`"."""
+    names = [f"`{u.name}`" for u in USAGES if not u.manager]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def parse(text: str) -> Command:
@@ -169,7 +170,7 @@ def build(name: str, args: list[str]) -> Command:
         case "help":
             return Help()
         case _:
-            raise BadInput(f"Unknown command {name!r}.")
+            raise BadInput(f"Unknown command {quoted(name)}.")
 
 
 def validate_keyword(raw: str, command: str = "add") -> str:
@@ -192,7 +193,9 @@ def validate_keyword(raw: str, command: str = "add") -> str:
 def validate_limit(raw: str | int) -> int:
     text = str(raw).strip()
     if not text.lstrip("-").isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise BadInput(f"The limit must be a number from 1 to {MAX_LIMIT}, got {text!r}.", "list")
+        raise BadInput(
+            f"The limit must be a number from 1 to {MAX_LIMIT}, got {quoted(text)}.", "list"
+        )
     return int(text)
 
 
@@ -213,11 +216,12 @@ def make_digest(time: str, timezone: str | None = None) -> DigestAt | DigestOff 
     clock = parse_hhmm(time)
     if clock is None:
         raise BadInput(
-            f"{time.strip()!r} is not a time; write it as HH:MM, 24-hour, e.g. 09:30.", "digest"
+            f"{quoted(time.strip())} is not a time; write it as HH:MM, 24-hour, e.g. 09:30.",
+            "digest",
         )
     if timezone is not None and parse_zone(timezone) is None:
         raise BadInput(
-            f"{timezone.strip()!r} is not a timezone; use an IANA name such as Europe/Berlin.",
+            f"{quoted(timezone.strip())} is not a timezone; use an IANA name such as Europe/Berlin.",
             "digest",
         )
     return DigestAt(
@@ -236,7 +240,9 @@ def make_readme(scope: str | None) -> Readme:
         return Readme(whole_workspace=False)
     if scope.strip().casefold() == "all":
         return Readme(whole_workspace=True)
-    raise BadInput(f"Unknown scope {scope.strip()!r}; use `readme` or `readme all`.", "readme")
+    raise BadInput(
+        f"Unknown scope {quoted(scope.strip())}; use `readme` or `readme all`.", "readme"
+    )
 
 
 def _readme(args: list[str]) -> Readme:

@@ -198,3 +198,15 @@ class HarvestCandidate(SQLModel, table=True):
 
     keyword_id: int = Field(foreign_key="keywords.id", ondelete="CASCADE", primary_key=True)
     paper_id: str = Field(primary_key=True, max_length=40)
+
+
+class CommandClaim(SQLModel, table=True):
+    """A command received, remembered for a while so that it runs once (SPEC section 8): the same
+    delivery again (a platform's retry, a replay), or the same change typed twice in a minute.
+    Replicas share it through the database."""
+
+    __tablename__ = "command_claims"
+
+    key: str = Field(primary_key=True, max_length=64)  # sha-256: a delivery, or who typed where
+    command: str = Field(default="", max_length=64)  # sha-256 of what they typed last
+    expires_at: datetime = Field(sa_column=_ts(index=True))

@@ -449,6 +449,44 @@ def _command_errors(cmd: dict[str, Any], where: str = "") -> dict[str, Any]:
     return errors
 
 
+# --------------------------------------------------------------------------- judging
+
+# "[" after an even number of backslashes (none included) opens a link; after an odd one it is text
+_LIVE_LINK = re.compile(r"(?<!\\)(?:\\\\)*\[([^\]\n]*)\]\(\s*<?(https?://[^)\s>]+)")
+_MARKUP = "*_~|["
+
+
+def live_links(text: str) -> list[str]:
+    """Every masked link Discord would render clickable, except those to arxiv.org."""
+    return [
+        f"[{label}]({url})"
+        for label, url in _LIVE_LINK.findall(text)
+        if not re.match(r"https?://(export\.)?arxiv\.org/", url)
+    ]
+
+
+def _echoed_raw(text: str, typed: str) -> bool:
+    """`typed` appears in `text` with one of its markup characters not escaped."""
+    if not any(c in typed for c in _MARKUP):
+        return False
+    pattern = "".join(
+        f"(\\\\)?{re.escape(c)}" if c in _MARKUP else re.escape(c) for c in " ".join(typed.split())
+    )
+    return any(None in m.groups() for m in re.finditer(pattern, text))
+
+
+def rendered_texts(data: dict[str, Any]) -> list[str]:
+    """Every text of a message that Discord renders as markdown."""
+    texts = [data.get("content") or ""]
+    for embed in data.get("embeds") or []:
+        texts += [embed.get("title") or "", embed.get("description") or ""]
+        texts += [(embed.get("footer") or {}).get("text") or ""]
+        texts += [
+            f"{f.get('name') or ''} {f.get('value') or ''}" for f in embed.get("fields") or []
+        ]
+    return [t for t in texts if t]
+
+
 # --------------------------------------------------------------------------- the stand-in
 
 
@@ -470,7 +508,9 @@ class DiscordStandIn:
         compress: bool = False,
         strict: bool = True,
         host: str = "127.0.0.1",
+        patch: bool = True,
     ) -> None:
+        self.patch = patch  # False: the client under test is pointed here by its own settings
         self.token = token
         self.application_id = str(application_id)
         self.bot_user = make_user(application_id, bot_name, bot=True)
@@ -513,6 +553,7 @@ class DiscordStandIn:
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
         self.messages: dict[str, dict[str, Any]] = {}  # message id -> message object
         self.attachments: dict[str, RecordedFile] = {}  # attachment id -> file
+        self.typed: set[str] = set()  # every string option typed into an interaction
 
         self._faults: list[_Fault] = []
         self._interactions: dict[str, _Interaction] = {}
@@ -565,7 +606,8 @@ class DiscordStandIn:
 
     async def __aenter__(self) -> DiscordStandIn:
         await self.start()
-        self.patch_discord()
+        if self.patch:
+            self.patch_discord()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -1076,6 +1118,7 @@ class DiscordStandIn:
         self._interactions[iid] = self._by_token[token] = _Interaction(
             iid, token, interaction_type, cid, gid
         )
+        self.typed.update(v for v in options.values() if isinstance(v, str))
         await self.send_dispatch("INTERACTION_CREATE", payload, timeout=timeout)
         return SentInteraction(iid, token, payload)
 
@@ -1124,6 +1167,21 @@ class DiscordStandIn:
 
     def registered_commands(self, guild_id: int | str | None = None) -> list[dict[str, Any]]:
         return self.commands.get(str(guild_id) if guild_id else None, [])
+
+    def judge(self) -> list[str]:
+        """What a reader would see go wrong in everything posted: a masked link that is live and
+        not arXiv's (each one, however many on a line), or typed text echoed with its markdown
+        unescaped (a label "||x||" shown as a spoiler)."""
+        found = []
+        for posted in self.posted:
+            for text in rendered_texts(posted.data):
+                found += [f"{posted.kind}: live link {link}" for link in live_links(text)]
+                found += [
+                    f"{posted.kind}: unescaped echo {t!r}"
+                    for t in self.typed
+                    if _echoed_raw(text, t)
+                ]
+        return found
 
     def requests_to(self, method: str, pattern: str) -> list[RecordedRequest]:
         rx = re.compile(pattern)

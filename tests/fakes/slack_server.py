@@ -1091,9 +1091,9 @@ async def serve_web_app(
 
 
 def sign(signing_secret: str, timestamp: str | int, body: str | bytes) -> str:
-    """``v0=`` + HMAC-SHA256(secret, ``v0:{timestamp}:{body}``)."""
-    raw = body.decode("utf-8") if isinstance(body, bytes) else body
-    base = f"v0:{timestamp}:{raw}".encode()
+    """``v0=`` + HMAC-SHA256(secret, ``v0:{timestamp}:{body}``), over the raw bytes."""
+    raw = body if isinstance(body, bytes) else body.encode("utf-8")
+    base = f"v0:{timestamp}:".encode() + raw
     return "v0=" + hmac.new(signing_secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
 
 
@@ -1113,6 +1113,7 @@ class Tamper:
     MISSING_HEADERS = "missing_headers"
     MISSING_SIGNATURE = "missing_signature"
     MISSING_TIMESTAMP = "missing_timestamp"
+    MALFORMED_SIGNATURE = "malformed_signature"  # not "v0=<hex>" at all
 
 
 @dataclass
@@ -1341,7 +1342,7 @@ class SignedSlackClient:
             self._session = None
 
     def build_headers(
-        self, body: str, *, tamper: str | None = None, timestamp: int | str | None = None
+        self, body: str | bytes, *, tamper: str | None = None, timestamp: int | str | None = None
     ):
         ts: str = str(int(time.time()) if timestamp is None else timestamp)
         if tamper == Tamper.OLD_TIMESTAMP:
@@ -1354,6 +1355,8 @@ class SignedSlackClient:
         }
         if tamper == Tamper.BAD_SIGNATURE:
             headers["X-Slack-Signature"] = sign(self.signing_secret + "-wrong", ts, body)
+        if tamper == Tamper.MALFORMED_SIGNATURE:
+            headers["X-Slack-Signature"] = "v0=not-hex; sha256=?"
         if tamper in (Tamper.MISSING_HEADERS, Tamper.MISSING_SIGNATURE):
             headers.pop("X-Slack-Signature")
         if tamper in (Tamper.MISSING_HEADERS, Tamper.MISSING_TIMESTAMP):
@@ -1362,14 +1365,14 @@ class SignedSlackClient:
 
     async def post(
         self,
-        body: str,
+        body: str | bytes,
         content_type: str,
         *,
         tamper: str | None = None,
         timestamp: int | str | None = None,
         extra_headers: dict[str, str] | None = None,
     ) -> HTTPResult:
-        """POST a raw body, signed (or tampered as asked)."""
+        """POST a raw body (any bytes, not only text), signed (or tampered as asked)."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
             self._own_session = True
@@ -1381,7 +1384,7 @@ class SignedSlackClient:
         headers.update(extra_headers or {})
         async with self._session.post(
             self.url,
-            data=body.encode("utf-8"),
+            data=body if isinstance(body, bytes) else body.encode("utf-8"),
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
         ) as res:
