@@ -7,6 +7,7 @@ posters are tested against the Slack and Discord stand-ins in their own test fil
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -96,7 +97,9 @@ class FakePoster:
                 raise PostFailed("no answer", maybe_delivered=True)
             now, loop_time = datetime.now(UTC), asyncio.get_running_loop().time()
             claim = part.body["claim"]
-            self.messages.append(Message(channel_id, claim, part.number, part.papers, now, loop_time))
+            self.messages.append(
+                Message(channel_id, claim, part.number, part.papers, now, loop_time)
+            )
             if step == "no answer":  # taken, but the answer never came
                 raise PostFailed("no answer", maybe_delivered=True)
             if step == "crash":
@@ -394,7 +397,9 @@ async def test_a_part_taken_whose_answer_never_came_is_verified_and_not_sent_aga
     assert "2603.00001" not in delivered(core, SLACK)  # unknown is not delivered
     await run_at(core, [poster], utc(2026, 3, 2, 9, 1), time_machine)
     assert poster.read_backs == 1
-    assert poster.copies() == Counter({("C1", claims(core)[0].id, 1): 1, ("C1", claims(core)[0].id, 2): 1})
+    assert poster.copies() == Counter(
+        {("C1", claims(core)[0].id, 1): 1, ("C1", claims(core)[0].id, 2): 1}
+    )
     assert delivered(core, SLACK) >= {"2603.00001", "2603.00002"}
     assert [c.status for c in claims(core)] == ["sent"]
 
@@ -473,7 +478,7 @@ async def test_429_on_every_try_is_retried_with_backoff_all_day_and_blocks_no_on
         if poster.attempts.count("C2") > before:
             tries.append(when)
         when += timedelta(minutes=1)
-    gaps = [int((b - a).total_seconds() // 60) for a, b in zip(tries, tries[1:], strict=False)]
+    gaps = [int((b - a).total_seconds() // 60) for a, b in itertools.pairwise(tries)]
     assert gaps[:5] == [1, 5, 15, 60, 60]  # and then every hour
     assert tries[-1] == utc(2026, 3, 2, 23, 21) and len(tries) == 4 + 14
     assert poster.to("C2") == []

@@ -24,7 +24,14 @@ from bot.config import Settings
 
 logger = logging.getLogger(__name__)
 
-BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write")
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "files:write",
+    "channels:history",
+    "groups:history",
+)
 SHUTDOWN_GRACE_SECONDS = 10.0
 NOT_INSTALLED = (
     "Daily Papers is not installed in this workspace (any more). "

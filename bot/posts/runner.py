@@ -157,53 +157,68 @@ class DigestRunner:
         return _outcome(claim, status, detail)
 
     async def _send_parts(self, claim: Claim, parts: list[StoredPart]) -> tuple[str, str]:
-        """Verify the parts whose outcome is unknown, then send the rest in order."""
-        poster = self.posters[claim.due.platform]
-        where = {"workspace_id": claim.due.workspace_id, "channel_id": claim.due.channel}
+        """Look for the parts whose outcome is unknown, then send the others in order."""
         unknown = [p for p in parts if p.status == claims.SENDING]
         if unknown:
-            since = claim.began - READ_BACK_MARGIN
             try:
-                found = await poster.find(**where, claim=claim.id, since=since)
+                found = await self._verify(claim, unknown)
             except PostFailed as exc:
-                if not exc.permanent:
-                    return await self._retry(claim, f"reading the channel failed: {exc.reason}")
-                found = {}
-                self.unverified += len(unknown)
-                logger.warning(
-                    "channel %s refused the read-back (%s): sending %d part(s) of its %s post "
-                    "again without proof (%d such parts so far)",
-                    *(claim.due.channel_id, exc.reason, len(unknown)),
-                    *(claim.due.local_date, self.unverified),
-                )
-            for part in unknown:
-                if part.part.number in found:
-                    message_id = found[part.part.number]
-                    await self._write(
-                        claims.record_sent, claim, part, message_id=message_id, now=self._now()
-                    )
+                return await self._retry(claim, f"reading the channel back failed: {exc.reason}")
             parts = [p for p in parts if p not in unknown or p.part.number not in found]
         for part in parts:
             if part.status == claims.SENT:
                 continue
             if self._stopping:
                 return "stopped", ""
-            await self._write(claims.mark_sending, claim, part, **self._holder())
             self._sending.add(claim.id)
             try:
-                async with asyncio.timeout(self.send_timeout):
-                    message_id = await poster.send(**where, part=part.part)
-            except PostFailed as exc:
-                return await self._refused(claim, part, exc)
-            except TimeoutError:
-                return await self._retry(claim, f"no answer in {self.send_timeout:g} s")
+                failed = await self._send(claim, part)
             finally:
                 self._sending.discard(claim.id)
-            await self._write(
-                claims.record_sent, claim, part, message_id=message_id, now=self._now()
-            )
+            if failed is not None:
+                return failed
         await self._write(claims.finish, claim, claims.SENT, owner=self.owner, now=self._now())
         return "sent", f"{sum(len(p.part.papers) for p in parts)} papers"
+
+    async def _verify(self, claim: Claim, unknown: list[StoredPart]) -> set[int]:
+        """Record the unknown parts found in the channel; the numbers of those found. When the
+        platform refuses the read-back, none is found: they go again (a duplicate beats a loss)."""
+        poster = self.posters[claim.due.platform]
+        since = claim.began - READ_BACK_MARGIN
+        try:
+            found = await poster.find(**_where(claim), claim=claim.id, since=since)
+        except PostFailed as exc:
+            if not exc.permanent:
+                raise
+            self.unverified += len(unknown)
+            logger.warning(
+                "channel %s refused the read-back (%s): sending %d part(s) of its %s post "
+                "again without proof (%d such parts so far)",
+                *(claim.due.channel_id, exc.reason, len(unknown)),
+                *(claim.due.local_date, self.unverified),
+            )
+            return set()
+        for part in unknown:
+            if part.part.number in found:
+                message_id = found[part.part.number]
+                await self._write(
+                    claims.record_sent, claim, part, message_id=message_id, now=self._now()
+                )
+        return set(found)
+
+    async def _send(self, claim: Claim, part: StoredPart) -> tuple[str, str] | None:
+        """Mark, send and record one part; the outcome of the claim when it cannot go on."""
+        await self._write(claims.mark_sending, claim, part, **self._holder())
+        poster = self.posters[claim.due.platform]
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                message_id = await poster.send(**_where(claim), part=part.part)
+        except PostFailed as exc:
+            return await self._refused(claim, part, exc)
+        except TimeoutError:
+            return await self._retry(claim, f"no answer in {self.send_timeout:g} s")
+        await self._write(claims.record_sent, claim, part, message_id=message_id, now=self._now())
+        return None
 
     async def _refused(self, claim: Claim, part: StoredPart, exc: PostFailed) -> tuple[str, str]:
         if exc.maybe_delivered:  # the part stays "sending": the next attempt looks for it
@@ -309,6 +324,10 @@ class DigestRunner:
         if self._renewer is not None:
             self._renewer.cancel()
         self._threads.shutdown(wait=False)
+
+
+def _where(claim: Claim) -> dict[str, str]:
+    return {"workspace_id": claim.due.workspace_id, "channel_id": claim.due.channel}
 
 
 def _of(claim: Claim) -> tuple[date, int]:
