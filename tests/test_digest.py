@@ -25,7 +25,7 @@ from bot.commands.core import Core, Place
 from bot.commands.grammar import Add, DigestAt, DigestNow, Keywords
 from bot.posts import digest
 from bot.posts.poster import Part, PostFailed, parts_of
-from bot.posts.runner import DigestOutcome, DigestRunner, run_due_digests
+from bot.posts.runner import DigestOutcome, DigestRunner
 from bot.replies import KeywordTable, Papers, Reply
 from bot.storage import catalog, store
 from bot.storage.db import make_engine, read_session, upgrade, write_session
@@ -126,6 +126,17 @@ class FakePoster:
 
     def copies(self) -> Counter[tuple[str, int, int]]:
         return Counter((m.channel, m.claim, m.part) for m in self.messages)
+
+
+async def run_due_digests(
+    core: Core, posters: list[Any], now: datetime | None = None, **options: Any
+) -> list[DigestOutcome]:
+    """One pass as a fresh runner (a process of its own): post whatever is due at `now`."""
+    runner = DigestRunner(core, posters, **options)
+    try:
+        return await runner.run_due(now)
+    finally:
+        runner.close()
 
 
 def utc(*args: int) -> datetime:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, or_, select, update
 from sqlmodel import Session
 
 from bot.posts.digest import DueChannel, in_flight_papers, lock_channels, post_of
@@ -52,6 +52,9 @@ class Claim:
     due: DueChannel
     began: datetime  # when the post was first claimed: its parts are not older
 
+    def __str__(self) -> str:
+        return f"the {self.due.local_date} post of channel {self.due.channel_id}"
+
 
 @dataclass(frozen=True)
 class StoredPart:
@@ -66,15 +69,14 @@ def take(
     """The claims of the due channels that are free: a new one for a channel's day not yet
     claimed, or an open one handed back or left by a dead holder whose retry time has come.
     An open claim of an earlier day that is free is closed: that day is over."""
-    if not due:
-        return []
     by_channel = {d.channel_id: d for d in due}
     free = and_(_CLAIMS.c.status == OPEN, or_(_CLAIMS.c.owner == "", _CLAIMS.c.lease_until < now))
+    days = {d.local_date for d in due}
     rows = session.execute(
         select(_CLAIMS.c.id, _CLAIMS.c.channel_id, _CLAIMS.c.local_date, _CLAIMS.c.retry_at, free)
         .where(_CLAIMS.c.channel_id.in_(list(by_channel)))
-        .where(or_(_CLAIMS.c.status == OPEN, _CLAIMS.c.local_date.in_({d.local_date for d in due})))
-    ).all()
+        .where(or_(_CLAIMS.c.status == OPEN, _CLAIMS.c.local_date.in_(days)))
+    )
     claimed, retake, over = set(), [], []
     for id_, channel_id, day, retry_at, is_free in rows:
         if day == by_channel[channel_id].local_date:
@@ -83,20 +85,17 @@ def take(
                 retake.append(id_)
         elif is_free:
             over.append(id_)
-    if over:
+    ended = {"status": FAILED, "finished_at": now, "detail": "the day ended before it was posted"}
+    session.execute(update(_CLAIMS).where(_CLAIMS.c.id.in_(over)).values(**ended))
+    returning = (_CLAIMS.c.id, _CLAIMS.c.channel_id, _CLAIMS.c.claimed_at)
+    taken: list[Any] = list(
         session.execute(
-            update(_CLAIMS)
-            .where(_CLAIMS.c.id.in_(over))
-            .values(status=FAILED, finished_at=now, detail="the day ended before it was posted")
-        )
-    taken: list[Any] = []
-    if retake:
-        taken += session.execute(
             update(_CLAIMS)
             .where(_CLAIMS.c.id.in_(retake), free)
             .values(owner=owner, lease_until=now + lease)
-            .returning(_CLAIMS.c.id, _CLAIMS.c.channel_id, _CLAIMS.c.claimed_at)
-        ).all()
+            .returning(*returning)
+        )
+    )
     new = [
         {"channel_id": d.channel_id, "local_date": d.local_date, "status": OPEN, "owner": owner}
         | {"lease_until": now + lease, "claimed_at": now, "attempts": 0}
@@ -104,11 +103,9 @@ def take(
         if d.channel_id not in claimed
     ]
     if new:
-        insert = store.insert_for(session, DigestClaim).on_conflict_do_nothing(
-            index_elements=["channel_id", "local_date"]
-        )
-        returning = insert.returning(_CLAIMS.c.id, _CLAIMS.c.channel_id, _CLAIMS.c.claimed_at)
-        taken += session.connection().execute(returning, new).all()
+        insert = store.insert_for(session, DigestClaim)
+        insert = insert.on_conflict_do_nothing(index_elements=["channel_id", "local_date"])
+        taken += session.connection().execute(insert.returning(*returning), new)
     return [Claim(id_, by_channel[cid], store.as_utc(began)) for id_, cid, began in taken]
 
 
@@ -117,6 +114,7 @@ def prepare(
     claims: Sequence[Claim],
     render: Callable[[Claim, Papers], list[Part]],
     *,
+    owner: str,
     now: datetime,
 ) -> dict[int, list[StoredPart] | str]:
     """Claim id -> its parts: those stored, or the post rendered and stored now, before
@@ -127,21 +125,21 @@ def prepare(
     fresh = [c for c in claims if c.id not in result]
     channels = [c.due.channel_id for c in fresh]
     lock_channels(session, channels)
-    groups = catalog.undelivered_groups_many(
-        session, channels, exclude=in_flight_papers(session, channels)
-    )
+    exclude = in_flight_papers(session, channels)
+    groups = catalog.undelivered_groups_many(session, channels, exclude=exclude)
     rows = []
     for claim in fresh:
         post = post_of(groups[claim.due.channel_id])
-        if post is None:
-            result[claim.id] = _settle(session, claim, EMPTY, now)
-            continue
         try:
-            parts = render(claim, post)
+            parts = render(claim, post) if post is not None else []
         except Exception as exc:
-            logger.exception("rendering the %s post of channel %s failed", *_of(claim))
-            result[claim.id] = _settle(session, claim, FAILED, now, f"rendering failed: {exc!r}")
+            logger.exception("rendering %s failed", claim)
+            finish(session, claim, FAILED, owner=owner, now=now, reason=f"rendering: {exc!r}")
+            result[claim.id] = FAILED
             continue
+        if not parts:
+            finish(session, claim, EMPTY, owner=owner, now=now)
+            result[claim.id] = EMPTY
         rows += [
             {"claim_id": claim.id, "number": p.number, "status": PENDING, "sent_at": None}
             | {"papers": json.dumps(p.papers), "body": json.dumps(p.body), "message_id": None}
@@ -149,27 +147,17 @@ def prepare(
         ]
     if rows:
         session.execute(_PARTS.insert(), rows)
-    result.update(_stored_parts(session, [c.id for c in fresh]))
-    return result
+    return result | _stored_parts(session, [c.id for c in fresh])
 
 
 def _stored_parts(session: Session, claim_ids: Sequence[int]) -> dict[int, list[StoredPart]]:
     rows = session.execute(
-        select(
-            _PARTS.c.claim_id,
-            _PARTS.c.id,
-            _PARTS.c.number,
-            _PARTS.c.status,
-            _PARTS.c.body,
-            _PARTS.c.papers,
-        )
-        .where(_PARTS.c.claim_id.in_(list(claim_ids)))
-        .order_by(_PARTS.c.claim_id, _PARTS.c.number)
+        select(_PARTS).where(_PARTS.c.claim_id.in_(claim_ids)).order_by(_PARTS.c.number)
     )
     found: dict[int, list[StoredPart]] = {}
-    for claim_id, id_, number, status, body, papers in rows:
-        part = Part(number, json.loads(body or "{}"), tuple(json.loads(papers)))
-        found.setdefault(claim_id, []).append(StoredPart(id_, status, part))
+    for row in rows:
+        part = Part(row.number, json.loads(row.body or "{}"), tuple(json.loads(row.papers)))
+        found.setdefault(row.claim_id, []).append(StoredPart(row.id, row.status, part))
     return found
 
 
@@ -178,14 +166,8 @@ def mark_sending(
 ) -> None:
     """Just before the part's request leaves: checks the claim is still ours (renewing its
     lease), or raises `ClaimLost` and nothing is sent."""
-    held = session.execute(
-        update(_CLAIMS)
-        .where(_CLAIMS.c.id == claim.id, _CLAIMS.c.owner == owner, _CLAIMS.c.status == OPEN)
-        .values(lease_until=now + lease)
-        .returning(_CLAIMS.c.id)
-    ).first()
-    if held is None:
-        raise ClaimLost(f"claim {claim.id} of channel {claim.due.channel_id}")
+    if not renew(session, [claim.id], owner=owner, now=now, lease=lease):
+        raise ClaimLost(str(claim))
     session.execute(update(_PARTS).where(_PARTS.c.id == part.id).values(status=SENDING))
 
 
@@ -198,11 +180,8 @@ def record_sent(
     session: Session, claim: Claim, part: StoredPart, *, message_id: str, now: datetime
 ) -> None:
     """The part is in the channel: its papers are delivered (and its payload no longer kept)."""
-    session.execute(
-        update(_PARTS)
-        .where(_PARTS.c.id == part.id)
-        .values(status=SENT, message_id=message_id[:64], body=None, sent_at=now)
-    )
+    sent = {"status": SENT, "message_id": message_id[:64], "body": None, "sent_at": now}
+    session.execute(update(_PARTS).where(_PARTS.c.id == part.id).values(**sent))
     store.mark_delivered(session, channel_id=claim.due.channel_id, paper_ids=part.part.papers)
 
 
@@ -214,22 +193,21 @@ def finish(
     owner: str,
     now: datetime,
     reason: str | None = None,
+    refused: bool = False,
 ) -> bool:
-    """Settle our claim as sent (the channel's failure count resets) or failed (a permanent
-    refusal: one more failed day). True when the channel is now paused."""
+    """Settle our claim. Sent resets the channel's failure count; `refused` (for good) adds a
+    failed day. True when the channel is now paused."""
     done = session.execute(
         update(_CLAIMS)
-        .where(_CLAIMS.c.id == claim.id, _CLAIMS.c.owner == owner, _CLAIMS.c.status == OPEN)
+        .where(_ours([claim.id], owner))
         .values(status=status, finished_at=now, detail=reason and reason[:500], retry_at=None)
         .returning(_CLAIMS.c.id)
     ).first()
     channel = session.get(Channel, claim.due.channel_id)
-    if done is None or channel is None:
+    if done is None or channel is None or not (status == SENT or refused):
         return False
-    if status == SENT:
-        channel.failed_days = 0
-    else:
-        channel.failed_days += 1
+    channel.failed_days = channel.failed_days + 1 if refused else 0
+    if refused:
         channel.last_failure = (reason or "")[:300]
         channel.paused = channel.failed_days >= PAUSE_AFTER_FAILED_DAYS
     session.add(channel)
@@ -240,20 +218,13 @@ def retry_later(
     session: Session, claim: Claim, *, owner: str, now: datetime, reason: str
 ) -> datetime:
     """A transient failure: the claim is handed back until the next step of the backoff."""
-    attempts = session.execute(
-        select(_CLAIMS.c.attempts).where(
-            _CLAIMS.c.id == claim.id, _CLAIMS.c.owner == owner, _CLAIMS.c.status == OPEN
-        )
-    ).scalar()
+    attempts = session.execute(select(_CLAIMS.c.attempts).where(_ours([claim.id], owner))).scalar()
     if attempts is None:
-        raise ClaimLost(f"claim {claim.id} of channel {claim.due.channel_id}")
+        raise ClaimLost(str(claim))
     retry_at: datetime = now + BACKOFF[min(attempts, len(BACKOFF) - 1)]
+    again = {"attempts": attempts + 1, "retry_at": retry_at, "detail": reason[:500]}
     session.execute(
-        update(_CLAIMS)
-        .where(_CLAIMS.c.id == claim.id)
-        .values(
-            attempts=attempts + 1, retry_at=retry_at, owner="", lease_until=now, detail=reason[:500]
-        )
+        update(_CLAIMS).where(_CLAIMS.c.id == claim.id).values(owner="", lease_until=now, **again)
     )
     return retry_at
 
@@ -264,9 +235,7 @@ def renew(
     """Extend our leases; the ids of the claims still ours."""
     renewed = session.execute(
         update(_CLAIMS)
-        .where(
-            _CLAIMS.c.id.in_(list(claim_ids)), _CLAIMS.c.owner == owner, _CLAIMS.c.status == OPEN
-        )
+        .where(_ours(claim_ids, owner))
         .values(lease_until=now + lease)
         .returning(_CLAIMS.c.id)
     )
@@ -276,11 +245,7 @@ def renew(
 def hand_back(session: Session, claim_ids: Sequence[int], *, owner: str, now: datetime) -> None:
     """Let our open claims go at once (a graceful stop): any process may take them now."""
     session.execute(
-        update(_CLAIMS)
-        .where(
-            _CLAIMS.c.id.in_(list(claim_ids)), _CLAIMS.c.owner == owner, _CLAIMS.c.status == OPEN
-        )
-        .values(owner="", lease_until=now)
+        update(_CLAIMS).where(_ours(claim_ids, owner)).values(owner="", lease_until=now)
     )
 
 
@@ -291,16 +256,7 @@ def prune(session: Session, *, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _settle(
-    session: Session, claim: Claim, status: str, now: datetime, reason: str | None = None
-) -> str:
-    session.execute(
-        update(_CLAIMS)
-        .where(_CLAIMS.c.id == claim.id)
-        .values(status=status, finished_at=now, detail=reason and reason[:500])
+def _ours(claim_ids: Sequence[int], owner: str) -> ColumnElement[bool]:
+    return and_(
+        _CLAIMS.c.id.in_(list(claim_ids)), _CLAIMS.c.owner == owner, _CLAIMS.c.status == OPEN
     )
-    return status
-
-
-def _of(claim: Claim) -> tuple[object, ...]:
-    return claim.due.local_date, claim.due.channel_id

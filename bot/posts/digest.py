@@ -27,18 +27,6 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ScheduledChannel:
-    """What the schedule needs of a channel that gets daily posts."""
-
-    id: int
-    digest_time: str | None
-    digest_timezone: str | None
-    external_id: str  # the platform's id of the channel
-    platform: str
-    workspace_external_id: str  # the platform's id of its workspace
-
-
-@dataclass(frozen=True)
 class DueChannel:
     """A channel whose post time has passed on its local date (the period of its post)."""
 
@@ -49,54 +37,11 @@ class DueChannel:
     local_date: date
 
 
-def digest_schedule(
-    channel: Channel | ScheduledChannel, settings: Settings
-) -> tuple[str, ZoneInfo]:
-    """The channel's post time and zone, with the deployment's defaults filled in."""
-    zone = parse_zone(channel.digest_timezone or settings.timezone)
-    if zone is None:
-        logger.warning(
-            "channel %s has an unknown timezone; using %s", channel.id, settings.timezone
-        )
-        zone = ZoneInfo(settings.timezone)
-    return channel.digest_time or settings.digest_time, zone
-
-
 def post_instant(day: date, hhmm: str, zone: ZoneInfo) -> datetime:
     """When `day`'s post is due, in UTC. A time skipped by a DST change falls after the gap;
     a time that happens twice is its first occurrence (fold=0)."""
     hour, minute = parse_hhmm(hhmm) or (9, 0)
     return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
-
-
-def scheduled_channels(
-    session: Session, *, platforms: Collection[str], only: Collection[int] | None = None
-) -> list[ScheduledChannel]:
-    """Channels that get a daily post here: active, on, not paused, following something."""
-    follows = exists().where(col(Subscription.channel_id) == col(Channel.id))
-    query = (
-        sa_select(
-            col(Channel.id),
-            col(Channel.digest_time),
-            col(Channel.digest_timezone),
-            col(Channel.external_id),
-            col(Workspace.platform),
-            col(Workspace.external_id),
-        )
-        .join(Workspace, col(Workspace.id) == col(Channel.workspace_id))
-        .where(
-            col(Channel.active).is_(True),
-            col(Channel.digest_enabled).is_(True),
-            col(Channel.paused).is_(False),
-            col(Workspace.active).is_(True),
-            col(Workspace.platform).in_(list(platforms)),
-            follows,
-        )
-        .order_by(col(Channel.id))
-    )
-    if only is not None:
-        query = query.where(col(Channel.id).in_(list(only)))
-    return [ScheduledChannel(*row) for row in session.execute(query)]
 
 
 def due_channels(
@@ -105,24 +50,29 @@ def due_channels(
     settings: Settings,
     now: datetime,
     platforms: Collection[str],
-    only: Collection[int] | None = None,
 ) -> list[DueChannel]:
-    """Channels whose post time on their local date has passed (settled or not: the claims
-    decide that)."""
+    """Channels that get daily posts here (active, on, not paused, following something) whose
+    post time on their local date has passed, settled or not: the claims decide that."""
+    query = (
+        sa_select(
+            *(col(c) for c in (Channel.id, Channel.digest_time, Channel.digest_timezone)),
+            *(col(c) for c in (Channel.external_id, Workspace.platform, Workspace.external_id)),
+        )
+        .join(Workspace, col(Workspace.id) == col(Channel.workspace_id))
+        .where(col(Channel.active), col(Channel.digest_enabled), ~col(Channel.paused))
+        .where(col(Workspace.active), col(Workspace.platform).in_(list(platforms)))
+        .where(exists().where(col(Subscription.channel_id) == col(Channel.id)))
+        .order_by(col(Channel.id))
+    )
     due = []
-    for channel in scheduled_channels(session, platforms=platforms, only=only):
-        hhmm, zone = digest_schedule(channel, settings)
+    for id_, hhmm, zone_name, channel, platform, workspace in session.execute(query):
+        zone = parse_zone(zone_name or settings.timezone)
+        if zone is None:
+            logger.warning("channel %s has an unknown timezone; using %s", id_, settings.timezone)
+            zone = ZoneInfo(settings.timezone)
         day = now.astimezone(zone).date()
-        if now >= post_instant(day, hhmm, zone):
-            due.append(
-                DueChannel(
-                    channel.id,
-                    channel.platform,
-                    channel.workspace_external_id,
-                    channel.external_id,
-                    day,
-                )
-            )
+        if now >= post_instant(day, hhmm or settings.digest_time, zone):
+            due.append(DueChannel(id_, platform, workspace, channel, day))
     return due
 
 
@@ -195,15 +145,11 @@ def stale_labels(session: Session, *, channel_ids: Sequence[int], since: datetim
     """The keywords of these channels not fetched successfully since `since` (the last daily
     refresh), each once. Compared in SQL, so the usual answer, nothing stale, reads no rows."""
     last_success = col(Keyword.last_success_at)
-    stale: dict[str, None] = {}
-    for start in range(0, len(channel_ids), 500):
-        rows = session.execute(
-            select(Keyword.phrase)
-            .join(Subscription, col(Keyword.id) == col(Subscription.keyword_id))
-            .where(
-                col(Subscription.channel_id).in_(channel_ids[start : start + 500]),
-                or_(last_success.is_(None), last_success < since.astimezone(UTC)),
-            )
-        )
-        stale.update(dict.fromkeys(rows.scalars()))
-    return list(stale)
+    rows = session.execute(
+        select(Keyword.phrase)
+        .join(Subscription, col(Keyword.id) == col(Subscription.keyword_id))
+        .where(col(Subscription.channel_id).in_(list(channel_ids)))
+        .where(or_(last_success.is_(None), last_success < since.astimezone(UTC)))
+        .distinct()
+    )
+    return list(rows.scalars())

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
+
+from sqlmodel import Session
 
 from bot.arxiv.daily import DailyRefresh, default_owner, last_refresh_slot
 from bot.commands.core import Core
@@ -20,7 +22,7 @@ from bot.posts import claims, digest
 from bot.posts.claims import Claim, StoredPart
 from bot.posts.poster import Part, Poster, PostFailed
 from bot.replies import Papers
-from bot.storage.db import is_sqlite, read_session, write_session
+from bot.storage.db import is_sqlite, write_session
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,21 +40,10 @@ class DigestOutcome:
     channel_id: int
     local_date: date
     status: str
-    detail: str = ""
-
-
-def posters_by_platform(posters: Sequence[Poster]) -> dict[str, Poster]:
-    """A channel's workspace platform ("slack", "discord") picks its poster."""
-    found: dict[str, Poster] = {}
-    for poster in posters:
-        if poster.platform in found:
-            raise ValueError(f"two posters for platform {poster.platform!r}")
-        found[poster.platform] = poster
-    return found
 
 
 class DigestRunner:
-    """Posts the due daily posts; `stop()` ends it gracefully (SPEC section 5)."""
+    """Posts the due daily posts through one `Poster` per platform; `stop()` ends gracefully."""
 
     def __init__(
         self,
@@ -67,7 +58,7 @@ class DigestRunner:
         send_timeout: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
         self.core = core
-        self.posters = posters_by_platform(posters)
+        self.posters = {poster.platform: poster for poster in posters}
         self.owner = owner or default_owner()
         self.refresher = refresher or DailyRefresh(core, owner=self.owner)
         self.lease = timedelta(seconds=lease_seconds)
@@ -81,39 +72,34 @@ class DigestRunner:
         self._renewer: asyncio.Task[None] | None = None
         self._stopping = False
         # SQLite takes one writer at a time: one thread queues our transactions instead of
-        # leaving them to SQLite's busy-wait; PostgreSQL works on a few at once.
-        threads = 1 if is_sqlite(core.engine) else 12
+        # leaving them to SQLite's busy-wait; PostgreSQL works on a few at once. Renewals get
+        # a thread of their own: queued behind a morning's writes, a lease could run out while
+        # its holder is alive, and another process would post too.
+        threads = 1 if is_sqlite(core.engine) else 4
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="digest-db")
-        # Renewals get a thread of their own: queued behind a morning's writes, a lease
-        # could run out while its holder is alive, and another process would post too.
-        self._renewing = ThreadPoolExecutor(1, thread_name_prefix="digest-lease")
+        self._renewals = ThreadPoolExecutor(1, thread_name_prefix="digest-lease")
 
-    async def run_due(
-        self, now: datetime | None = None, *, only: Collection[int] | None = None
-    ) -> list[DigestOutcome]:
-        """Post every channel whose time has passed and whose day is unsettled and free (all of
-        them, or those in `only`); returns when each is done. Safe to call at any time."""
+    async def run_due(self, now: datetime | None = None) -> list[DigestOutcome]:
+        """Post every channel whose time has passed and whose day is unsettled and free;
+        returns when each is done. Safe to call at any time, from several processes."""
         if self._stopping:
             return []
-        taken, stale = await self._db(self._take, now or self.core.clock(), only)
+        taken, stale = await self._write(self._take, now or self.core.clock())
         taken = [c for c in taken if c.id not in self._held]  # ours already, being posted
-        if not taken:
-            return []
         self._held.update(c.id for c in taken)
-        if self._renewer is None or self._renewer.done():
+        if self._held and (self._renewer is None or self._renewer.done()):
             self._renewer = asyncio.create_task(self._renew())
-        outcomes: list[DigestOutcome] = []
-        started: dict[int, asyncio.Task[DigestOutcome]] = {}
+        outcomes, started = [], {}
         try:
             await self.refresher.refresh_stale(stale)
             for start in range(0, len(taken), CHUNK):
                 chunk = taken[start : start + CHUNK]
-                prepared = await self._write(claims.prepare, chunk, self._render, now=self._now())
+                prepared = await self._write(claims.prepare, chunk, self._render, **self._me())
                 for claim in chunk:
                     parts = prepared[claim.id]
                     if isinstance(parts, str):  # settled: nothing new, or it did not render
                         self._held.discard(claim.id)
-                        outcomes.append(_outcome(claim, parts))
+                        outcomes.append(DigestOutcome(*_of(claim), parts))
                         continue
                     await self._slots.acquire()
                     if self._stopping:
@@ -124,42 +110,35 @@ class DigestRunner:
             if not self._stopping:  # claims not started (an error): free for the next pass
                 await self._release([c.id for c in taken if c.id not in started])
         done = await asyncio.gather(*started.values(), return_exceptions=True)
-        outcomes += [o for o in done if isinstance(o, DigestOutcome)]
-        return outcomes
+        return outcomes + [o for o in done if isinstance(o, DigestOutcome)]
 
-    def _take(self, now: datetime, only: Collection[int] | None) -> tuple[list[Claim], list[str]]:
-        engine, settings = self.core.engine, self.core.settings
-        with read_session(engine) as session:
-            due = digest.due_channels(
-                session, settings=settings, now=now, platforms=self.posters.keys(), only=only
-            )
-        if not due:
-            return [], []
-        with write_session(engine) as session:
-            taken = claims.take(session, due, owner=self.owner, now=now, lease=self.lease)
+    def _take(self, session: Session, now: datetime) -> tuple[list[Claim], list[str]]:
+        """The free claims of the channels due at `now`, and the keywords they find stale."""
+        settings, platforms = self.core.settings, self.posters.keys()
+        due = digest.due_channels(session, settings=settings, now=now, platforms=platforms)
+        taken = claims.take(session, due, owner=self.owner, now=now, lease=self.lease)
+        channels = [c.due.channel_id for c in taken]
         since = last_refresh_slot(now, settings.fetch_time)
-        with read_session(engine) as session:
-            ids = [c.due.channel_id for c in taken]
-            return taken, digest.stale_labels(session, channel_ids=ids, since=since)
+        return taken, digest.stale_labels(session, channel_ids=channels, since=since)
 
     def _render(self, claim: Claim, post: Papers) -> list[Part]:
         return self.posters[claim.due.platform].render(post, claim=claim.id)
 
     async def _post(self, claim: Claim, parts: list[StoredPart]) -> DigestOutcome:
         try:
-            status, detail = await self._send_parts(claim, parts)
+            status = await self._send_parts(claim, parts)
         except claims.ClaimLost:
-            status, detail = "taken", ""
+            status = "taken"
         except Exception as exc:  # the database, or a poster's bug: try again later
-            logger.exception("the %s post of channel %s broke", *_of(claim))
-            status, detail = await self._retry(claim, f"{type(exc).__name__}: {exc}")
+            logger.exception("%s broke", claim)
+            status = await self._retry(claim, f"{type(exc).__name__}: {exc}")
         finally:
             self._slots.release()
             if not self._stopping:
                 self._held.discard(claim.id)
-        return _outcome(claim, status, detail)
+        return DigestOutcome(*_of(claim), status)
 
-    async def _send_parts(self, claim: Claim, parts: list[StoredPart]) -> tuple[str, str]:
+    async def _send_parts(self, claim: Claim, parts: list[StoredPart]) -> str:
         """Look for the parts whose outcome is unknown, then send the others in order."""
         unknown = [p for p in parts if p.status == claims.SENDING]
         if unknown:
@@ -172,22 +151,21 @@ class DigestRunner:
             if part.status == claims.SENT:
                 continue
             if self._stopping:
-                return "stopped", ""
+                return "stopped"
             self._sending.add(claim.id)
             try:
                 failed = await self._send(claim, part)
             finally:
                 self._sending.discard(claim.id)
-            if failed is not None:
+            if failed:
                 return failed
-        await self._write(claims.finish, claim, claims.SENT, owner=self.owner, now=self._now())
-        return "sent", f"{sum(len(p.part.papers) for p in parts)} papers"
+        await self._write(claims.finish, claim, claims.SENT, **self._me())
+        return "sent"
 
     async def _verify(self, claim: Claim, unknown: list[StoredPart]) -> set[int]:
         """Record the unknown parts found in the channel; the numbers of those found. When the
         platform refuses the read-back, none is found: they go again (a duplicate beats a loss)."""
-        poster = self.posters[claim.due.platform]
-        since = claim.began - READ_BACK_MARGIN
+        poster, since = self.posters[claim.due.platform], claim.began - READ_BACK_MARGIN
         try:
             found = await poster.find(**_where(claim), claim=claim.id, since=since)
         except PostFailed as exc:
@@ -195,60 +173,51 @@ class DigestRunner:
                 raise
             self.unverified += len(unknown)
             logger.warning(
-                "channel %s refused the read-back (%s): sending %d part(s) of its %s post "
-                "again without proof (%d such parts so far)",
-                *(claim.due.channel_id, exc.reason, len(unknown)),
-                *(claim.due.local_date, self.unverified),
+                "channel %s refused the read-back (%s): sending %d part(s) again without proof "
+                "(%d such parts so far)",
+                *(claim.due.channel_id, exc.reason, len(unknown), self.unverified),
             )
             return set()
         for part in unknown:
             if part.part.number in found:
-                message_id = found[part.part.number]
-                await self._write(
-                    claims.record_sent, claim, part, message_id=message_id, now=self._now()
-                )
+                await self._record(claim, part, found[part.part.number])
         return set(found)
 
-    async def _send(self, claim: Claim, part: StoredPart) -> tuple[str, str] | None:
-        """Mark, send and record one part; the outcome of the claim when it cannot go on."""
-        await self._write(claims.mark_sending, claim, part, **self._holder())
+    async def _send(self, claim: Claim, part: StoredPart) -> str | None:
+        """Mark, send and record one part; the claim's outcome when it cannot go on."""
+        await self._write(claims.mark_sending, claim, part, **self._me(), lease=self.lease)
         poster = self.posters[claim.due.platform]
         try:
             async with asyncio.timeout(self.send_timeout):
                 message_id = await poster.send(**_where(claim), part=part.part)
-        except PostFailed as exc:
-            return await self._refused(claim, part, exc)
         except TimeoutError:
             return await self._retry(claim, f"no answer in {self.send_timeout:g} s")
-        await self._write(claims.record_sent, claim, part, message_id=message_id, now=self._now())
+        except PostFailed as exc:
+            if exc.maybe_delivered:  # the part stays "sending": the next attempt looks for it
+                return await self._retry(claim, exc.reason)
+            await self._write(claims.unmark_sending, part)
+            if not exc.permanent:
+                return await self._retry(claim, exc.reason)
+            return await self._refused(claim, exc.reason)
+        await self._record(claim, part, message_id)
         return None
 
-    async def _refused(self, claim: Claim, part: StoredPart, exc: PostFailed) -> tuple[str, str]:
-        if exc.maybe_delivered:  # the part stays "sending": the next attempt looks for it
-            return await self._retry(claim, exc.reason)
-        await self._write(claims.unmark_sending, part)
-        if not exc.permanent:
-            return await self._retry(claim, exc.reason)
-        paused = await self._write(
-            claims.finish,
-            claim,
-            claims.FAILED,
-            owner=self.owner,
-            now=self._now(),
-            reason=exc.reason,
-        )
-        logger.warning(
-            "channel %s refused its post%s: %s",
-            *(claim.due.channel_id, " and is now paused" if paused else "", exc.reason),
-        )
-        return ("paused" if paused else "failed"), exc.reason
+    async def _record(self, claim: Claim, part: StoredPart, message_id: str) -> None:
+        now = self.core.clock()
+        await self._write(claims.record_sent, claim, part, message_id=message_id, now=now)
 
-    async def _retry(self, claim: Claim, reason: str) -> tuple[str, str]:
-        at = await self._write(
-            claims.retry_later, claim, reason=reason, owner=self.owner, now=self._now()
-        )
-        logger.warning("the %s post of channel %s goes again at %s: %s", *_of(claim), at, reason)
-        return "retry", reason
+    async def _refused(self, claim: Claim, reason: str) -> str:
+        """Refused for good: the day fails, and the channel may now be paused."""
+        failed = {"reason": reason, "refused": True}
+        paused = await self._write(claims.finish, claim, claims.FAILED, **self._me(), **failed)
+        now = " and is now paused" if paused else ""
+        logger.warning("channel %s refused its post%s: %s", claim.due.channel_id, now, reason)
+        return "paused" if paused else "failed"
+
+    async def _retry(self, claim: Claim, reason: str) -> str:
+        at = await self._write(claims.retry_later, claim, **self._me(), reason=reason)
+        logger.warning("%s goes again at %s: %s", claim, at, reason)
+        return "retry"
 
     async def _renew(self) -> None:
         """Every `renew_seconds`, extend the leases of the claims we hold (a lost one is
@@ -256,9 +225,9 @@ class DigestRunner:
         while self._held:
             await asyncio.sleep(self.renew_seconds)
             held = list(self._held)
+            renew = partial(self._in_write, claims.renew, held, **self._me(), lease=self.lease)
             try:
-                renew = partial(self._in_write, claims.renew, held, **self._holder())
-                kept = await asyncio.get_running_loop().run_in_executor(self._renewing, renew)
+                kept = await asyncio.get_running_loop().run_in_executor(self._renewals, renew)
             except Exception as exc:
                 logger.warning("renewing %d daily-post claims failed: %r", len(held), exc)
                 continue
@@ -283,38 +252,37 @@ class DigestRunner:
         if not claim_ids:
             return
         try:
-            await self._write(claims.hand_back, claim_ids, owner=self.owner, now=self._now())
+            await self._write(claims.hand_back, claim_ids, **self._me())
         except Exception:
             logger.exception("handing back %d daily-post claims failed", len(claim_ids))
         self._held.difference_update(claim_ids)
 
     async def prune(self) -> None:
         """Housekeeping, once a day by the daily refresh's holder: old claims go."""
-        try:
-            pruned = await self._write(claims.prune, now=self._now())
-        except Exception:
-            logger.exception("pruning old daily-post claims failed")
-        else:
-            logger.info("pruned %d daily-post claims", pruned)
+        pruned = await self._write(claims.prune, now=self.core.clock())
+        logger.info("pruned %d daily-post claims", pruned)
+
+    def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+        self._threads.shutdown(wait=False)
+        self._renewals.shutdown(wait=False)
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _now(self) -> datetime:
-        return self.core.clock()
+    def _me(self) -> dict[str, Any]:
+        return {"owner": self.owner, "now": self.core.clock()}
 
-    def _holder(self) -> dict[str, Any]:
-        """Who we are to the claims: owner, now and our lease."""
-        return {"owner": self.owner, "now": self.core.clock(), "lease": self.lease}
-
-    def _spawn(self, work: Any) -> asyncio.Task[DigestOutcome]:
-        task: asyncio.Task[DigestOutcome] = asyncio.ensure_future(work)
+    def _spawn(self, work: Coroutine[Any, Any, DigestOutcome]) -> asyncio.Task[DigestOutcome]:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._tasks.discard)
         return task
 
     async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`fn(session, *args, **kwargs)` in a write transaction, in a thread."""
-        return await self._db(self._in_write, fn, *args, **kwargs)
+        """`fn(session, *args, **kwargs)` in a write transaction, in a database thread."""
+        call = partial(self._in_write, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
     def _in_write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         # Not waiting for PostgreSQL's WAL flush at each commit (a few ms each, several per
@@ -323,35 +291,10 @@ class DigestRunner:
         with write_session(self.core.engine, durable=False) as session:
             return fn(session, *args, **kwargs)
 
-    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, partial(fn, *args, **kwargs))
-
-    def close(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-        self._threads.shutdown(wait=False)
-        self._renewing.shutdown(wait=False)
-
 
 def _where(claim: Claim) -> dict[str, str]:
     return {"workspace_id": claim.due.workspace_id, "channel_id": claim.due.channel}
 
 
-def _of(claim: Claim) -> tuple[date, int]:
-    return claim.due.local_date, claim.due.channel_id
-
-
-def _outcome(claim: Claim, status: str, detail: str = "") -> DigestOutcome:
-    return DigestOutcome(claim.due.channel_id, claim.due.local_date, status, detail)
-
-
-async def run_due_digests(
-    core: Core, posters: Sequence[Poster], now: datetime | None = None, **options: Any
-) -> list[DigestOutcome]:
-    """One pass as a fresh runner (a process of its own): post whatever is due at `now`."""
-    runner = DigestRunner(core, posters, **options)
-    try:
-        return await runner.run_due(now)
-    finally:
-        runner.close()
+def _of(claim: Claim) -> tuple[int, date]:
+    return claim.due.channel_id, claim.due.local_date

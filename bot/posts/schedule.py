@@ -1,9 +1,9 @@
-"""The scheduler of `papers serve`: the daily refresh at FETCH_TIME (UTC), and a sweep every
-30 seconds that posts whatever is due (a channel's post goes out within a sweep of its time,
-a claim left by a dead process is taken over within its lease and a sweep).
+"""The scheduler of `papers serve`: a plain loop that every 30 seconds starts the daily refresh
+once its time has come (then prunes old claims) and a pass over the posts that are due.
 
-APScheduler only says "now"; the claims of `bot.posts.claims` decide what goes out, so
-restarts, crashes and extra processes never post twice.
+A post goes out within a sweep of its time; a claim left by a dead process is taken over
+within its lease and a sweep. The loop only says "now": the claims of `bot.posts.claims`
+decide what goes out, so restarts, crashes and extra processes never post twice.
 
     scheduler = await start_scheduler(core, [slack_poster, discord_poster])
     ...
@@ -15,25 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from datetime import UTC
 from typing import Any
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.commands.core import Core
 from bot.posts.poster import Poster
 from bot.posts.runner import DigestRunner
-from bot.timeparse import parse_hhmm
 
 logger = logging.getLogger(__name__)
 
-MISFIRE_GRACE_SECONDS = 6 * 3600  # a refresh missed while the process was down still runs
-
 
 class DigestScheduler:
-    """Triggers the runner: the daily refresh (then pruning old claims) and the sweep."""
+    """Sweeps every `sweep_seconds`, the first after `startup_delay` (the front ends get a
+    moment to connect; 0: at once)."""
 
     def __init__(
         self, runner: DigestRunner, *, sweep_seconds: float = 30.0, startup_delay: float = 5.0
@@ -41,42 +34,31 @@ class DigestScheduler:
         self.runner = runner
         self.sweep_seconds = sweep_seconds
         self.startup_delay = startup_delay
-        self.scheduler = AsyncIOScheduler(
-            timezone=UTC,
-            job_defaults={
-                "coalesce": True,
-                "misfire_grace_time": MISFIRE_GRACE_SECONDS,
-                "max_instances": 1,
-            },
-        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh: asyncio.Task[Any] | None = None
-        self._warmup: asyncio.TimerHandle | None = None
+        self._loop: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        hour, minute = parse_hhmm(self.runner.core.settings.fetch_time) or (1, 0)
-        refresh_time = CronTrigger(hour=hour, minute=minute, timezone=UTC)
-        self.scheduler.add_job(self._refresh_job, refresh_time, id="refresh")
-        every = IntervalTrigger(seconds=self.sweep_seconds, timezone=UTC)
-        self.scheduler.add_job(self._sweep, every, id="sweep")
-        self.scheduler.start()
-        if self.startup_delay > 0:  # the front ends get a moment to connect first
-            loop = asyncio.get_running_loop()
-            self._warmup = loop.call_later(self.startup_delay, lambda: self._spawn(self._sweep()))
-        else:
-            self._spawn(self._sweep())
+    def start(self) -> None:
+        if self.startup_delay <= 0:
+            self.sweep()
+        self._loop = asyncio.create_task(self._sweeps(self.startup_delay or self.sweep_seconds))
 
-    async def _refresh_job(self) -> None:
+    async def _sweeps(self, first: float) -> None:
+        await asyncio.sleep(first)
+        while True:
+            self.sweep()
+            await asyncio.sleep(self.sweep_seconds)
+
+    def sweep(self) -> None:
+        """The daily refresh (which runs once a day across processes) unless it is running,
+        and a pass over the due posts (each pass takes only claims that are free)."""
         if self._refresh is None or self._refresh.done():
             self._refresh = self._spawn(self._refresh_and_prune())
+        self._spawn(self.runner.run_due())
 
     async def _refresh_and_prune(self) -> None:
         if await self.runner.refresher.run():
             await self.runner.prune()  # housekeeping, once a day by the refresh's holder
-
-    async def _sweep(self) -> None:
-        await self._refresh_job()
-        self._spawn(self.runner.run_due())
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(work)
@@ -95,13 +77,10 @@ class DigestScheduler:
             await asyncio.wait(set(self._tasks))
 
     async def stop(self, grace: float = 20.0) -> None:
-        """Stop triggering, then the runner's graceful stop: parts in flight get `grace`
-        seconds, unfinished claims are handed back at once; other work (a refresh) is
-        cancelled."""
-        if self._warmup is not None:
-            self._warmup.cancel()
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        """No more sweeps, then the runner's graceful stop: parts in flight get `grace`
+        seconds, unfinished claims are handed back at once; a refresh running is cancelled."""
+        if self._loop is not None:
+            self._loop.cancel()
         await self.runner.stop(grace)
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=1.0)
@@ -113,10 +92,9 @@ class DigestScheduler:
 
 async def start_scheduler(core: Core, posters: Sequence[Poster], **options: Any) -> DigestScheduler:
     """Start the daily refresh and posts for the given platform posters (one per platform);
-    `options`: `sweep_seconds`, `startup_delay`, and the `DigestRunner` ones (lease_seconds,
-    renew_seconds, max_concurrent, send_timeout, owner)."""
+    `options`: `sweep_seconds`, `startup_delay`, and the `DigestRunner` ones (owner,
+    lease_seconds, renew_seconds, max_concurrent, send_timeout)."""
     sweep = {k: options.pop(k) for k in ("sweep_seconds", "startup_delay") if k in options}
     scheduler = DigestScheduler(DigestRunner(core, posters, **options), **sweep)
-    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
-    await scheduler.start()
+    scheduler.start()
     return scheduler
