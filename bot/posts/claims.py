@@ -69,6 +69,8 @@ def take(
     """The claims of the due channels that are free: a new one for a channel's day not yet
     claimed, or an open one handed back or left by a dead holder whose retry time has come.
     An open claim of an earlier day that is free is closed: that day is over."""
+    if not due:
+        return []
     by_channel = {d.channel_id: d for d in due}
     free = and_(_CLAIMS.c.status == OPEN, or_(_CLAIMS.c.owner == "", _CLAIMS.c.lease_until < now))
     days = {d.local_date for d in due}

@@ -80,17 +80,12 @@ def due_channels(
 
 
 def lock_channels(session: Session, channel_ids: Sequence[int]) -> None:
-    """Lock the channels' rows until commit, so that a concurrent `digest now` or another
-    process cannot pick the same undelivered papers meanwhile. PostgreSQL only: SQLite's
-    write transactions begin IMMEDIATE (`bot.storage.db`) and so already exclude each other."""
-    if channel_ids and session.get_bind().dialect.name == "postgresql":
-        ids = sorted(set(channel_ids))  # one lock order everywhere
-        session.execute(
-            select(Channel.id)
-            .where(col(Channel.id).in_(ids))
-            .order_by(col(Channel.id))
-            .with_for_update()
-        ).all()
+    """Lock the channels' rows until commit (ascending ids, one lock order everywhere), so
+    that a concurrent `digest now` or another process cannot pick the same undelivered papers
+    meanwhile. On SQLite this locks nothing and needs not: its write transactions begin
+    IMMEDIATE (`bot.storage.db`) and so already exclude each other."""
+    locking = select(Channel.id).where(col(Channel.id).in_(channel_ids)).with_for_update()
+    session.execute(locking.order_by(col(Channel.id))).all()
 
 
 def in_flight_papers(session: Session, channel_ids: Sequence[int]) -> dict[int, set[str]]:
