@@ -23,6 +23,7 @@ from bot.arxiv.daily import DailyRefresh
 from bot.arxiv.gateway import FetchedPaper
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Add, DigestAt, DigestNow, Keywords
+from bot.posts import claims as claims_mod
 from bot.posts import digest
 from bot.posts.poster import Part, PostFailed, parts_of
 from bot.posts.runner import DigestOutcome, DigestRunner
@@ -701,6 +702,42 @@ async def test_an_open_claim_of_a_day_that_ended_is_closed_and_its_papers_go_the
         ("sent", None),
     ]
     assert poster.to("C1") == [["2603.00001"], ["2603.00002"]]
+
+
+async def test_parts_stored_by_a_process_that_let_the_claim_go_are_used_not_rendered_again(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    """A stopping process hands its claims back while its transaction storing their parts is
+    still open (PostgreSQL; SQLite's writers queue). The next holder waits for those parts
+    and posts them; it must not find the papers "on their way" and settle the day as empty."""
+    if core.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's write transactions cannot overlap")
+    two_keywords(core, arxiv_api, time_machine)
+    now, lease = utc(2026, 3, 2, 9), timedelta(seconds=60)
+    poster = FakePoster()
+    with read_session(core.engine) as session:
+        due = digest.due_channels(session, settings=core.settings, now=now, platforms=["slack"])
+    with write_session(core.engine) as session:
+        (claim,) = claims_mod.take(session, due, owner="a", now=now, lease=lease)
+    with write_session(core.engine) as storing:  # "a" renders and stores, not yet committed
+        assert claims_mod.prepare(
+            storing, [claim], lambda c, p: poster.render(p, claim=c.id), owner="a", now=now
+        )
+        with write_session(core.engine) as session:
+            claims_mod.hand_back(session, [claim.id], owner="a", now=now)
+        with write_session(core.engine) as session:
+            (taken,) = claims_mod.take(session, due, owner="b", now=now, lease=lease)
+
+        def prepare_as_b() -> Any:
+            with write_session(core.engine) as session:
+                return claims_mod.prepare(session, [taken], lambda c, p: [], owner="b", now=now)
+
+        waiting = asyncio.create_task(asyncio.to_thread(prepare_as_b))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # "b" waits for the channel's lock
+    prepared = await waiting
+    assert [p.part.papers for p in prepared[claim.id]] == [("2603.00001",), ("2603.00002",)]
+    assert [c.status for c in claims(core)] == ["open"]
 
 
 # -- the schema ---------------------------------------------------------------------------

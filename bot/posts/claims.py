@@ -123,10 +123,12 @@ def prepare(
     anything is sent. A claim with nothing new settles as empty (-> "empty"); one whose post
     fails to render settles as failed (-> "failed"), its papers undelivered and the channel's
     failure count untouched (a bug of ours, not a refusal)."""
+    # Locked first, read after: parts another transaction was storing for these claims (a
+    # process that handed them back while rendering) are seen, not rendered a second time.
+    lock_channels(session, [c.due.channel_id for c in claims])
     result: dict[int, list[StoredPart] | str] = {**_stored_parts(session, [c.id for c in claims])}
     fresh = [c for c in claims if c.id not in result]
     channels = [c.due.channel_id for c in fresh]
-    lock_channels(session, channels)
     exclude = in_flight_papers(session, channels)
     groups = catalog.undelivered_groups_many(session, channels, exclude=exclude)
     rows = []
