@@ -29,7 +29,6 @@ from typing import Any
 from sqlalchemy import Engine, insert, text
 
 from bot.arxiv.daily import REFRESH_LEASE_NAME, last_refresh_slot
-from bot.posts.poster import MARKER_EVENT, read_marker
 from bot.storage.models import (
     Channel,
     Delivery,
@@ -170,6 +169,9 @@ async def spawn(child_config: dict[str, Any]) -> asyncio.subprocess.Process:
 
 def copies(slack: SlackWebAPI, discord: DiscordStandIn) -> Counter[tuple[str, int, int]]:
     """(channel, claim, part) -> how many messages in the channel carry that part's marker."""
+    from adapters.discord.poster import read_marker
+    from adapters.slack.poster import MARKER_EVENT
+
     found: Counter[tuple[str, int, int]] = Counter()
     for channel, messages in slack.history.items():
         for message in messages:

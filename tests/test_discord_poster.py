@@ -13,9 +13,9 @@ import pytest_asyncio
 
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.format import EMBED_TOTAL, embed_size
-from adapters.discord.poster import DiscordPoster, failure
+from adapters.discord.poster import DiscordPoster, failure, read_marker
 from bot.commands.core import Core
-from bot.posts.poster import Poster, PostFailed, read_marker
+from bot.posts.poster import Poster, PostFailed
 from bot.replies import PaperGroup, Papers, PaperView
 from tests.fakes.discord_server import DiscordStandIn
 from tests.test_discord_bot import started

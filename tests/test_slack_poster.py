@@ -16,9 +16,9 @@ import pytest
 
 from adapters.slack.app import SlackFrontEnd
 from adapters.slack.format import MAX_BLOCKS, MAX_HEADER, MAX_SECTION
-from adapters.slack.poster import ChannelPacer
+from adapters.slack.poster import MARKER_EVENT, ChannelPacer
 from bot.commands.core import Core
-from bot.posts.poster import MARKER_EVENT, Part, PostFailed
+from bot.posts.poster import Part, PostFailed
 from tests.fakes.slack_server import Call, SlackWebAPI
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
     BOT_TOKEN,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -14,7 +15,7 @@ import aiohttp
 import discord
 
 from adapters.discord.format import NO_MENTIONS, papers_messages
-from bot.posts.poster import Part, PostFailed, marker, parts_of, read_marker
+from bot.posts.poster import Part, PostFailed, parts_of
 from bot.replies import Papers
 
 logger = logging.getLogger("papers.discord")
@@ -22,6 +23,18 @@ logger = logging.getLogger("papers.discord")
 MARKER_ROOM = 40  # characters kept free in every message for the marker
 HISTORY_LIMIT = 500  # messages a read-back looks through
 ARCHIVED_THREAD = 50083
+_MARKER = re.compile(r"post (\d+), part (\d+)$")
+
+
+def marker(claim: int, number: int) -> str:
+    """What marks a daily post's part, at the end of its last embed's footer."""
+    return f"post {claim}, part {number}"
+
+
+def read_marker(text: str) -> tuple[int, int] | None:
+    """(claim, part number) of a text that ends with a `marker`."""
+    found = _MARKER.search(text)
+    return (int(found[1]), int(found[2])) if found else None
 
 
 class DiscordPoster:

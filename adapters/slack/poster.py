@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.format import SlackMessage, to_messages
-from bot.posts.poster import MARKER_EVENT, Part, PostFailed, parts_of
+from bot.posts.poster import Part, PostFailed, parts_of
 from bot.replies import Papers
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ PERMANENT_ERRORS = frozenset(
         "missing_scope",
     }
 )
+MARKER_EVENT = "papers_digest"  # message metadata event_type of every part of a daily post
 HISTORY_PAGES = 5  # of 200 messages: a read-back looks no further back
 
 TokenSource = Callable[[str], Awaitable[str | None]]

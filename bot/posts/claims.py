@@ -52,6 +52,11 @@ class Claim:
     due: DueChannel
     began: datetime  # when the post was first claimed: its parts are not older
 
+    @property
+    def where(self) -> dict[str, str]:
+        """The channel as a `Poster` takes it."""
+        return {"workspace_id": self.due.workspace_id, "channel_id": self.due.channel}
+
     def __str__(self) -> str:
         return f"the {self.due.local_date} post of channel {self.due.channel_id}"
 

@@ -4,15 +4,12 @@ and find a post's parts again in the channel (the read-back that settles an unkn
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from bot.replies import Papers
-
-MARKER_EVENT = "papers_digest"  # Slack message metadata event_type of every part
 
 
 @dataclass(frozen=True)
@@ -63,20 +60,6 @@ class Poster(Protocol):
         """Part number -> message id of the claim's parts in the channel's messages since
         `since`. Raises `PostFailed` (`permanent` when the platform refuses the read-back)."""
         ...
-
-
-def marker(claim: int, number: int) -> str:
-    """The text that marks a part where the platform has no metadata (Discord's footer)."""
-    return f"post {claim}, part {number}"
-
-
-def read_marker(text: str) -> tuple[int, int] | None:
-    """(claim, part number) of a text that ends with a `marker`."""
-    found = _MARKER.search(text)
-    return (int(found[1]), int(found[2])) if found else None
-
-
-_MARKER = re.compile(r"post (\d+), part (\d+)$")
 
 
 def parts_of(post: Papers, bodies: Sequence[dict[str, Any]]) -> list[Part]:

@@ -71,13 +71,11 @@ class DigestRunner:
         self._tasks: set[asyncio.Task[DigestOutcome]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._stopping = False
-        # SQLite takes one writer at a time: one thread queues our transactions instead of
-        # leaving them to SQLite's busy-wait; PostgreSQL works on a few at once. Renewals get
-        # a thread of their own: queued behind a morning's writes, a lease could run out while
-        # its holder is alive, and another process would post too.
-        threads = 1 if is_sqlite(core.engine) else 4
-        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="digest-db")
-        self._renewals = ThreadPoolExecutor(1, thread_name_prefix="digest-lease")
+        # SQLite takes one writer at a time (one thread queues our transactions rather than
+        # busy-waiting); PostgreSQL takes a few. Renewals get a thread of their own: behind a
+        # morning's writes, a live holder's lease could run out and another process post too.
+        self._threads = ThreadPoolExecutor(1 if is_sqlite(core.engine) else 4)
+        self._renewals = ThreadPoolExecutor(1)
 
     async def run_due(self, now: datetime | None = None) -> list[DigestOutcome]:
         """Post every channel whose time has passed and whose day is unsettled and free;
@@ -99,7 +97,9 @@ class DigestRunner:
                     parts = prepared[claim.id]
                     if isinstance(parts, str):  # settled: nothing new, or it did not render
                         self._held.discard(claim.id)
-                        outcomes.append(DigestOutcome(*_of(claim), parts))
+                        outcomes.append(
+                            DigestOutcome(claim.due.channel_id, claim.due.local_date, parts)
+                        )
                         continue
                     await self._slots.acquire()
                     if self._stopping:
@@ -136,7 +136,7 @@ class DigestRunner:
             self._slots.release()
             if not self._stopping:
                 self._held.discard(claim.id)
-        return DigestOutcome(*_of(claim), status)
+        return DigestOutcome(claim.due.channel_id, claim.due.local_date, status)
 
     async def _send_parts(self, claim: Claim, parts: list[StoredPart]) -> str:
         """Look for the parts whose outcome is unknown, then send the others in order."""
@@ -154,11 +154,10 @@ class DigestRunner:
                 return "stopped"
             self._sending.add(claim.id)
             try:
-                failed = await self._send(claim, part)
+                if failed := await self._send(claim, part):
+                    return failed
             finally:
                 self._sending.discard(claim.id)
-            if failed:
-                return failed
         await self._write(claims.finish, claim, claims.SENT, **self._me())
         return "sent"
 
@@ -167,7 +166,7 @@ class DigestRunner:
         platform refuses the read-back, none is found: they go again (a duplicate beats a loss)."""
         poster, since = self.posters[claim.due.platform], claim.began - READ_BACK_MARGIN
         try:
-            found = await poster.find(**_where(claim), claim=claim.id, since=since)
+            found = await poster.find(**claim.where, claim=claim.id, since=since)
         except PostFailed as exc:
             if not exc.permanent:
                 raise
@@ -189,9 +188,12 @@ class DigestRunner:
         poster = self.posters[claim.due.platform]
         try:
             async with asyncio.timeout(self.send_timeout):
-                message_id = await poster.send(**_where(claim), part=part.part)
+                message_id = await poster.send(**claim.where, part=part.part)
         except TimeoutError:
             return await self._retry(claim, f"no answer in {self.send_timeout:g} s")
+        except asyncio.CancelledError:  # the stop's grace ran out: verify after a minute
+            await self._retry(claim, "stopped with a part out")
+            raise
         except PostFailed as exc:
             if exc.maybe_delivered:  # the part stays "sending": the next attempt looks for it
                 return await self._retry(claim, exc.reason)
@@ -290,11 +292,3 @@ class DigestRunner:
         # can lose its last moments, which at worst sends a part or a paper twice.
         with write_session(self.core.engine, durable=False) as session:
             return fn(session, *args, **kwargs)
-
-
-def _where(claim: Claim) -> dict[str, str]:
-    return {"workspace_id": claim.due.workspace_id, "channel_id": claim.due.channel}
-
-
-def _of(claim: Claim) -> tuple[int, date]:
-    return claim.due.channel_id, claim.due.local_date
