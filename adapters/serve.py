@@ -66,7 +66,7 @@ async def run(core: Core, *, stop: asyncio.Event | None = None) -> None:
     finally:
         # No new requests first, then let the front ends finish what is in flight.
         await site.stop()
-        await scheduler.stop()
+        await scheduler.stop(grace=settings.shutdown_grace_seconds)
         for front_end in reversed(front_ends):
             with contextlib.suppress(Exception):
                 await front_end.stop()

@@ -1,7 +1,9 @@
-"""DiscordPoster: the daily posts into a channel, and Discord's refusals as `PostFailed`."""
+"""DiscordPoster against the Discord stand-in: parts as embeds marked in the last footer and
+sent with a nonce, Discord's refusals as `PostFailed`, and the read-back of channel messages."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -10,10 +12,11 @@ import pytest
 import pytest_asyncio
 
 from adapters.discord.bot import DiscordFrontEnd
-from adapters.discord.poster import DiscordPoster, failure
+from adapters.discord.format import EMBED_TOTAL, embed_size
+from adapters.discord.poster import DiscordPoster, failure, read_marker
 from bot.commands.core import Core
 from bot.posts.poster import Poster, PostFailed
-from bot.replies import PaperGroup, Papers, PaperView, Text
+from bot.replies import PaperGroup, Papers, PaperView
 from tests.fakes.discord_server import DiscordStandIn
 from tests.test_discord_bot import started
 
@@ -54,73 +57,122 @@ def digest(count: int, abstract: str = "An abstract.") -> Papers:
     )
 
 
+def where(ds: DiscordStandIn) -> dict[str, str]:
+    return {"workspace_id": ds.guild_id, "channel_id": ds.channel_id}
+
+
 async def test_is_a_poster(fe: DiscordFrontEnd) -> None:
     poster: Poster = fe.poster
     assert isinstance(fe.poster, DiscordPoster) and poster.platform == "discord"
 
 
-async def test_posts_embeds_within_limits(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
-    await fe.poster.post(
-        workspace_id=ds.guild_id, channel_id=ds.channel_id, replies=[digest(14, "x" * 3000)]
-    )
+async def test_a_post_is_sent_as_marked_parts_within_the_limits(
+    ds: DiscordStandIn, fe: DiscordFrontEnd
+) -> None:
+    reply = digest(14, "x" * 4000)  # every embed as long as a message allows
+    parts = fe.poster.render(reply, claim=1234567)
+    for part in parts:
+        await fe.poster.send(**where(ds), part=part)
     posted = ds.channel_messages(ds.channel_id)
+    assert len(posted) == len(parts) > 1
     assert posted[0].content == "14 new papers on arXiv"
-    assert sum(len(p.embeds) for p in posted) == 14
-    assert all(p.request.status == 200 and len(p.embeds) <= 10 for p in posted)
-    assert all(p.allowed_mentions == {"parse": []} for p in posted)
     embeds = [e for p in posted for e in p.embeds]
     assert [e["author"]["name"] for e in embeds] == ["diffusion"] * 7 + ["retrieval"] * 7
     assert all("@\u200beveryone" in e["title"] for e in embeds)
+    for number, (part, message) in enumerate(zip(parts, posted, strict=True), 1):
+        assert message.request.status == 200 and message.allowed_mentions == {"parse": []}
+        footer = message.embeds[-1]["footer"]["text"]
+        assert read_marker(footer) == (1234567, number)
+        assert message.body["nonce"] == f"p1234567.{number}" and message.body["enforce_nonce"]
+        total = sum(embed_size(discord.Embed.from_dict(e)) for e in message.embeds)
+        assert total <= EMBED_TOTAL
+        assert list(part.papers) == [e["url"].split("/abs/")[1][:-2] for e in message.embeds]
+
+
+async def test_the_same_part_sent_again_within_minutes_is_one_message(
+    ds: DiscordStandIn, fe: DiscordFrontEnd
+) -> None:
+    [part] = fe.poster.render(digest(2), claim=5)
+    first = await fe.poster.send(**where(ds), part=part)
+    again = await fe.poster.send(**where(ds), part=part)
+    assert first == again and len(ds.history[ds.channel_id]) == 1
+
+
+async def test_the_read_back_finds_the_claims_parts_by_their_footer(
+    ds: DiscordStandIn, fe: DiscordFrontEnd
+) -> None:
+    mine = fe.poster.render(digest(24), claim=7)
+    await fe.poster.send(**where(ds), part=fe.poster.render(digest(2), claim=6)[0])
+    await asyncio.sleep(0.01)
+    since = datetime.now(UTC)
+    sent = {p.number: await fe.poster.send(**where(ds), part=p) for p in mine[:2]}
+    await fe.poster.send(**where(ds), part=fe.poster.render(digest(2), claim=8)[0])
+    found = await fe.poster.find(**where(ds), claim=7, since=since)
+    assert len(mine) > 2 and found == sent
 
 
 async def test_unknown_channel_is_looked_up_and_refused(
     ds: DiscordStandIn, fe: DiscordFrontEnd
 ) -> None:
+    [part] = fe.poster.render(digest(2), claim=1)
     with pytest.raises(PostFailed) as info:
-        await fe.poster.post(
-            workspace_id=ds.guild_id, channel_id="123456789012345678", replies=[Text("hi")]
-        )
+        await fe.poster.send(workspace_id=ds.guild_id, channel_id="123456789012345678", part=part)
     assert info.value.permanent and not info.value.maybe_delivered
     assert ds.requests_to("GET", r"^/channels/123456789012345678$")[0].status == 404
 
 
-async def test_forbidden_is_permanent(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
-    ds.fail_next("POST", r"^/channels/\d+/messages$", status=403)
+@pytest.mark.parametrize(("status", "code"), [(403, 50001), (404, 10003), (400, 50083)])
+async def test_refusals_that_need_a_person_are_permanent(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, status: int, code: int
+) -> None:
+    ds.fail_next("POST", r"^/channels/\d+/messages$", status=status, code=code)
+    [part] = fe.poster.render(digest(2), claim=1)
     with pytest.raises(PostFailed) as info:
-        await fe.poster.post(
-            workspace_id=ds.guild_id, channel_id=ds.channel_id, replies=[digest(2)]
-        )
+        await fe.poster.send(**where(ds), part=part)
     assert info.value.permanent and not info.value.maybe_delivered
-    assert "403" in info.value.reason
+    assert str(status) in info.value.reason
     assert ds.channel_messages(ds.channel_id) == []
+
+
+async def test_a_refused_read_back_is_permanent(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
+    ds.fail_next("GET", r"^/channels/\d+/messages$", status=403, code=50001)
+    with pytest.raises(PostFailed) as info:
+        await fe.poster.find(**where(ds), claim=1, since=datetime.now(UTC))
+    assert info.value.permanent
 
 
 async def test_a_channel_of_another_guild_is_refused(
     ds: DiscordStandIn, fe: DiscordFrontEnd
 ) -> None:
     other = ds.add_guild(name="Other")
+    [part] = fe.poster.render(digest(2), claim=1)
     with pytest.raises(PostFailed) as info:
-        await fe.poster.post(
-            workspace_id=other["id"], channel_id=ds.channel_id, replies=[digest(2)]
-        )
+        await fe.poster.send(workspace_id=other["id"], channel_id=ds.channel_id, part=part)
     assert info.value.permanent
     assert ds.channel_messages(ds.channel_id) == []
 
 
 async def test_rate_limit_is_waited_out(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
     ds.fail_next("POST", r"^/channels/\d+/messages$", status=429, retry_after=0.2)
-    await fe.poster.post(workspace_id=ds.guild_id, channel_id=ds.channel_id, replies=[digest(2)])
+    [part] = fe.poster.render(digest(2), claim=1)
+    await fe.poster.send(**where(ds), part=part)
     attempts = ds.requests_to("POST", rf"^/channels/{ds.channel_id}/messages$")
     assert [r.status for r in attempts] == [429, 200]
     assert len(ds.channel_messages(ds.channel_id)) == 1
 
 
-async def test_timeout_may_have_delivered(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
+async def test_an_answer_that_never_comes_may_have_posted(
+    ds: DiscordStandIn, fe: DiscordFrontEnd
+) -> None:
     poster = DiscordPoster(fe.client, fe.logged_in, timeout_seconds=0.3)
-    ds.fail_next("POST", r"^/channels/\d+/messages$", status=429, retry_after=5)
+    ds.after_post = lambda channel, message: asyncio.sleep(1.0)  # taken, answered late
+    [part] = poster.render(digest(2), claim=1)
     with pytest.raises(PostFailed) as info:
-        await poster.post(workspace_id=ds.guild_id, channel_id=ds.channel_id, replies=[digest(2)])
+        await poster.send(**where(ds), part=part)
     assert info.value.maybe_delivered and not info.value.permanent
+    ds.after_post = None
+    found = await poster.find(**where(ds), claim=1, since=datetime(2024, 1, 1, tzinfo=UTC))
+    assert found == {1: ds.history[ds.channel_id][0]["id"]}
 
 
 class _Response:
@@ -132,18 +184,20 @@ class _Response:
 
 
 @pytest.mark.parametrize(
-    ("exc", "permanent"),
+    ("exc", "permanent", "maybe_delivered"),
     [
-        (discord.Forbidden(_Response(403), {"message": "Missing Access", "code": 50001}), True),
-        (discord.NotFound(_Response(404), {"message": "Unknown Channel", "code": 10003}), True),
-        (discord.HTTPException(_Response(401), "401: Unauthorized"), True),
-        (discord.DiscordServerError(_Response(502), "Bad Gateway"), False),
-        (discord.HTTPException(_Response(400), "Invalid Form Body"), False),
+        (discord.Forbidden(_Response(403), {"message": "Missing Access", "code": 50001}), 1, 0),
+        (discord.NotFound(_Response(404), {"message": "Unknown Channel", "code": 10003}), 1, 0),
+        (discord.HTTPException(_Response(400), {"message": "Archived", "code": 50083}), 1, 0),
+        (discord.HTTPException(_Response(401), "401: Unauthorized"), 1, 0),
+        (discord.DiscordServerError(_Response(502), "Bad Gateway"), 0, 1),
+        (discord.HTTPException(_Response(400), "Invalid Form Body"), 0, 0),
     ],
 )
-def test_refusals_map_to_post_failed(exc: discord.HTTPException, permanent: bool) -> None:
-    failed = failure(exc, sent_before=False)
-    assert failed.permanent is permanent and not failed.maybe_delivered
+def test_refusals_map_to_post_failed(
+    exc: discord.HTTPException, permanent: int, maybe_delivered: int
+) -> None:
+    failed = failure(exc)
+    assert (failed.permanent, failed.maybe_delivered) == (bool(permanent), bool(maybe_delivered))
     assert str(exc.status) in failed.reason
-    # once part of a post went out, a retry could duplicate it
-    assert failure(exc, sent_before=True).maybe_delivered
+    assert not failure(exc, sending=False).maybe_delivered  # a lookup posts nothing

@@ -1,21 +1,29 @@
-"""Two `papers serve` replicas on one PostgreSQL database, with Slack in front of both:
-commands to either replica work, and each channel still gets one daily post."""
+"""Replicas and restarts on one database: two `papers serve` replicas with Slack in front of
+both (commands to either work, each channel gets one daily post), and a 1,000-channel fan-out
+whose process is killed or stopped part-way, then restarted or covered by a second replica
+(child processes running the real scheduler and posters against the loopback stand-ins)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core
 from bot.config import Settings
-from bot.posts.runner import run_due_digests
 from bot.storage.db import ensure_schema, make_engine
+from tests import fanout
 from tests.conftest import test_settings
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.fakes.discord_server import DiscordStandIn
 from tests.fakes.slack_server import SlackWebAPI
+from tests.test_digest import run_due_digests
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
     _no_proxy,
     block_texts,
@@ -83,3 +91,94 @@ async def test_two_replicas_share_commands_and_post_each_digest_once(
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+# -- a fan-out stopped part-way --------------------------------------------------------------
+
+SIGNALS = {"kill-9": (signal.SIGKILL, -9), "sigterm": (signal.SIGTERM, 0)}
+
+
+async def until(check: Any, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(check):
+        assert asyncio.get_running_loop().time() < deadline, "the fan-out did not finish"
+        await asyncio.sleep(0.2)
+
+
+async def stopped_fan_out(url: str, channels: int, sig: str, then: str) -> None:
+    """`channels` due at once, posted by child processes. "restart": the process posting
+    gets `sig` when the stand-ins have taken the first part, then a restart gets it half-way,
+    then another at the last part, and a last restart finishes. "replica": the process gets
+    `sig` half-way while a second replica runs beside it, which finishes. Either way every
+    channel ends with one copy of each part and every paper delivered, within 2 minutes of
+    the last stop."""
+    engine = make_engine(url)
+    ensure_schema(engine)
+    signum, exit_code = SIGNALS[sig]
+    async with SlackWebAPI() as slack, DiscordStandIn(heartbeat_interval_ms=1000) as ds:
+        world = fanout.populate(engine, slack, ds, channels)
+        points = [1, world.parts // 2, world.parts - 1] if then == "restart" else [world.parts // 2]
+        taken, stops = 0, 0
+        running: list[asyncio.subprocess.Process] = []  # the one to stop next comes first
+        stopped: set[int] = set()
+
+        def count(_channel: str, _message: dict[str, Any]) -> None:
+            nonlocal taken, stops
+            taken += 1
+            late = stops < len(points) and taken >= points[stops]
+            if late and running[0].pid not in stopped:  # this part is in, its answer not out
+                os.kill(running[0].pid, signum)
+                stopped.add(running[0].pid)
+                stops += 1
+
+        slack.after_post = ds.after_post = count
+        try:
+            if then == "replica":
+                running.append(await fanout.spawn(fanout.config(url, slack, ds, owner="replica")))
+            for n in range(len(points)):
+                running.insert(0, await fanout.spawn(fanout.config(url, slack, ds, owner=f"p{n}")))
+                assert await asyncio.wait_for(running[0].wait(), 60) == exit_code
+                running.pop(0)
+            if then == "restart":
+                running.append(await fanout.spawn(fanout.config(url, slack, ds, owner="last")))
+            began = asyncio.get_running_loop().time()
+            await until(lambda: fanout.open_claims(engine) == (0, channels), timeout=120)
+            took = asyncio.get_running_loop().time() - began
+        finally:
+            for process in running:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(process.wait(), 30)
+        copies, shown = fanout.copies(slack, ds), fanout.shown(slack, ds)
+    assert stops == len(points) and took < 120
+    with engine.connect() as conn:
+        parts = conn.execute(
+            text(
+                "SELECT c.external_id, p.claim_id, p.number, p.status FROM digest_parts p "
+                "JOIN digest_claims d ON d.id = p.claim_id JOIN channels c ON c.id = d.channel_id"
+            )
+        ).all()
+        delivered = conn.execute(
+            text(
+                "SELECT c.external_id, d.paper_id FROM deliveries d JOIN channels c ON c.id = d.channel_id"
+            )
+        ).all()
+    engine.dispose()
+    assert {(ch, claim, n) for ch, claim, n, _ in parts} == set(copies)
+    assert {status for *_, status in parts} == {"sent"}
+    assert sum(copies.values()) == world.parts and set(copies.values()) == {1}
+    expected = {(ch, paper) for ch, papers in world.papers.items() for paper in papers}
+    assert set(shown) == expected and set(shown.values()) == {1}
+    assert expected <= set(map(tuple, delivered))
+
+
+@pytest.mark.parametrize("then", ["restart", "replica"])
+@pytest.mark.parametrize("sig", list(SIGNALS))
+async def test_a_fan_out_of_a_thousand_channels_stopped_part_way_ends_with_each_part_once(
+    pg_url: str, sig: str, then: str
+) -> None:
+    await stopped_fan_out(pg_url, 1000, sig, then)
+
+
+@pytest.mark.parametrize(("sig", "then"), [("kill-9", "restart"), ("sigterm", "replica")])
+async def test_the_same_on_sqlite(sqlite_url: str, sig: str, then: str) -> None:
+    await stopped_fan_out(sqlite_url, 200, sig, then)

@@ -17,8 +17,7 @@ from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAut
 from adapters.slack.tenancy import split_tenant, tenant_id
 from bot.commands.core import Core
 from bot.config import Secret
-from bot.posts.poster import PostFailed
-from bot.replies import Text
+from bot.posts.poster import Part, PostFailed
 from bot.storage import store
 from bot.storage.db import read_session
 from tests.conftest import snapshot
@@ -203,14 +202,14 @@ async def test_uninstall_stops_one_workspace_and_forgets_its_token(
         await eventually(lambda: _no_token(installations, "T0AAA"))
 
         with pytest.raises(PostFailed) as gone:
-            await slack.front.poster.post(
-                workspace_id="T0AAA", channel_id="C0TEST", replies=[Text("x")]
+            await slack.front.poster.send(
+                workspace_id="T0AAA", channel_id="C0TEST", part=Part(1, {"text": "x"})
             )
         before = snapshot(core.engine)
         refused = await slack.answer("add Beta", "after", team_id="T0AAA")
         after = snapshot(core.engine)
-        await slack.front.poster.post(
-            workspace_id="T0BBB", channel_id="C0TEST", replies=[Text("still here")]
+        await slack.front.poster.send(
+            workspace_id="T0BBB", channel_id="C0TEST", part=Part(1, {"text": "still here"})
         )
 
     assert gone.value.permanent is True

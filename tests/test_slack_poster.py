@@ -1,5 +1,6 @@
-"""SlackPoster, the daily posts' way into Slack: Block Kit within limits, paced per channel,
-429s retried after Retry-After, refusals as PostFailed."""
+"""SlackPoster, the daily posts' way into Slack, against the Slack stand-in: parts as Block Kit
+with message metadata, paced per channel, 429s retried after Retry-After, refusals as
+PostFailed, and the read-back through conversations.history."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from adapters.slack.app import SlackFrontEnd
 from adapters.slack.format import MAX_BLOCKS, MAX_HEADER, MAX_SECTION
-from adapters.slack.poster import ChannelPacer
+from adapters.slack.poster import MARKER_EVENT, ChannelPacer
 from bot.commands.core import Core
-from bot.posts.poster import PostFailed
-from bot.replies import File, Text
+from bot.posts.poster import Part, PostFailed
 from tests.fakes.slack_server import Call, SlackWebAPI
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
     BOT_TOKEN,
@@ -26,6 +27,8 @@ from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse f
     papers_reply,
     slack_core,
 )
+
+WHERE = {"workspace_id": "T0TEST", "channel_id": "C0PAPERS"}
 
 
 @pytest.fixture
@@ -52,58 +55,84 @@ def _blocks(call: Call) -> list[dict[str, Any]]:
     return call.params["blocks"]
 
 
-async def test_poster_posts_block_kit_with_the_bot_token(core: Core) -> None:
+def one_part(text: str = "hello", claim: int = 1, number: int = 1) -> Part:
+    metadata = {"event_type": MARKER_EVENT, "event_payload": {"claim": claim, "part": number}}
+    return Part(number, {"text": text, "metadata": metadata})
+
+
+async def test_a_post_renders_as_marked_parts_each_carrying_the_papers_it_shows(
+    core: Core,
+) -> None:
+    reply = papers_reply(60, groups=3, comment="x" * 400)
     async with SlackWebAPI() as api, poster_front(core, api) as front:
-        assert front.poster.platform == "slack"
-        await front.poster.post(
-            workspace_id="T0TEST", channel_id="C0PAPERS", replies=[papers_reply(3)]
-        )
+        parts = front.poster.render(reply, claim=42)
+    assert len(parts) >= 2 and [p.number for p in parts] == list(range(1, len(parts) + 1))
+    for part in parts:
+        assert part.body["metadata"] == {
+            "event_type": MARKER_EVENT,
+            "event_payload": {"claim": 42, "part": part.number},
+        }
+        shown = [b["accessory"]["value"] for b in part.body["blocks"] if "accessory" in b]
+        assert list(part.papers) == shown  # delivered with the message that shows them
+    assert [pid for p in parts for pid in p.papers] == [
+        p.arxiv_id for g in reply.groups for p in g.papers
+    ]
+
+
+async def test_a_part_is_posted_as_block_kit_with_the_bot_token_and_its_ts_returned(
+    core: Core,
+) -> None:
+    async with SlackWebAPI() as api, poster_front(core, api) as front:
+        [part] = front.poster.render(papers_reply(3), claim=7)
+        ts = await front.poster.send(**WHERE, part=part)
         [call] = api.accepted("chat.postMessage")
 
+    assert ts == call.response["ts"]
     assert call.token == BOT_TOKEN
     assert call.params["channel"] == "C0PAPERS"
     assert call.params["text"] == "3 new papers on arXiv"
     assert call.params["unfurl_links"] is False
+    assert call.params["metadata"]["event_payload"] == {"claim": 7, "part": 1}
     assert [b["type"] for b in _blocks(call)] == ["header", "section"] + ["section"] * 3
 
 
 async def test_429_is_retried_after_retry_after_and_posted_once(core: Core) -> None:
     async with SlackWebAPI() as api, poster_front(core, api) as front:
         api.fail_next("chat.postMessage", status=429, retry_after=1)
-        await front.poster.post(
-            workspace_id="T0TEST", channel_id="C0PAPERS", replies=[papers_reply(2)]
-        )
+        await front.poster.send(**WHERE, part=one_part())
 
     attempts = api.calls_to("chat.postMessage")
     assert [c.status for c in attempts] == [429, 200]
     assert len(api.accepted("chat.postMessage")) == 1
     assert attempts[1].at - attempts[0].at >= 1.0  # waited Retry-After
-    assert attempts[1].params["blocks"] == attempts[0].params["blocks"]
 
 
-async def test_sixty_papers_are_split_and_paced_one_message_a_second(core: Core) -> None:
+async def test_429_beyond_its_retries_is_transient_and_nothing_was_posted(core: Core) -> None:
+    async with SlackWebAPI() as api, poster_front(core, api) as front:
+        api.fail_next("chat.postMessage", status=429, retry_after=0, count=10)
+        with pytest.raises(PostFailed) as failed:
+            await front.poster.send(**WHERE, part=one_part())
+    assert not failed.value.permanent and not failed.value.maybe_delivered
+
+
+async def test_the_parts_of_a_post_are_paced_one_message_a_second(core: Core) -> None:
     async with SlackWebAPI() as api, poster_front(core, api) as front:
         api.enforce_rate_limit(per_channel_per_second=1)
         reply = papers_reply(60, groups=3, comment="x" * 400)
-        await front.poster.post(workspace_id="T0TEST", channel_id="C0PAPERS", replies=[reply])
+        for part in front.poster.render(reply, claim=1):
+            await front.poster.send(**WHERE, part=part)
 
     posted = api.accepted("chat.postMessage")
     assert len(posted) >= 2
     assert api.rate_limited_count == 0  # paced by the poster, not by Slack's 429s
     for earlier, later in itertools.pairwise(posted):
         assert later.at - earlier.at >= 0.95
-    values = []
     for call in posted:
         blocks = _blocks(call)
         assert len(blocks) <= MAX_BLOCKS
         for block in blocks:
-            if block["type"] == "header":
-                assert len(block["text"]["text"]) <= MAX_HEADER
-            elif block["type"] == "section":
-                assert len(block["text"]["text"]) <= MAX_SECTION
-            if "accessory" in block:
-                values.append(block["accessory"]["value"])
-    assert values == [p.arxiv_id for g in reply.groups for p in g.papers]
+            limit = MAX_HEADER if block["type"] == "header" else MAX_SECTION
+            assert len(block["text"]["text"]) <= limit
 
 
 async def test_pacing_is_per_channel() -> None:
@@ -124,6 +153,7 @@ async def test_pacing_is_per_channel() -> None:
         "invalid_auth",
         "account_inactive",
         "token_revoked",
+        "restricted_action",
         "missing_scope",
     ],
 )
@@ -131,9 +161,7 @@ async def test_refusals_that_need_a_person_are_permanent(core: Core, error: str)
     async with SlackWebAPI() as api, poster_front(core, api) as front:
         api.fail_next("chat.postMessage", error=error)
         with pytest.raises(PostFailed) as failed:
-            await front.poster.post(
-                workspace_id="T0TEST", channel_id="C0GONE", replies=[Text("hello")]
-            )
+            await front.poster.send(**WHERE, part=one_part())
 
     assert failed.value.permanent is True
     assert failed.value.maybe_delivered is False
@@ -141,54 +169,63 @@ async def test_refusals_that_need_a_person_are_permanent(core: Core, error: str)
     assert BOT_TOKEN not in failed.value.reason
 
 
-async def test_a_server_error_is_not_permanent(core: Core) -> None:
+async def test_a_server_error_may_have_posted_and_is_not_permanent(core: Core) -> None:
     async with SlackWebAPI() as api, poster_front(core, api) as front:
         api.fail_next("chat.postMessage", status=500)
         with pytest.raises(PostFailed) as failed:
-            await front.poster.post(
-                workspace_id="T0TEST", channel_id="C0PAPERS", replies=[Text("hello")]
-            )
+            await front.poster.send(**WHERE, part=one_part())
 
     assert failed.value.permanent is False
-    assert failed.value.maybe_delivered is False
+    assert failed.value.maybe_delivered is True
 
 
-async def test_a_timeout_after_sending_may_have_delivered(core: Core) -> None:
+async def test_a_timeout_after_sending_may_have_posted(core: Core) -> None:
     async with SlackWebAPI() as api, poster_front(core, api, timeout=0.3) as front:
-        api.fail_next("chat.postMessage", delay=1.0)
+        api.after_post = lambda channel, message: asyncio.sleep(1.0)  # taken, answered late
         with pytest.raises(PostFailed) as failed:
-            await front.poster.post(
-                workspace_id="T0TEST", channel_id="C0PAPERS", replies=[Text("hello")]
-            )
-        assert len(api.calls_to("chat.postMessage")) == 1  # sent once, never retried
+            await front.poster.send(**WHERE, part=one_part())
+        assert len(api.history["C0PAPERS"]) == 1  # sent once, never retried
 
     assert failed.value.maybe_delivered is True
     assert failed.value.permanent is False
 
 
-async def test_a_failure_after_some_messages_went_out_may_have_delivered(core: Core) -> None:
-    answers = iter([{"ok": True, "ts": "1.1"}, {"ok": False, "error": "is_archived"}])
+async def test_the_read_back_finds_the_claims_parts_by_their_metadata(core: Core) -> None:
     async with SlackWebAPI() as api, poster_front(core, api) as front:
-        api.set_handler("chat.postMessage", lambda call: next(answers))
+        front.poster.pacer = ChannelPacer(interval=0)  # pacing is tested above
+        await front.poster.send(**WHERE, part=one_part("before", claim=7, number=1))
+        await asyncio.sleep(0.01)
+        since = datetime.now(UTC)
+        sent = {}
+        for claim, number in ((7, 2), (8, 1), (7, 3)):
+            part = one_part(f"{claim}.{number}", claim, number)
+            sent[claim, number] = await front.poster.send(**WHERE, part=part)
+        await front.poster.send(**WHERE, part=Part(1, {"text": "no metadata"}))
+        found = await front.poster.find(**WHERE, claim=7, since=since)
+        [history] = api.calls_to("conversations.history")
+
+    assert found == {2: sent[7, 2], 3: sent[7, 3]}  # not claim 8's, not before `since`
+    assert history.params["include_all_metadata"] in (True, "1", "true")
+
+
+async def test_the_read_back_pages_through_a_busy_channel(core: Core) -> None:
+    async with SlackWebAPI() as api, poster_front(core, api) as front:
+        ts = await front.poster.send(**WHERE, part=one_part(claim=7, number=1))
+        start = float(ts)
+        api.history["C0PAPERS"] += [
+            {"type": "message", "text": f"chatter {i}", "ts": f"{start + 1 + i:.6f}"}
+            for i in range(450)
+        ]
+        since = datetime.fromtimestamp(start, UTC) - timedelta(seconds=1)
+        found = await front.poster.find(**WHERE, claim=7, since=since)
+        pages = len(api.calls_to("conversations.history"))
+    assert found == {1: ts} and pages == 3
+
+
+@pytest.mark.parametrize("error", ["missing_scope", "not_in_channel"])
+async def test_a_refused_read_back_is_permanent(core: Core, error: str) -> None:
+    async with SlackWebAPI() as api, poster_front(core, api) as front:
+        api.fail_next("conversations.history", error=error)
         with pytest.raises(PostFailed) as failed:
-            await front.poster.post(
-                workspace_id="T0TEST", channel_id="C0PAPERS", replies=[papers_reply(60)]
-            )
-
-    assert failed.value.maybe_delivered is True
-    assert failed.value.permanent is True
-    assert "after 1 of" in failed.value.reason
-
-
-async def test_a_file_reply_is_uploaded(core: Core) -> None:
-    readme = File(filename="README.md", content="# Daily Papers\n", comment="The README.")
-    async with SlackWebAPI() as api, poster_front(core, api) as front:
-        await front.poster.post(workspace_id="T0TEST", channel_id="C0PAPERS", replies=[readme])
-        upload = await api.wait_for_upload()
-
-    assert (upload.filename, upload.content, upload.channel_id) == (
-        "README.md",
-        b"# Daily Papers\n",
-        "C0PAPERS",
-    )
-    assert upload.initial_comment == "The README."
+            await front.poster.find(**WHERE, claim=1, since=datetime.now(UTC))
+    assert failed.value.permanent and error in failed.value.reason

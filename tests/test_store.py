@@ -235,10 +235,7 @@ def test_an_older_schema_with_data_upgrades_to_the_last_migration(database_url: 
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
-        assert conn.execute(text("SELECT status, papers FROM digest_claims")).one() == (
-            "sent",
-            None,
-        )
+        assert conn.execute(text("SELECT status, attempts FROM digest_claims")).one() == ("sent", 0)
         assert conn.execute(text("SELECT external_id FROM channels")).scalar() == "C1"
     assert {"slack_installations", "slack_bots", "slack_oauth_states"} <= set(table_names(engine))
     engine.dispose()

@@ -157,10 +157,15 @@ def _text(reply: Text) -> list[Message]:
     ]
 
 
-def papers_messages(reply: Papers) -> list[Message]:
-    """The heading, then one embed per paper, packed ≤10 embeds and ≤6000 characters a message."""
-    embeds = [sized_paper_embed(p, group.label) for group in reply.groups for p in group.papers]
-    batches = list(pack_sized(embeds)) or [[]]
+def papers_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:
+    """The heading, then one embed per paper, packed ≤10 embeds and ≤6000 characters a message;
+    `reserve`: characters of every message kept free (the daily post's part marker)."""
+    embeds = [
+        sized_paper_embed(p, group.label, reserve=reserve)
+        for group in reply.groups
+        for p in group.papers
+    ]
+    batches = list(pack_sized(embeds, limit=EMBED_TOTAL - reserve)) or [[]]
     heading = fit(ours(reply.heading), CONTENT) if reply.heading.strip() else None
     messages = [
         Message(content=heading if i == 0 else None, embeds=tuple(batch))
@@ -174,7 +179,9 @@ def paper_embed(paper: PaperView, group: str = "") -> discord.Embed:
     return sized_paper_embed(paper, group)[0]
 
 
-def sized_paper_embed(paper: PaperView, group: str = "") -> tuple[discord.Embed, int]:
+def sized_paper_embed(
+    paper: PaperView, group: str = "", *, reserve: int = 0
+) -> tuple[discord.Embed, int]:
     """`paper_embed` and its `embed_size`, counted while it is built."""
     title = fit(safe(paper.title), TITLE) or paper.arxiv_id
     embed = discord.Embed(title=title, url=paper.abs_url, colour=COLOUR)
@@ -201,7 +208,7 @@ def sized_paper_embed(paper: PaperView, group: str = "") -> tuple[discord.Embed,
     if abstract:
         description = fit(
             abstract,
-            min(DESCRIPTION, EMBED_TOTAL - size),
+            min(DESCRIPTION, EMBED_TOTAL - reserve - size),
             suffix=f"{ELLIPSIS} [more on arXiv]({paper.abs_url})",
         )
         embed.description = description
@@ -223,12 +230,14 @@ def pack_embeds(embeds: Sequence[discord.Embed]) -> Iterator[list[discord.Embed]
     return pack_sized((embed, embed_size(embed)) for embed in embeds)
 
 
-def pack_sized(embeds: Iterable[tuple[discord.Embed, int]]) -> Iterator[list[discord.Embed]]:
-    """`pack_embeds` for embeds whose sizes are known."""
+def pack_sized(
+    embeds: Iterable[tuple[discord.Embed, int]], *, limit: int = EMBED_TOTAL
+) -> Iterator[list[discord.Embed]]:
+    """`pack_embeds` for embeds whose sizes are known (`limit` characters a message)."""
     batch: list[discord.Embed] = []
     total = 0
     for embed, size in embeds:
-        if batch and (len(batch) == EMBEDS or total + size > EMBED_TOTAL):
+        if batch and (len(batch) == EMBEDS or total + size > limit):
             yield batch
             batch, total = [], 0
         batch.append(embed)

@@ -1,61 +1,118 @@
-"""`DiscordPoster`: the daily posts' way into a Discord channel (the `Poster` protocol)."""
+"""Daily posts to Discord: parts as embeds, each marked in its last embed's footer and sent with
+a `nonce` (discord.py adds `enforce_nonce`), found again in the channel's messages."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 import discord
 
-from adapters.discord.format import NO_MENTIONS, Message, format_replies
-from bot.posts.poster import PostFailed
-from bot.replies import Reply
+from adapters.discord.format import NO_MENTIONS, papers_messages
+from bot.posts.poster import Part, PostFailed, parts_of
+from bot.replies import Papers
 
 logger = logging.getLogger("papers.discord")
 
+MARKER_ROOM = 40  # characters kept free in every message for the marker
+HISTORY_LIMIT = 500  # messages a read-back looks through
+ARCHIVED_THREAD = 50083
+_MARKER = re.compile(r"post (\d+), part (\d+)$")
+
+
+def marker(claim: int, number: int) -> str:
+    """What marks a daily post's part, at the end of its last embed's footer."""
+    return f"post {claim}, part {number}"
+
+
+def read_marker(text: str) -> tuple[int, int] | None:
+    """(claim, part number) of a text that ends with a `marker`."""
+    found = _MARKER.search(text)
+    return (int(found[1]), int(found[2])) if found else None
+
 
 class DiscordPoster:
-    """Posts replies to a guild text channel; discord.py keeps to the rate-limit buckets.
+    """The daily posts' `Poster` for Discord; discord.py keeps to the rate-limit buckets.
 
-    Refusals that repeat until someone acts (the bot was removed, the channel is gone, a
-    permission is missing, the token is invalid) raise `PostFailed(permanent=True)`. A timeout,
-    or a failure after part of the post was sent, raises `PostFailed(maybe_delivered=True)`.
+    Refusals that repeat until someone acts (the bot was removed, the channel is gone or
+    archived, a permission is missing, the token is invalid) are permanent. A timeout or a
+    broken connection after the request left may have posted: the part is verified (and
+    should it be sent again within minutes, the nonce makes Discord return the first one).
     """
 
     platform = "discord"
 
     def __init__(
-        self,
-        client: discord.Client,
-        logged_in: asyncio.Event,
-        *,
-        timeout_seconds: float = 60.0,
+        self, client: discord.Client, logged_in: asyncio.Event, *, timeout_seconds: float = 60.0
     ) -> None:
         self.client = client
         self.logged_in = logged_in
         self.timeout_seconds = timeout_seconds
 
-    async def post(self, *, workspace_id: str, channel_id: str, replies: list[Reply]) -> None:
-        messages = format_replies(replies)
-        if not messages:
-            return
-        channel = await self._channel(workspace_id, channel_id)
-        for sent, message in enumerate(messages):
-            try:
-                await asyncio.wait_for(self._send(channel, message), self.timeout_seconds)
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                refused = isinstance(exc, aiohttp.ClientConnectorError)
-                raise PostFailed(
-                    f"Discord did not answer in time or the connection broke ({exc!r})",
-                    maybe_delivered=sent > 0 or not refused,
-                ) from exc
-            except discord.HTTPException as exc:
-                raise failure(exc, sent_before=sent > 0) from exc
+    def render(self, post: Papers, *, claim: int) -> list[Part]:
+        bodies = []
+        for number, message in enumerate(papers_messages(post, reserve=MARKER_ROOM), 1):
+            embeds: list[dict[str, Any]] = [dict(embed.to_dict()) for embed in message.embeds]
+            mark = marker(claim, number)
+            content = message.content
+            if embeds:
+                text = (embeds[-1].get("footer") or {}).get("text")
+                embeds[-1]["footer"] = {"text": f"{text} · {mark}" if text else mark}
+            else:
+                content = f"{content or ''}\n-# {mark}".strip()
+            nonce = f"p{claim}.{number}"[:25]
+            bodies.append({"content": content, "embeds": embeds, "nonce": nonce})
+        return parts_of(post, bodies)
 
-    async def _channel(self, workspace_id: str, channel_id: str) -> discord.abc.Messageable:
+    async def send(self, *, workspace_id: str, channel_id: str, part: Part) -> str:
+        channel = await self._channel(workspace_id, channel_id)
+        body = part.body
+        async with self._errors(sending=True):
+            message = await channel.send(
+                content=body["content"],
+                embeds=[discord.Embed.from_dict(e) for e in body["embeds"]],
+                nonce=body["nonce"],
+                allowed_mentions=NO_MENTIONS,
+            )
+        return str(message.id)
+
+    async def find(
+        self, *, workspace_id: str, channel_id: str, claim: int, since: datetime
+    ) -> dict[int, str]:
+        """The claim's parts among the bot's messages in the channel since `since`."""
+        channel = await self._channel(workspace_id, channel_id)
+        me = self.client.user.id if self.client.user else None
+        found: dict[int, str] = {}
+        async with self._errors():
+            async for message in channel.history(limit=HISTORY_LIMIT, after=since):
+                text = message.embeds[-1].footer.text if message.embeds else message.content
+                mark = read_marker(text or "") if message.author.id == me else None
+                if mark is not None and mark[0] == claim:
+                    found[mark[1]] = str(message.id)
+        return found
+
+    @asynccontextmanager
+    async def _errors(self, *, sending: bool = False) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                yield
+        except discord.HTTPException as exc:
+            raise failure(exc, sending=sending) from exc
+        except aiohttp.ClientConnectorError as exc:  # nothing was sent
+            raise PostFailed(f"cannot reach Discord: {exc!r}") from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise PostFailed(
+                f"Discord did not answer in time or the connection broke ({exc!r})",
+                maybe_delivered=sending,
+            ) from exc
+
+    async def _channel(self, workspace_id: str, channel_id: str) -> Any:
         if not channel_id.isdigit() or not workspace_id.isdigit():
             raise PostFailed(f"not a Discord channel id: {channel_id!r}", permanent=True)
         try:
@@ -64,14 +121,8 @@ class DiscordPoster:
             raise PostFailed("the Discord client is not logged in") from None
         channel: Any = self.client.get_channel(int(channel_id))
         if channel is None:
-            try:
-                channel = await asyncio.wait_for(
-                    self.client.fetch_channel(int(channel_id)), self.timeout_seconds
-                )
-            except discord.HTTPException as exc:
-                raise failure(exc, sent_before=False) from exc
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                raise PostFailed(f"could not look up channel {channel_id}: {exc!r}") from exc
+            async with self._errors():
+                channel = await self.client.fetch_channel(int(channel_id))
         guild = getattr(channel, "guild", None)
         if guild is None or str(guild.id) != workspace_id:
             # Never post across tenants, whatever the stored ids say.
@@ -83,22 +134,16 @@ class DiscordPoster:
             raise PostFailed(f"channel {channel_id} does not take messages", permanent=True)
         return channel
 
-    @staticmethod
-    async def _send(channel: discord.abc.Messageable, message: Message) -> None:
-        kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
-        if message.content:
-            kwargs["content"] = message.content
-        if message.embeds:
-            kwargs["embeds"] = list(message.embeds)
-        if message.file is not None:
-            kwargs["file"] = discord.File(
-                io.BytesIO(message.file.data), filename=message.file.filename
-            )
-        await channel.send(**kwargs)
 
-
-def failure(exc: discord.HTTPException, *, sent_before: bool) -> PostFailed:
-    """Discord's refusal as `PostFailed`: missing access, unknown channel or bad token are permanent."""
-    permanent = isinstance(exc, (discord.Forbidden, discord.NotFound)) or exc.status == 401
-    reason = f"Discord refused the post: {exc.status} {exc.text or exc}".strip()
-    return PostFailed(reason[:300], permanent=permanent, maybe_delivered=sent_before)
+def failure(exc: discord.HTTPException, *, sending: bool = True) -> PostFailed:
+    """Discord's refusal as `PostFailed`: missing access, an unknown or archived channel, a bad
+    token are permanent; after a 5xx the message may have been posted."""
+    permanent = (
+        isinstance(exc, (discord.Forbidden, discord.NotFound))
+        or exc.status == 401
+        or exc.code == ARCHIVED_THREAD
+    )
+    reason = f"Discord refused: {exc.status} {exc.text or exc}".strip()
+    return PostFailed(
+        reason[:300], permanent=permanent, maybe_delivered=sending and exc.status >= 500
+    )

@@ -1,19 +1,22 @@
-"""Daily posts to Slack: replies as Block Kit through chat.postMessage, paced per channel."""
+"""Daily posts to Slack: parts as Block Kit through chat.postMessage, each marked with message
+metadata (`papers_digest`) and found again through conversations.history; paced per channel."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.format import SlackMessage, to_messages
-from bot.posts.poster import PostFailed
-from bot.replies import Reply
+from bot.posts.poster import Part, PostFailed, parts_of
+from bot.replies import Papers
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +30,12 @@ PERMANENT_ERRORS = frozenset(
         "not_authed",
         "account_inactive",
         "token_revoked",
+        "restricted_action",
         "missing_scope",
     }
 )
+MARKER_EVENT = "papers_digest"  # message metadata event_type of every part of a daily post
+HISTORY_PAGES = 5  # of 200 messages: a read-back looks no further back
 
 TokenSource = Callable[[str], Awaitable[str | None]]
 ClientFactory = Callable[[str], AsyncWebClient]
@@ -57,63 +63,20 @@ class ChannelPacer:
 
 
 def failure_of(exc: SlackApiError) -> PostFailed:
-    """A Slack refusal as the scheduler's `PostFailed`."""
+    """A Slack refusal as `PostFailed`; after a 5xx the message may have been posted."""
     error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
-    return PostFailed(f"Slack refused the post: {error}", permanent=error in PERMANENT_ERRORS)
+    return PostFailed(
+        f"Slack refused: {error}",
+        permanent=error in PERMANENT_ERRORS,
+        maybe_delivered=exc.response.status_code >= 500,
+    )
 
 
-class SlackPoster:
-    """The scheduler's `Poster` for Slack: one workspace's bot token per post, from `tokens`."""
-
-    platform = "slack"
-
-    def __init__(
-        self, *, tokens: TokenSource, clients: ClientFactory, pacer: ChannelPacer | None = None
-    ) -> None:
-        self._tokens = tokens
-        self._clients = clients
-        self.pacer = pacer or ChannelPacer()
-
-    async def post(self, *, workspace_id: str, channel_id: str, replies: list[Reply]) -> None:
-        """Post `replies` in order; raise `PostFailed` (maybe_delivered once anything went out)."""
-        token = await self._tokens(workspace_id)
-        if not token:
-            raise PostFailed("the Slack app is not installed in this workspace", permanent=True)
-        client = self._clients(token)
-        messages = [message for reply in replies for message in to_messages(reply)]
-        for sent, message in enumerate(messages):
-            try:
-                if message.upload is None:  # the posting limit is chat.postMessage's
-                    await self.pacer.wait(f"{workspace_id}/{channel_id}")
-                await send(client, channel_id, message)
-            except PostFailed as exc:
-                logger.warning(
-                    "posting to Slack failed: %s",
-                    exc.reason,
-                    extra={"workspace": workspace_id, "channel": channel_id},
-                )
-                if sent:
-                    raise PostFailed(
-                        f"{exc.reason} (after {sent} of {len(messages)} messages)",
-                        permanent=exc.permanent,
-                        maybe_delivered=True,
-                    ) from None
-                raise
-
-
-async def send(client: AsyncWebClient, channel_id: str, message: SlackMessage) -> None:
-    """One message (or file upload) into a channel; Slack's refusals become `PostFailed`."""
+@asynccontextmanager
+async def slack_errors() -> AsyncIterator[None]:
+    """Slack's refusals and network failures as `PostFailed`."""
     try:
-        if message.upload is not None:
-            await client.files_upload_v2(
-                channel=channel_id,
-                filename=message.upload.filename,
-                title=message.upload.filename,
-                content=message.upload.content,
-                initial_comment=message.text,
-            )
-        else:
-            await client.chat_postMessage(channel=channel_id, **message.payload())
+        yield
     except SlackApiError as exc:
         raise failure_of(exc) from None
     except aiohttp.ClientConnectorError as exc:  # nothing was sent
@@ -125,3 +88,86 @@ async def send(client: AsyncWebClient, channel_id: str, message: SlackMessage) -
             f"Slack did not answer ({exc.__class__.__name__}); the message may have been posted",
             maybe_delivered=True,
         ) from None
+
+
+class SlackPoster:
+    """The daily posts' `Poster` for Slack: one workspace's bot token per call, from `tokens`."""
+
+    platform = "slack"
+
+    def __init__(
+        self, *, tokens: TokenSource, clients: ClientFactory, pacer: ChannelPacer | None = None
+    ) -> None:
+        self._tokens = tokens
+        self._clients = clients
+        self.pacer = pacer or ChannelPacer()
+
+    def render(self, post: Papers, *, claim: int) -> list[Part]:
+        """Block Kit messages, each with metadata naming the claim and its part number."""
+        return parts_of(
+            post,
+            [
+                message.payload()
+                | {
+                    "metadata": {
+                        "event_type": MARKER_EVENT,
+                        "event_payload": {"claim": claim, "part": number},
+                    }
+                }
+                for number, message in enumerate(to_messages(post), 1)
+            ],
+        )
+
+    async def send(self, *, workspace_id: str, channel_id: str, part: Part) -> str:
+        client = await self._client(workspace_id)
+        await self.pacer.wait(f"{workspace_id}/{channel_id}")
+        async with slack_errors():
+            answer = await client.chat_postMessage(channel=channel_id, **part.body)
+        return str(answer["ts"])
+
+    async def find(
+        self, *, workspace_id: str, channel_id: str, claim: int, since: datetime
+    ) -> dict[int, str]:
+        """The claim's parts among the channel's messages since `since` (by their metadata)."""
+        client = await self._client(workspace_id)
+        found: dict[int, str] = {}
+        cursor = None
+        for _ in range(HISTORY_PAGES):
+            async with slack_errors():
+                answer = await client.conversations_history(
+                    channel=channel_id,
+                    oldest=f"{since.timestamp():.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            for message in answer.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == MARKER_EVENT and payload.get("claim") == claim:
+                    found[int(payload["part"])] = str(message["ts"])
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return found
+
+    async def _client(self, workspace_id: str) -> AsyncWebClient:
+        token = await self._tokens(workspace_id)
+        if not token:
+            raise PostFailed("the Slack app is not installed in this workspace", permanent=True)
+        return self._clients(token)
+
+
+async def send(client: AsyncWebClient, channel_id: str, message: SlackMessage) -> None:
+    """One message (or file upload) into a channel (command answers); refusals as `PostFailed`."""
+    async with slack_errors():
+        if message.upload is not None:
+            await client.files_upload_v2(
+                channel=channel_id,
+                filename=message.upload.filename,
+                title=message.upload.filename,
+                content=message.upload.content,
+                initial_comment=message.text,
+            )
+        else:
+            await client.chat_postMessage(channel=channel_id, **message.payload())

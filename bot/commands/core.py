@@ -276,8 +276,9 @@ class Core:
     def digest_now(self, place: Place) -> list[Reply]:
         """The channel's undelivered papers, at once: the reply is the post.
 
-        They are recorded as delivered before the reply goes out (at most once), and the
-        day's scheduled post is not used up: it carries whatever is new by then.
+        They are recorded as delivered as the reply is made, leaving out papers on their way
+        in a daily post's parts; the day's scheduled post is not used up: it carries whatever
+        is new by then.
         """
         with write_session(self.engine) as session:
             channel = self.channel(session, place)

@@ -1,473 +1,271 @@
-"""The daily post's claim: taken before sending, so each channel gets one post per local day.
+"""The daily post's claim and its parts: one post per channel and local date, each part in
+the channel once, whatever restarts, crashes, deploys or extra processes (SPEC section 5).
 
-A post moves through one claim row per (channel, local date):
+    take -> open -> sent    (every part sent)
+                 -> empty   (nothing new: no post)
+                 -> failed  (refused for good, a rendering error, or the day ended)
+            open -> open, handed back until retry_at (a transient failure: 1, 5, 15, 60 min)
 
-    claimed ──> sending ──> sent | failed | uncertain
-       └──────> empty (nothing new: no post)
-
-"claimed" may be retaken by another process once its lease expires; "sending" never is:
-from then on the platform may have the post, so a crash leaves it to `recover_abandoned`,
-which counts its papers as delivered instead of posting them twice (at most once beats twice).
-Every function here is synchronous and takes its session; `bot.posts.runner` runs them in threads.
+An open claim is its owner's while `lease_until` is ahead (renewed every 20 s by a live
+holder); one handed back, or whose holder died, is taken by any process. Its parts are
+rendered once and stored; each goes pending -> sending (its request is leaving) -> sent, and
+its papers are delivered with it. A part a new holder finds "sending" is verified by reading
+the channel back (`bot.posts.runner`). Every function here takes its session.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Date,
-    DateTime,
-    Integer,
-    String,
-    Table,
-    Text,
-    any_,
-    bindparam,
-    cast,
-    column,
-    delete,
-    func,
-    literal,
-    update,
-)
-from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, Table, and_, delete, or_, select, update
+from sqlmodel import Session
 
-from bot.posts.digest import (
-    CLAIMED,
-    EMPTY,
-    FAILED,
-    SENDING,
-    SENT,
-    UNCERTAIN,
-    DueChannel,
-    in_flight_papers,
-    in_flight_papers_many,
-    lock_channel,
-    lock_channels,
-    paper_ids,
-    post_of,
-    undelivered_post,
-)
+from bot.posts.digest import DueChannel, in_flight_papers, lock_channels, post_of
+from bot.posts.poster import Part
 from bot.replies import Papers
 from bot.storage import catalog, store
-from bot.storage.models import Channel, DigestClaim, utcnow
+from bot.storage.models import Channel, DigestClaim, DigestPart
 
 logger = logging.getLogger(__name__)
 
-_CLAIMS: Table = DigestClaim.__table__  # type: ignore[attr-defined]
-_CHANNELS: Table = Channel.__table__  # type: ignore[attr-defined]
-CLAIM_LEASE = timedelta(minutes=15)
+OPEN, SENT, EMPTY, FAILED = "open", "sent", "empty", "failed"
+PENDING, SENDING = "pending", "sending"  # a part's states before SENT
+BACKOFF = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60))
 PAUSE_AFTER_FAILED_DAYS = 3
 CLAIMS_KEPT_DAYS = 30  # settled claims are history after a day; a month is kept to look into
+_CLAIMS: Table = DigestClaim.__table__  # type: ignore[attr-defined]
+_PARTS: Table = DigestPart.__table__  # type: ignore[attr-defined]
 
 
 class ClaimLost(Exception):
-    """Another process retook the claim after our lease expired; it posts, we do not."""
+    """The claim is no longer ours (handed back, or taken over after our lease ran out)."""
 
 
 @dataclass(frozen=True)
 class Claim:
     id: int
-    channel_id: int
-    local_date: date
-    owner: str
+    due: DueChannel
+    began: datetime  # when the post was first claimed: its parts are not older
+
+    @property
+    def where(self) -> dict[str, str]:
+        """The channel as a `Poster` takes it."""
+        return {"workspace_id": self.due.workspace_id, "channel_id": self.due.channel}
+
+    def __str__(self) -> str:
+        return f"the {self.due.local_date} post of channel {self.due.channel_id}"
 
 
-def claim_due(
-    session: Session, due: Sequence[DueChannel], *, owner: str, now: datetime
-) -> dict[int, Claim]:
-    """Take the day's claim of every due channel (INSERT … ON CONFLICT DO NOTHING …
-    RETURNING), retaking those whose holder died before sending. Channel id -> claim."""
-    claims: dict[int, Claim] = {}
-    fresh = {d.channel_id: d.local_date for d in due if not d.retake}
-    if fresh:
-        taken = _insert_claims(session, fresh, owner=owner, now=now)
-        claims.update({cid: Claim(id_, cid, fresh[cid], owner) for id_, cid in taken})
-    for d in due:
-        if d.retake and (claim := _retake(session, d.channel_id, d.local_date, owner, now)):
-            claims[d.channel_id] = claim
-    return claims
+@dataclass(frozen=True)
+class StoredPart:
+    id: int
+    status: str
+    part: Part
 
 
-def _insert_claims(
-    session: Session, days: dict[int, date], *, owner: str, now: datetime
-) -> list[tuple[int, int]]:
-    """(claim id, channel id) of the claims inserted; a channel already claimed that day is
-    skipped (ON CONFLICT DO NOTHING). PostgreSQL gets the channels as one JSON document
-    (psycopg parses the placeholders of a long query in Python: 6,000 of them took 40 ms);
-    SQLite gets SQLAlchemy's multi-row "insertmanyvalues" batches of one cached statement."""
-    if session.get_bind().dialect.name == "postgresql":
-        document = json.dumps(
-            [{"channel_id": cid, "local_date": day.isoformat()} for cid, day in days.items()]
-        )
-        params = {"days": document, "owner": owner, "until": now + CLAIM_LEASE, "now": now}
-        return [(id_, cid) for id_, cid in session.execute(_CLAIM_MANY_PG, params)]
-    insert = store.insert_for(session, DigestClaim).on_conflict_do_nothing(
-        index_elements=["channel_id", "local_date"]
+def take(
+    session: Session, due: Sequence[DueChannel], *, owner: str, now: datetime, lease: timedelta
+) -> list[Claim]:
+    """The claims of the due channels that are free: a new one for a channel's day not yet
+    claimed, or an open one handed back or left by a dead holder whose retry time has come.
+    An open claim of an earlier day that is free is closed: that day is over."""
+    if not due:
+        return []
+    by_channel = {d.channel_id: d for d in due}
+    free = and_(_CLAIMS.c.status == OPEN, or_(_CLAIMS.c.owner == "", _CLAIMS.c.lease_until < now))
+    days = {d.local_date for d in due}
+    rows = session.execute(
+        select(_CLAIMS.c.id, _CLAIMS.c.channel_id, _CLAIMS.c.local_date, _CLAIMS.c.retry_at, free)
+        .where(_CLAIMS.c.channel_id.in_(list(by_channel)))
+        .where(or_(_CLAIMS.c.status == OPEN, _CLAIMS.c.local_date.in_(days)))
     )
-    rows = [_claim_row(cid, day, owner, now) for cid, day in days.items()]
-    taken = session.connection().execute(insert.returning(_CLAIMS.c.id, _CLAIMS.c.channel_id), rows)
-    return [(id_, cid) for id_, cid in taken]
-
-
-def claim_digest(
-    session: Session, *, channel_id: int, local_date: date, owner: str, now: datetime
-) -> Claim | None:
-    """Take the channel's claim for `local_date`, or retake one whose holder died before sending."""
-    insert = store.insert_for(session, DigestClaim).values(
-        _claim_row(channel_id, local_date, owner, now)
-    )
-    row = session.execute(
-        insert.on_conflict_do_nothing(index_elements=["channel_id", "local_date"]).returning(
-            _CLAIMS.c.id
+    claimed, retake, over = set(), [], []
+    for id_, channel_id, day, retry_at, is_free in rows:
+        if day == by_channel[channel_id].local_date:
+            claimed.add(channel_id)
+            if is_free and (retry_at is None or store.as_utc(retry_at) <= now):
+                retake.append(id_)
+        elif is_free:
+            over.append(id_)
+    ended = {"status": FAILED, "finished_at": now, "detail": "the day ended before it was posted"}
+    session.execute(update(_CLAIMS).where(_CLAIMS.c.id.in_(over)).values(**ended))
+    returning = (_CLAIMS.c.id, _CLAIMS.c.channel_id, _CLAIMS.c.claimed_at)
+    taken: list[Any] = list(
+        session.execute(
+            update(_CLAIMS)
+            .where(_CLAIMS.c.id.in_(retake), free)
+            .values(owner=owner, lease_until=now + lease)
+            .returning(*returning)
         )
-    ).first()
-    if row is not None:
-        return Claim(row[0], channel_id, local_date, owner)
-    return _retake(session, channel_id, local_date, owner, now)
+    )
+    new = [
+        {"channel_id": d.channel_id, "local_date": d.local_date, "status": OPEN, "owner": owner}
+        | {"lease_until": now + lease, "claimed_at": now, "attempts": 0}
+        for d in due
+        if d.channel_id not in claimed
+    ]
+    if new:
+        insert = store.insert_for(session, DigestClaim)
+        insert = insert.on_conflict_do_nothing(index_elements=["channel_id", "local_date"])
+        taken += session.connection().execute(insert.returning(*returning), new)
+    return [Claim(id_, by_channel[cid], store.as_utc(began)) for id_, cid, began in taken]
 
 
-def _claim_row(channel_id: int, local_date: date, owner: str, now: datetime) -> dict[str, Any]:
-    return {
-        "channel_id": channel_id,
-        "local_date": local_date,
-        "status": CLAIMED,
-        "owner": owner,
-        "lease_until": now + CLAIM_LEASE,
-        "claimed_at": now,
-    }
+def prepare(
+    session: Session,
+    claims: Sequence[Claim],
+    render: Callable[[Claim, Papers], list[Part]],
+    *,
+    owner: str,
+    now: datetime,
+) -> dict[int, list[StoredPart] | str]:
+    """Claim id -> its parts: those stored, or the post rendered and stored now, before
+    anything is sent. A claim with nothing new settles as empty (-> "empty"); one whose post
+    fails to render settles as failed (-> "failed"), its papers undelivered and the channel's
+    failure count untouched (a bug of ours, not a refusal)."""
+    # Locked first, read after: parts another transaction was storing for these claims (a
+    # process that handed them back while rendering) are seen, not rendered a second time.
+    lock_channels(session, [c.due.channel_id for c in claims])
+    result: dict[int, list[StoredPart] | str] = {**_stored_parts(session, [c.id for c in claims])}
+    fresh = [c for c in claims if c.id not in result]
+    channels = [c.due.channel_id for c in fresh]
+    exclude = in_flight_papers(session, channels)
+    groups = catalog.undelivered_groups_many(session, channels, exclude=exclude)
+    rows = []
+    for claim in fresh:
+        post = post_of(groups[claim.due.channel_id])
+        try:
+            parts = render(claim, post) if post is not None else []
+        except Exception as exc:
+            logger.exception("rendering %s failed", claim)
+            finish(session, claim, FAILED, owner=owner, now=now, reason=f"rendering: {exc!r}")
+            result[claim.id] = FAILED
+            continue
+        if not parts:
+            finish(session, claim, EMPTY, owner=owner, now=now)
+            result[claim.id] = EMPTY
+        rows += [
+            {"claim_id": claim.id, "number": p.number, "status": PENDING, "sent_at": None}
+            | {"papers": json.dumps(p.papers), "body": json.dumps(p.body), "message_id": None}
+            for p in parts
+        ]
+    if rows:
+        session.execute(_PARTS.insert(), rows)
+    return result | _stored_parts(session, [c.id for c in fresh])
 
 
-def _retake(
-    session: Session, channel_id: int, local_date: date, owner: str, now: datetime
-) -> Claim | None:
-    """A "claimed" claim whose lease ran out (never one past "sending") changes hands."""
-    row = session.execute(
+def _stored_parts(session: Session, claim_ids: Sequence[int]) -> dict[int, list[StoredPart]]:
+    rows = session.execute(
+        select(_PARTS).where(_PARTS.c.claim_id.in_(claim_ids)).order_by(_PARTS.c.number)
+    )
+    found: dict[int, list[StoredPart]] = {}
+    for row in rows:
+        part = Part(row.number, json.loads(row.body or "{}"), tuple(json.loads(row.papers)))
+        found.setdefault(row.claim_id, []).append(StoredPart(row.id, row.status, part))
+    return found
+
+
+def mark_sending(
+    session: Session, claim: Claim, part: StoredPart, *, owner: str, now: datetime, lease: timedelta
+) -> None:
+    """Just before the part's request leaves: checks the claim is still ours (renewing its
+    lease), or raises `ClaimLost` and nothing is sent."""
+    if not renew(session, [claim.id], owner=owner, now=now, lease=lease):
+        raise ClaimLost(str(claim))
+    session.execute(update(_PARTS).where(_PARTS.c.id == part.id).values(status=SENDING))
+
+
+def unmark_sending(session: Session, part: StoredPart) -> None:
+    """The part's request never left (or was refused): it is pending again."""
+    session.execute(update(_PARTS).where(_PARTS.c.id == part.id).values(status=PENDING))
+
+
+def record_sent(
+    session: Session, claim: Claim, part: StoredPart, *, message_id: str, now: datetime
+) -> None:
+    """The part is in the channel: its papers are delivered (and its payload no longer kept)."""
+    sent = {"status": SENT, "message_id": message_id[:64], "body": None, "sent_at": now}
+    session.execute(update(_PARTS).where(_PARTS.c.id == part.id).values(**sent))
+    store.mark_delivered(session, channel_id=claim.due.channel_id, paper_ids=part.part.papers)
+
+
+def finish(
+    session: Session,
+    claim: Claim,
+    status: str,
+    *,
+    owner: str,
+    now: datetime,
+    reason: str | None = None,
+    refused: bool = False,
+) -> bool:
+    """Settle our claim. Sent resets the channel's failure count; `refused` (for good) adds a
+    failed day. True when the channel is now paused."""
+    done = session.execute(
         update(_CLAIMS)
-        .where(
-            _CLAIMS.c.channel_id == channel_id,
-            _CLAIMS.c.local_date == local_date,
-            _CLAIMS.c.status == CLAIMED,
-            _CLAIMS.c.lease_until < now,
-        )
-        .values(owner=owner, lease_until=now + CLAIM_LEASE, claimed_at=now)
+        .where(_ours([claim.id], owner))
+        .values(status=status, finished_at=now, detail=reason and reason[:500], retry_at=None)
         .returning(_CLAIMS.c.id)
     ).first()
-    if row is None:
-        return None
-    logger.warning(
-        "retook the %s post of channel %s: its holder stopped before sending",
-        local_date,
-        channel_id,
-    )
-    return Claim(row[0], channel_id, local_date, owner)
-
-
-def begin_sending(session: Session, claim: Claim, *, now: datetime) -> Papers | None:
-    """Pick the papers and pass the point of no return, or settle the day as empty.
-
-    Holds the channel's row lock, so `digest now` cannot pick the same papers meanwhile.
-    Raises `ClaimLost` when another process retook the claim.
-    """
-    lock_channel(session, claim.channel_id)
-    post = undelivered_post(
-        session, claim.channel_id, exclude=in_flight_papers(session, claim.channel_id)
-    )
-    _pass(session, claim, post, now)
-    return post
-
-
-def _pass(session: Session, claim: Claim, post: Papers | None, now: datetime) -> None:
-    """The claim passes to "sending" with the post's papers, or settles as empty."""
-    if _pass_many(session, [(claim, post)], now):
-        raise ClaimLost(f"claim {claim.id} of channel {claim.channel_id}")
-
-
-def _pass_many(
-    session: Session, passes: Sequence[tuple[Claim, Papers | None]], now: datetime
-) -> set[int]:
-    """`_pass` for several claims; returns the ids of the claims lost (held by another owner,
-    or no longer "claimed"), which are left as they are.
-
-    PostgreSQL: one UPDATE … FROM json_to_recordset(the batch) … RETURNING, which rechecks
-    each row's owner and status once it holds the row's lock. SQLite: the claims still held
-    are read first (the write transaction already excludes every other writer), then one
-    executemany UPDATE passes them."""
-    if not passes:
-        return set()
-    rows: list[dict[str, Any]] = [
-        {
-            "claim": claim.id,
-            "holder": claim.owner,
-            "to": EMPTY if post is None else SENDING,
-            "ids": None if post is None else json.dumps(paper_ids(post)),
-            "done": now if post is None else None,  # an empty day is settled now
-        }
-        for claim, post in passes
-    ]
-    until = now + CLAIM_LEASE
-    ids = [claim.id for claim, _ in passes]
-    if session.get_bind().dialect.name == "postgresql":
-        batch = {
-            "rows": json.dumps(rows, default=datetime.isoformat),
-            "claims": ids,
-            "until": until,
-        }
-        passed = set(session.execute(_PASS_MANY_PG, batch).scalars())
-    else:
-        owners = dict(session.execute(_HELD, {"claims": ids}).all())
-        held = [r for r in rows if owners.get(r["claim"]) == r["holder"]]
-        if held:
-            session.execute(_PASS, [{**r, "until": until} for r in held])
-        passed = {r["claim"] for r in held}
-    return set(ids) - passed
-
-
-def begin_sending_many(
-    session: Session, claims: Sequence[Claim], *, now: datetime
-) -> list[Papers | ClaimLost | None]:
-    """`begin_sending` for several claims in one transaction (in channel order, one lock
-    order everywhere); per claim, in the given order, its post, None, or the `ClaimLost`
-    (a lost claim wrote nothing, so the others go ahead).
-
-    The same as `begin_sending` claim after claim, in fewer statements: the channels are
-    locked together (PostgreSQL only, see `lock_channels`), then one query reads the papers
-    in flight of all of them, one their undelivered papers, and `_pass_many` passes them.
-    A channel's second claim in the batch (a claim per day; not seen in practice) goes
-    through `begin_sending` afterwards, so it sees the first one's papers as in flight."""
-    ordered = sorted(claims, key=lambda c: c.channel_id)
-    first: list[Claim] = []
-    again: list[Claim] = []
-    channel_ids: list[int] = []
-    for claim in ordered:
-        if channel_ids and channel_ids[-1] == claim.channel_id:
-            again.append(claim)
-        else:
-            first.append(claim)
-            channel_ids.append(claim.channel_id)
-    lock_channels(session, channel_ids)
-    groups = catalog.undelivered_groups_many(
-        session, channel_ids, exclude=in_flight_papers_many(session, channel_ids)
-    )
-    results: dict[int, Papers | ClaimLost | None] = {}
-    posts = [(claim, post_of(groups[claim.channel_id])) for claim in first]
-    lost = _pass_many(session, posts, now)
-    for claim, post in posts:
-        results[claim.id] = (
-            ClaimLost(f"claim {claim.id} of channel {claim.channel_id}")
-            if claim.id in lost
-            else post
-        )
-    for claim in again:
-        try:
-            results[claim.id] = begin_sending(session, claim, now=now)
-        except ClaimLost as taken:
-            results[claim.id] = taken
-    return [results[claim.id] for claim in claims]
-
-
-def record_sent(session: Session, claim: Claim, post: Papers, *, now: datetime) -> None:
-    """The platform accepted the post: its papers are delivered, the failure count resets."""
-    record_sent_many(session, [(claim, post)], now=now)
-
-
-def record_sent_many(
-    session: Session, items: Sequence[tuple[Claim, Papers]], *, now: datetime
-) -> None:
-    """`record_sent` for several accepted posts in one transaction (a few statements in all).
-
-    Until this commits their claims stay "sending", which `recover_abandoned` and `digest now`
-    already treat as delivered, so recording later never lets a post go out twice.
-    """
-    if not items:
-        return
-    items = sorted(items, key=lambda item: item[0].channel_id)  # one lock order everywhere
-    delivered_at = utcnow()
-    store.mark_delivered_rows(
-        session,
-        [
-            {"channel_id": claim.channel_id, "paper_id": pid, "delivered_at": delivered_at}
-            for claim, post in items
-            for pid in paper_ids(post)
-        ],
-    )
-    session.execute(
-        _SETTLE, [{"claim": claim.id, "to": SENT, "done": now, "why": None} for claim, _ in items]
-    )
-    session.execute(_RESET_FAILURES, [{"channel": claim.channel_id} for claim, _ in items])
-
-
-def record_uncertain(
-    session: Session, claim: Claim, post: Papers, *, reason: str, now: datetime
-) -> None:
-    """The platform may have the post: count its papers as delivered, never send it again."""
-    logger.warning(
-        "the %s post of channel %s may or may not have arrived (%s); not sending it again",
-        claim.local_date,
-        claim.channel_id,
-        reason,
-    )
-    store.mark_delivered(session, channel_id=claim.channel_id, paper_ids=paper_ids(post))
-    _settle(session, claim, UNCERTAIN, now, detail=reason)
-
-
-def record_failure(
-    session: Session, claim: Claim, *, reason: str, permanent: bool, now: datetime
-) -> bool:
-    """The platform refused the post; its papers stay undelivered. True when the channel
-    is now paused (refused for good on `PAUSE_AFTER_FAILED_DAYS` days running)."""
-    _settle(session, claim, FAILED, now, detail=reason)
-    channel = session.get(Channel, claim.channel_id)
-    if channel is None or not permanent:
+    channel = session.get(Channel, claim.due.channel_id)
+    if done is None or channel is None or not (status == SENT or refused):
         return False
-    channel.failed_days += 1
-    channel.last_failure = reason[:300]
-    channel.paused = channel.failed_days >= PAUSE_AFTER_FAILED_DAYS
+    channel.failed_days = channel.failed_days + 1 if refused else 0
+    if refused:
+        channel.last_failure = (reason or "")[:300]
+        channel.paused = channel.failed_days >= PAUSE_AFTER_FAILED_DAYS
     session.add(channel)
     return channel.paused
 
 
-def recover_abandoned(session: Session, *, now: datetime) -> int:
-    """Settle posts whose process stopped after sending began: their papers count as delivered."""
-    rows = session.execute(
-        select(_CLAIMS.c.id, _CLAIMS.c.channel_id, _CLAIMS.c.local_date, _CLAIMS.c.papers).where(
-            _CLAIMS.c.status == SENDING, _CLAIMS.c.lease_until < now
-        )
-    ).all()
-    for claim_id, channel_id, day, papers in rows:
-        logger.warning(
-            "the %s post of channel %s stopped after it was handed to the platform; "
-            "counting its papers as delivered, not posting it again",
-            day,
-            channel_id,
-        )
-        store.mark_delivered(session, channel_id=channel_id, paper_ids=json.loads(papers or "[]"))
-        session.execute(
-            _SETTLE,
-            {"claim": claim_id, "to": UNCERTAIN, "done": now, "why": "abandoned while sending"},
-        )
-    return len(rows)
+def retry_later(
+    session: Session, claim: Claim, *, owner: str, now: datetime, reason: str
+) -> datetime:
+    """A transient failure: the claim is handed back until the next step of the backoff."""
+    attempts = session.execute(select(_CLAIMS.c.attempts).where(_ours([claim.id], owner))).scalar()
+    if attempts is None:
+        raise ClaimLost(str(claim))
+    retry_at: datetime = now + BACKOFF[min(attempts, len(BACKOFF) - 1)]
+    again = {"attempts": attempts + 1, "retry_at": retry_at, "detail": reason[:500]}
+    session.execute(
+        update(_CLAIMS).where(_CLAIMS.c.id == claim.id).values(owner="", lease_until=now, **again)
+    )
+    return retry_at
 
 
-def has_abandoned(session: Session, *, now: datetime) -> bool:
-    return (
-        session.execute(
-            select(_CLAIMS.c.id)
-            .where(_CLAIMS.c.status == SENDING, _CLAIMS.c.lease_until < now)
-            .limit(1)
-        ).first()
-        is not None
+def renew(
+    session: Session, claim_ids: Sequence[int], *, owner: str, now: datetime, lease: timedelta
+) -> set[int]:
+    """Extend our leases; the ids of the claims still ours."""
+    renewed = session.execute(
+        update(_CLAIMS)
+        .where(_ours(claim_ids, owner))
+        .values(lease_until=now + lease)
+        .returning(_CLAIMS.c.id)
+    )
+    return set(renewed.scalars())
+
+
+def hand_back(session: Session, claim_ids: Sequence[int], *, owner: str, now: datetime) -> None:
+    """Let our open claims go at once (a graceful stop): any process may take them now."""
+    session.execute(
+        update(_CLAIMS).where(_ours(claim_ids, owner)).values(owner="", lease_until=now)
     )
 
 
-def prune_claims(session: Session, *, now: datetime) -> int:
-    """Delete settled claims more than `CLAIMS_KEPT_DAYS` old (one row per channel per day
-    otherwise piles up). Only the current day's claims, and those "claimed" or "sending",
-    ever decide anything; those last two are never deleted here."""
+def prune(session: Session, *, now: datetime) -> int:
+    """Delete claims (and their parts) more than `CLAIMS_KEPT_DAYS` old."""
     cutoff = now.astimezone(UTC).date() - timedelta(days=CLAIMS_KEPT_DAYS)
-    result = session.execute(
-        delete(_CLAIMS).where(
-            _CLAIMS.c.local_date < cutoff, _CLAIMS.c.status.in_([SENT, EMPTY, FAILED, UNCERTAIN])
-        )
-    )
+    result = session.execute(delete(_CLAIMS).where(_CLAIMS.c.local_date < cutoff))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _settle(
-    session: Session, claim: Claim, status: str, now: datetime, detail: str | None = None
-) -> None:
-    why = detail[:500] if detail else None
-    session.execute(_SETTLE, {"claim": claim.id, "to": status, "done": now, "why": why})
-
-
-# Built once: these run for every channel every morning, and building a statement costs
-# SQLAlchemy several times what SQLite takes to run it.
-_HELD = select(_CLAIMS.c.id, _CLAIMS.c.owner).where(
-    _CLAIMS.c.id.in_(bindparam("claims", expanding=True)), _CLAIMS.c.status == CLAIMED
-)
-_PASS = (
-    update(_CLAIMS)
-    .where(
-        _CLAIMS.c.id == bindparam("claim"),
-        _CLAIMS.c.owner == bindparam("holder"),
-        _CLAIMS.c.status == CLAIMED,
+def _ours(claim_ids: Sequence[int], owner: str) -> ColumnElement[bool]:
+    return and_(
+        _CLAIMS.c.id.in_(list(claim_ids)), _CLAIMS.c.owner == owner, _CLAIMS.c.status == OPEN
     )
-    .values(
-        status=bindparam("to"),
-        papers=bindparam("ids"),
-        lease_until=bindparam("until"),
-        finished_at=bindparam("done"),
-    )
-)
-_DUE_DAYS = (
-    func.json_to_recordset(cast(bindparam("days", type_=Text), JSON))
-    .table_valued(column("channel_id", Integer), column("local_date", Date))
-    .render_derived(with_types=True)
-)
-_CLAIM_MANY_PG = (
-    postgresql.insert(_CLAIMS)
-    .from_select(
-        ["channel_id", "local_date", "status", "owner", "lease_until", "claimed_at"],
-        sa_select(
-            _DUE_DAYS.c.channel_id,
-            _DUE_DAYS.c.local_date,
-            literal(CLAIMED),
-            bindparam("owner", type_=String),
-            bindparam("until", type_=DateTime(timezone=True)),
-            bindparam("now", type_=DateTime(timezone=True)),
-        ),
-    )
-    .on_conflict_do_nothing(index_elements=["channel_id", "local_date"])
-    .returning(_CLAIMS.c.id, _CLAIMS.c.channel_id)
-)
-# The batch travels as one JSON document: psycopg would escape every quote of the papers'
-# JSON lists in a text array, element by element, in Python.
-_PASSING = (
-    func.json_to_recordset(cast(bindparam("rows", type_=Text), JSON))
-    .table_valued(
-        column("claim", Integer),
-        column("holder", String),
-        column("to", String),
-        column("ids", Text),
-        column("done", DateTime(timezone=True)),
-    )
-    .render_derived(with_types=True)
-)
-_PASS_MANY_PG = (
-    update(_CLAIMS)
-    .where(
-        # The ids again as an array: the claims are found by primary key, not by hashing
-        # every "claimed" row of the morning.
-        _CLAIMS.c.id == any_(bindparam("claims", type_=ARRAY(Integer))),
-        _CLAIMS.c.id == _PASSING.c.claim,
-        _CLAIMS.c.owner == _PASSING.c.holder,
-        _CLAIMS.c.status == CLAIMED,
-    )
-    .values(
-        status=_PASSING.c.to,
-        papers=_PASSING.c.ids,
-        lease_until=bindparam("until"),
-        finished_at=_PASSING.c.done,
-    )
-    .returning(_CLAIMS.c.id)
-)
-_SETTLE = (
-    update(_CLAIMS)
-    .where(_CLAIMS.c.id == bindparam("claim"))
-    .values(status=bindparam("to"), finished_at=bindparam("done"), detail=bindparam("why"))
-)
-_RESET_FAILURES = (
-    update(_CHANNELS)
-    .where(_CHANNELS.c.id == bindparam("channel"), _CHANNELS.c.failed_days != 0)
-    .values(failed_days=0)
-)

@@ -1,19 +1,35 @@
-"""The one interface the scheduler needs from a chat platform: post this reply to this channel."""
+"""What the daily posts need from a chat platform: render a post into parts, send one part,
+and find a post's parts again in the channel (the read-back that settles an unknown outcome)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
-from bot.replies import Reply
+from bot.replies import Papers
+
+
+@dataclass(frozen=True)
+class Part:
+    """One platform message of a daily post: its payload (JSON, with the part's marker) and
+    the arXiv ids of the papers it shows, delivered when it is sent."""
+
+    number: int  # from 1
+    body: dict[str, Any]
+    papers: tuple[str, ...] = ()
 
 
 class PostFailed(Exception):
-    """The platform refused the post.
+    """The platform did not take the part.
 
-    `permanent` marks failures that repeat until someone acts (bot removed, channel archived,
-    missing permission, invalid auth); they count towards pausing the channel.
-    `maybe_delivered` marks failures after which the platform may have accepted the post
-    (a timeout after sending): never retried, so a channel gets at most one copy.
+    `permanent`: it will refuse again until someone acts (bot removed, channel archived,
+    missing permission, revoked token); such days count towards pausing the channel.
+    `maybe_delivered`: the request left and no clear answer came (a timeout, a dropped
+    connection, a 5xx): the part is verified by reading the channel back before any resend.
+    Neither: nothing was posted (429 beyond its retries, no connection); tried again later.
     """
 
     def __init__(
@@ -26,13 +42,38 @@ class PostFailed(Exception):
 
 
 class Poster(Protocol):
-    """Implemented once per platform (Slack, Discord); the digest code knows no platform."""
+    """Implemented once per platform (Slack, Discord); the daily-post code knows no platform."""
 
     platform: str
 
-    async def post(self, *, workspace_id: str, channel_id: str, replies: list[Reply]) -> None:
-        """Post `replies` to the channel, splitting them as the platform's limits need.
-
-        Raises `PostFailed` when the platform refuses; honours rate limits itself.
-        """
+    def render(self, post: Papers, *, claim: int) -> list[Part]:
+        """The post as the messages to send, in order, each marked with (claim, part number)."""
         ...
+
+    async def send(self, *, workspace_id: str, channel_id: str, part: Part) -> str:
+        """Send one part; the platform's message id. Raises `PostFailed`; honours rate limits."""
+        ...
+
+    async def find(
+        self, *, workspace_id: str, channel_id: str, claim: int, since: datetime
+    ) -> dict[int, str]:
+        """Part number -> message id of the claim's parts in the channel's messages since
+        `since`. Raises `PostFailed` (`permanent` when the platform refuses the read-back)."""
+        ...
+
+
+def parts_of(post: Papers, bodies: Sequence[dict[str, Any]]) -> list[Part]:
+    """Numbered parts, each with the papers whose arXiv link it shows (a paper no part links
+    goes with the last part, so that it is delivered once everything is sent)."""
+    if not bodies:
+        raise ValueError("the post rendered as no message")
+    texts = [json.dumps(body, ensure_ascii=False) for body in bodies]
+    carried: list[list[str]] = [[] for _ in bodies]
+    for group in post.groups:
+        for paper in group.papers:
+            where = next((i for i, t in enumerate(texts) if paper.abs_url in t), len(texts) - 1)
+            carried[where].append(paper.arxiv_id)
+    return [
+        Part(number, dict(body), tuple(papers))
+        for number, (body, papers) in enumerate(zip(bodies, carried, strict=True), 1)
+    ]

@@ -1,59 +1,49 @@
-"""The digest runner: claims the due daily posts, posts them through the platforms' posters
-concurrently, and records what went out; keywords gone stale are refreshed first."""
+"""The daily posts' loop: claim what is due, refresh stale keywords once, then per chunk of
+claims render and store the parts, and send each channel's parts behind a limit on the
+channels at once, recording each part as the platform answers. A part whose outcome is
+unknown is looked for in the channel before anything is sent again."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable, Collection, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
+
+from sqlmodel import Session
 
 from bot.arxiv.daily import DailyRefresh, default_owner, last_refresh_slot
 from bot.commands.core import Core
 from bot.posts import claims, digest
-from bot.posts.claims import Claim
-from bot.posts.digest import DueChannel
-from bot.posts.poster import Poster, PostFailed
+from bot.posts.claims import Claim, StoredPart
+from bot.posts.poster import Part, Poster, PostFailed
 from bot.replies import Papers
-from bot.storage.db import is_sqlite, read_session, write_session
+from bot.storage.db import is_sqlite, write_session
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_CONCURRENT_CHANNELS = 1000  # channels being posted at once; waiting out rate limits is cheap
-DB_THREADS_POSTGRESQL = 4
-POST_TIMEOUT_SECONDS = 600.0  # under claims.CLAIM_LEASE, so a live sender is never "recovered"
-PREPARE_BATCH = 20  # claims passed to "sending" per write transaction
-RECORD_DELAY_SECONDS = 0.15  # accepted posts wait at most this long for a free database thread
+MAX_CONCURRENT_CHANNELS = 500  # channels posting at once; one waiting out a limit holds one
+CHUNK = 100  # claims rendered per write transaction
+SEND_TIMEOUT_SECONDS = 120.0  # past the platforms' own timeouts and rate-limit waits
+READ_BACK_MARGIN = timedelta(minutes=10)  # our clock against the platform's
 
 
 @dataclass(frozen=True)
 class DigestOutcome:
-    """What one channel's turn did: sent, empty, failed, paused, uncertain, taken or error."""
+    """What one channel's turn did: sent, empty, failed, paused, retry, taken or stopped."""
 
     channel_id: int
     local_date: date
     status: str
-    detail: str = ""
-
-
-def posters_by_platform(posters: Sequence[Poster]) -> dict[str, Poster]:
-    """A channel's workspace platform ("slack", "discord") picks its poster."""
-    found: dict[str, Poster] = {}
-    for poster in posters:
-        if poster.platform in found:
-            raise ValueError(f"two posters for platform {poster.platform!r}")
-        found[poster.platform] = poster
-    return found
 
 
 class DigestRunner:
-    """Posts the due daily digests concurrently (bounded)."""
+    """Posts the due daily posts through one `Poster` per platform; `stop()` ends gracefully."""
 
     def __init__(
         self,
@@ -61,293 +51,244 @@ class DigestRunner:
         posters: Sequence[Poster],
         *,
         owner: str | None = None,
-        max_concurrent: int = MAX_CONCURRENT_CHANNELS,
-        post_timeout: float = POST_TIMEOUT_SECONDS,
         refresher: DailyRefresh | None = None,
+        max_concurrent: int = MAX_CONCURRENT_CHANNELS,
+        lease_seconds: float = 60.0,
+        renew_seconds: float = 20.0,
+        send_timeout: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
         self.core = core
-        self.posters = posters_by_platform(posters)
+        self.posters = {poster.platform: poster for poster in posters}
         self.owner = owner or default_owner()
         self.refresher = refresher or DailyRefresh(core, owner=self.owner)
-        self.post_timeout = post_timeout
+        self.lease = timedelta(seconds=lease_seconds)
+        self.renew_seconds = renew_seconds
+        self.send_timeout = send_timeout
+        self.unverified = 0  # parts sent again without proof: the platform refused the read-back
         self._slots = asyncio.Semaphore(max_concurrent)
-        self._in_flight: set[int] = set()
-        # SQLite takes one writer at a time: one thread queues our transactions instead of
-        # leaving them to SQLite's busy-wait; PostgreSQL works on a few at once.
-        threads = 1 if is_sqlite(core.engine) else DB_THREADS_POSTGRESQL
-        self._db_threads = ThreadPoolExecutor(threads, thread_name_prefix="digest-db")
-        # Accepted posts waiting to be recorded together (see _record_sent); the flush job
-        # takes them in the database thread, hence the lock.
-        self._unrecorded: list[tuple[Claim, Papers, asyncio.Future[None]]] = []
-        self._unrecorded_lock = threading.Lock()
-        self._flush_pending = False
-        self._db_jobs = 0  # database-thread jobs submitted and not finished
-        self._db_idle = asyncio.Event()
-        # Claims waiting for begin_sending, taken PREPARE_BATCH at a time per transaction.
-        self._unprepared: list[tuple[Claim, asyncio.Future[Papers | None]]] = []
-        self._preparing = 0  # prepare jobs running or queued
-        self._db_thread_count = threads
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._held: set[int] = set()  # our open claims, renewed every `renew_seconds`
+        self._sending: set[int] = set()  # claims with a part's request out
+        self._tasks: set[asyncio.Task[DigestOutcome]] = set()
+        self._renewer: asyncio.Task[None] | None = None
+        self._stopping = False
+        # SQLite takes one writer at a time (one thread queues our transactions rather than
+        # busy-waiting); PostgreSQL takes a few. Renewals get a thread of their own: behind a
+        # morning's writes, a live holder's lease could run out and another process post too.
+        self._threads = ThreadPoolExecutor(1 if is_sqlite(core.engine) else 4)
+        self._renewals = ThreadPoolExecutor(1)
 
-    # -- daily posts ------------------------------------------------------------------------
-
-    async def run_due(
-        self, now: datetime | None = None, *, only: Collection[int] | None = None
-    ) -> list[DigestOutcome]:
-        """Post every channel whose time today has passed and whose day is unsettled (all of
-        them, or those in `only`); returns when each is done. Safe to call at any time."""
-        now = now or self.core.clock()
-        due = await self._in_db_thread(self._due, now, only)
-        due = [d for d in due if d.channel_id not in self._in_flight]
-        if not due:
+    async def run_due(self, now: datetime | None = None) -> list[DigestOutcome]:
+        """Post every channel whose time has passed and whose day is unsettled and free;
+        returns when each is done. Safe to call at any time, from several processes."""
+        if self._stopping:
             return []
-        self._in_flight.update(d.channel_id for d in due)
-        try:
-            taken, stale = await self._in_db_thread(self._claim, due)
-            turns = [
-                self._deliver(d, taken.get(d.channel_id), stale.get(d.channel_id, [])) for d in due
-            ]
-            return list(await asyncio.gather(*turns))
-        finally:
-            self._in_flight.difference_update(d.channel_id for d in due)
-
-    def _due(self, now: datetime, only: Collection[int] | None) -> list[DueChannel]:
-        with read_session(self.core.engine) as session:
-            abandoned = claims.has_abandoned(session, now=now)
-        if abandoned:
-            self._write(claims.recover_abandoned, now=now)
-        with read_session(self.core.engine) as session:
-            return digest.due_channels(
-                session,
-                settings=self.core.settings,
-                now=now,
-                platforms=self.posters.keys(),
-                only=only,
-            )
-
-    def _claim(self, due: list[DueChannel]) -> tuple[dict[int, Claim], dict[int, list[str]]]:
-        """Claims for the due channels, and the keywords each must refresh first."""
-        now = self.core.clock()
-        taken = self._write(claims.claim_due, due, owner=self.owner, now=now)
-        since = last_refresh_slot(now, self.core.settings.fetch_time)
-        stale = self._read(digest.stale_labels, channel_ids=list(taken), since=since)
-        return taken, stale
-
-    async def _deliver(
-        self, due: DueChannel, claim: Claim | None, stale: list[str]
-    ) -> DigestOutcome:
-        if claim is None:
-            return DigestOutcome(due.channel_id, due.local_date, "taken")
+        taken, stale = await self._write(self._take, now or self.core.clock())
+        taken = [c for c in taken if c.id not in self._held]  # ours already, being posted
+        self._held.update(c.id for c in taken)
+        if self._held and (self._renewer is None or self._renewer.done()):
+            self._renewer = asyncio.create_task(self._renew())
+        outcomes, started = [], {}
         try:
             await self.refresher.refresh_stale(stale)
-            async with self._slots:
-                post = await self._begin_sending(claim)
-                if post is None:
-                    return DigestOutcome(due.channel_id, due.local_date, digest.EMPTY)
-                return await self._send(due, claim, post)
-        except claims.ClaimLost:
-            return DigestOutcome(due.channel_id, due.local_date, "taken")
-        except Exception as exc:
-            logger.exception("the %s post of channel %s failed", due.local_date, due.channel_id)
-            return DigestOutcome(due.channel_id, due.local_date, "error", repr(exc))
-
-    async def _send(self, due: DueChannel, claim: Claim, post: Papers) -> DigestOutcome:
-        poster = self.posters[due.platform]
-        outcome = DigestOutcome(due.channel_id, due.local_date, digest.SENT, f"{post.count} papers")
-        try:
-            async with asyncio.timeout(self.post_timeout):  # no task per post, unlike wait_for
-                await poster.post(
-                    workspace_id=due.workspace_id, channel_id=due.channel, replies=[post]
-                )
-        except PostFailed as exc:
-            if exc.maybe_delivered:
-                return await self._uncertain(outcome, claim, post, exc.reason)
-            paused = await self._db(
-                claims.record_failure,
-                claim,
-                reason=exc.reason,
-                permanent=exc.permanent,
-                now=self.core.clock(),
-            )
-            logger.warning(
-                "channel %s refused its post%s: %s",
-                due.channel_id,
-                " and is now paused" if paused else "",
-                exc.reason,
-            )
-            return DigestOutcome(
-                due.channel_id, due.local_date, "paused" if paused else "failed", exc.reason
-            )
-        except TimeoutError:
-            return await self._uncertain(
-                outcome, claim, post, f"no answer in {self.post_timeout:g}s"
-            )
-        except Exception as exc:
-            logger.exception("posting to channel %s broke", due.channel_id)
-            return await self._uncertain(outcome, claim, post, f"{type(exc).__name__}: {exc}")
-        await self._record_sent(claim, post)
-        return outcome
-
-    async def _begin_sending(self, claim: Claim) -> Papers | None:
-        """`claims.begin_sending`, in a transaction shared with other channels' (PREPARE_BATCH
-        at a time); these go ahead of recording sent posts in the database threads."""
-        done: asyncio.Future[Papers | None] = asyncio.get_running_loop().create_future()
-        self._unprepared.append((claim, done))
-        # One job more than threads, so the next batch is already queued when one finishes.
-        if self._preparing <= self._db_thread_count:
-            self._preparing += 1
-            self._background(self._prepare_queued())
-        return await done
-
-    async def _prepare_queued(self) -> None:
-        try:
-            while self._unprepared:
-                batch = self._unprepared[:PREPARE_BATCH]
-                del self._unprepared[:PREPARE_BATCH]
-                try:
-                    results = await self._db(
-                        claims.begin_sending_many,
-                        [claim for claim, _done in batch],
-                        now=self.core.clock(),
-                    )
-                except BaseException as exc:
-                    for _claim, done in batch:
-                        _fail(done, exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for (_claim, done), result in zip(batch, results, strict=True):
-                    if done.done():
+            for start in range(0, len(taken), CHUNK):
+                chunk = taken[start : start + CHUNK]
+                prepared = await self._write(claims.prepare, chunk, self._render, **self._me())
+                for claim in chunk:
+                    parts = prepared[claim.id]
+                    if isinstance(parts, str):  # settled: nothing new, or it did not render
+                        self._held.discard(claim.id)
+                        outcomes.append(
+                            DigestOutcome(claim.due.channel_id, claim.due.local_date, parts)
+                        )
                         continue
-                    if isinstance(result, claims.ClaimLost):
-                        done.set_exception(result)
-                    else:
-                        done.set_result(result)
+                    await self._slots.acquire()
+                    if self._stopping:
+                        self._slots.release()
+                        break
+                    started[claim.id] = self._spawn(self._post(claim, parts))
         finally:
-            self._preparing -= 1
-            if not self._preparing:
-                self._db_idle.set()
+            if not self._stopping:  # claims not started (an error): free for the next pass
+                await self._release([c.id for c in taken if c.id not in started])
+        done = await asyncio.gather(*started.values(), return_exceptions=True)
+        return outcomes + [o for o in done if isinstance(o, DigestOutcome)]
 
-    async def _record_sent(self, claim: Claim, post: Papers) -> None:
-        """Record an accepted post together with the others accepted meanwhile: one write
-        transaction when the database threads are free, or after RECORD_DELAY_SECONDS.
-        Until then the claim stays "sending", which crash recovery and `digest now` already
-        count as delivered, so waiting never lets the post go out twice."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        with self._unrecorded_lock:
-            self._unrecorded.append((claim, post, done))
-            start = not self._flush_pending
-            self._flush_pending = True
-        if start:
-            self._background(self._flush_soon())
-        await done
+    def _take(self, session: Session, now: datetime) -> tuple[list[Claim], list[str]]:
+        """The free claims of the channels due at `now`, and the keywords they find stale."""
+        settings, platforms = self.core.settings, self.posters.keys()
+        due = digest.due_channels(session, settings=settings, now=now, platforms=platforms)
+        taken = claims.take(session, due, owner=self.owner, now=now, lease=self.lease)
+        channels = [c.due.channel_id for c in taken]
+        since = last_refresh_slot(now, settings.fetch_time)
+        return taken, digest.stale_labels(session, channel_ids=channels, since=since)
 
-    async def _flush_soon(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + RECORD_DELAY_SECONDS
-        while self._unprepared or self._preparing:  # preparing posts goes first
-            self._db_idle.clear()
-            await self._db_idle.wait()
-        while self._db_jobs and (left := deadline - loop.time()) > 0:
-            self._db_idle.clear()
+    def _render(self, claim: Claim, post: Papers) -> list[Part]:
+        return self.posters[claim.due.platform].render(post, claim=claim.id)
+
+    async def _post(self, claim: Claim, parts: list[StoredPart]) -> DigestOutcome:
+        try:
+            status = await self._send_parts(claim, parts)
+        except claims.ClaimLost:
+            status = "taken"
+        except Exception as exc:  # the database, or a poster's bug: try again later
+            logger.exception("%s broke", claim)
+            status = await self._retry(claim, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._slots.release()
+            if not self._stopping:
+                self._held.discard(claim.id)
+        return DigestOutcome(claim.due.channel_id, claim.due.local_date, status)
+
+    async def _send_parts(self, claim: Claim, parts: list[StoredPart]) -> str:
+        """Look for the parts whose outcome is unknown, then send the others in order."""
+        unknown = [p for p in parts if p.status == claims.SENDING]
+        if unknown:
             try:
-                await asyncio.wait_for(self._db_idle.wait(), left)
-            except TimeoutError:
-                break
-        try:
-            batch, error = await self._in_db_thread(self._flush_unrecorded)
-        except BaseException as exc:  # the executor is gone: fail whatever is still queued
-            with self._unrecorded_lock:
-                batch, self._unrecorded, self._flush_pending = self._unrecorded, [], False
-            error = exc
-        for _claim, _post, done in batch:
-            if error is not None:
-                _fail(done, error)
-            elif not done.done():
-                done.set_result(None)
+                found = await self._verify(claim, unknown)
+            except PostFailed as exc:
+                return await self._retry(claim, f"reading the channel back failed: {exc.reason}")
+            parts = [p for p in parts if p not in unknown or p.part.number not in found]
+        for part in parts:
+            if part.status == claims.SENT:
+                continue
+            if self._stopping:
+                return "stopped"
+            self._sending.add(claim.id)
+            try:
+                if failed := await self._send(claim, part):
+                    return failed
+            finally:
+                self._sending.discard(claim.id)
+        await self._write(claims.finish, claim, claims.SENT, **self._me())
+        return "sent"
 
-    def _flush_unrecorded(
-        self,
-    ) -> tuple[list[tuple[Claim, Papers, asyncio.Future[None]]], BaseException | None]:
-        """In the database thread: record every accepted post queued so far, in one transaction."""
-        with self._unrecorded_lock:
-            batch, self._unrecorded, self._flush_pending = self._unrecorded, [], False
-        if not batch:
-            return batch, None
+    async def _verify(self, claim: Claim, unknown: list[StoredPart]) -> set[int]:
+        """Record the unknown parts found in the channel; the numbers of those found. When the
+        platform refuses the read-back, none is found: they go again (a duplicate beats a loss)."""
+        poster, since = self.posters[claim.due.platform], claim.began - READ_BACK_MARGIN
         try:
-            self._write(
-                claims.record_sent_many,
-                [(claim, post) for claim, post, _done in batch],
-                now=self.core.clock(),
+            found = await poster.find(**claim.where, claim=claim.id, since=since)
+        except PostFailed as exc:
+            if not exc.permanent:
+                raise
+            self.unverified += len(unknown)
+            logger.warning(
+                "channel %s refused the read-back (%s): sending %d part(s) again without proof "
+                "(%d such parts so far)",
+                *(claim.due.channel_id, exc.reason, len(unknown), self.unverified),
             )
-        except Exception as exc:
-            logger.exception("recording %d sent posts failed", len(batch))
-            return batch, exc
-        return batch, None
+            return set()
+        for part in unknown:
+            if part.part.number in found:
+                await self._record(claim, part, found[part.part.number])
+        return set(found)
 
-    async def _uncertain(
-        self, outcome: DigestOutcome, claim: Claim, post: Papers, reason: str
-    ) -> DigestOutcome:
-        await self._db(claims.record_uncertain, claim, post, reason=reason, now=self.core.clock())
-        return DigestOutcome(outcome.channel_id, outcome.local_date, digest.UNCERTAIN, reason)
+    async def _send(self, claim: Claim, part: StoredPart) -> str | None:
+        """Mark, send and record one part; the claim's outcome when it cannot go on."""
+        await self._write(claims.mark_sending, claim, part, **self._me(), lease=self.lease)
+        poster = self.posters[claim.due.platform]
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                message_id = await poster.send(**claim.where, part=part.part)
+        except TimeoutError:
+            return await self._retry(claim, f"no answer in {self.send_timeout:g} s")
+        except asyncio.CancelledError:  # the stop's grace ran out: verify after a minute
+            await self._retry(claim, "stopped with a part out")
+            raise
+        except PostFailed as exc:
+            if exc.maybe_delivered:  # the part stays "sending": the next attempt looks for it
+                return await self._retry(claim, exc.reason)
+            await self._write(claims.unmark_sending, part)
+            if not exc.permanent:
+                return await self._retry(claim, exc.reason)
+            return await self._refused(claim, exc.reason)
+        await self._record(claim, part, message_id)
+        return None
+
+    async def _record(self, claim: Claim, part: StoredPart, message_id: str) -> None:
+        now = self.core.clock()
+        await self._write(claims.record_sent, claim, part, message_id=message_id, now=now)
+
+    async def _refused(self, claim: Claim, reason: str) -> str:
+        """Refused for good: the day fails, and the channel may now be paused."""
+        failed = {"reason": reason, "refused": True}
+        paused = await self._write(claims.finish, claim, claims.FAILED, **self._me(), **failed)
+        now = " and is now paused" if paused else ""
+        logger.warning("channel %s refused its post%s: %s", claim.due.channel_id, now, reason)
+        return "paused" if paused else "failed"
+
+    async def _retry(self, claim: Claim, reason: str) -> str:
+        at = await self._write(claims.retry_later, claim, **self._me(), reason=reason)
+        logger.warning("%s goes again at %s: %s", claim, at, reason)
+        return "retry"
+
+    async def _renew(self) -> None:
+        """Every `renew_seconds`, extend the leases of the claims we hold (a lost one is
+        noticed by its sender before its next part)."""
+        while self._held:
+            await asyncio.sleep(self.renew_seconds)
+            held = list(self._held)
+            renew = partial(self._in_write, claims.renew, held, **self._me(), lease=self.lease)
+            try:
+                kept = await asyncio.get_running_loop().run_in_executor(self._renewals, renew)
+            except Exception as exc:
+                logger.warning("renewing %d daily-post claims failed: %r", len(held), exc)
+                continue
+            self._held -= set(held) - kept
+
+    async def stop(self, grace: float) -> None:
+        """Graceful stop: nothing new is claimed or sent, claims not sending are handed back
+        at once, parts in flight get `grace` seconds to finish, then their claims go back."""
+        self._stopping = True
+        await self._release(list(self._held - self._sending))
+        running = [t for t in self._tasks if not t.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._release(list(self._held))
+        if self._renewer is not None:
+            self._renewer.cancel()
+
+    async def _release(self, claim_ids: list[int]) -> None:
+        if not claim_ids:
+            return
+        try:
+            await self._write(claims.hand_back, claim_ids, **self._me())
+        except Exception:
+            logger.exception("handing back %d daily-post claims failed", len(claim_ids))
+        self._held.difference_update(claim_ids)
 
     async def prune(self) -> None:
-        """Housekeeping, once a day by the daily refresh's holder: old settled claims go."""
-        try:
-            pruned = await self._db(claims.prune_claims, now=self.core.clock())
-        except Exception:
-            logger.exception("pruning old daily-post claims failed")
-        else:
-            logger.info("pruned %d settled daily-post claims", pruned)
+        """Housekeeping, once a day by the daily refresh's holder: old claims go."""
+        pruned = await self._write(claims.prune, now=self.core.clock())
+        logger.info("pruned %d daily-post claims", pruned)
+
+    def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+        self._threads.shutdown(wait=False)
+        self._renewals.shutdown(wait=False)
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with write_session(self.core.engine) as session:
-            return fn(session, *args, **kwargs)
+    def _me(self) -> dict[str, Any]:
+        return {"owner": self.owner, "now": self.core.clock()}
 
-    def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with read_session(self.core.engine) as session:
-            return fn(session, *args, **kwargs)
-
-    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`fn(session, ...)` in a write transaction, in a database thread."""
-        return await self._in_db_thread(self._write, fn, *args, **kwargs)
-
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, DigestOutcome]) -> asyncio.Task[DigestOutcome]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _in_db_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        self._db_jobs += 1
-        try:
-            return await loop.run_in_executor(self._db_threads, partial(fn, *args, **kwargs))
-        finally:
-            self._db_jobs -= 1
-            if not self._db_jobs:
-                self._db_idle.set()
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(session, *args, **kwargs)` in a write transaction, in a database thread."""
+        call = partial(self._in_write, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
-    def close(self) -> None:
-        self._db_threads.shutdown(wait=False)
-
-
-def _fail(waiter: asyncio.Future[Any], error: BaseException) -> None:
-    if waiter.done():
-        return
-    if isinstance(error, asyncio.CancelledError):
-        waiter.cancel()
-    else:
-        waiter.set_exception(error)
-
-
-async def run_due_digests(
-    core: Core, posters: Sequence[Poster], now: datetime | None = None, **options: Any
-) -> list[DigestOutcome]:
-    """One pass as a fresh runner (a process of its own): post whatever is due at `now`."""
-    runner = DigestRunner(core, posters, **options)
-    try:
-        return await runner.run_due(now)
-    finally:
-        runner.close()
+    def _in_write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # Not waiting for PostgreSQL's WAL flush at each commit (a few ms each, several per
+        # part) loses nothing when our process dies; a crash of the database server itself
+        # can lose its last moments, which at worst sends a part or a paper twice.
+        with write_session(self.core.engine, durable=False) as session:
+            return fn(session, *args, **kwargs)

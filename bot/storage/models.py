@@ -117,7 +117,8 @@ class Delivery(SQLModel, table=True):
 
 
 class DigestClaim(SQLModel, table=True):
-    """One daily post per channel and local date, claimed before sending."""
+    """One daily post per channel and local date, held by one process at a time (a lease it
+    renews while it works); "open" until it settles as sent, empty or failed."""
 
     __tablename__ = "digest_claims"
     __table_args__ = (
@@ -128,16 +129,33 @@ class DigestClaim(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE", index=True)
     local_date: date
-    status: str = Field(default="claimed", max_length=16)
-    owner: str = Field(default="", max_length=100)
+    status: str = Field(default="open", max_length=16)
+    owner: str = Field(default="", max_length=100)  # "" once handed back
     lease_until: datetime = Field(sa_column=_ts())
     claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     detail: str | None = Field(default=None, max_length=500)
-    # JSON list of the arXiv ids in the post, written when it reaches "sending": after a crash
-    # they are counted as delivered (the platform may have accepted them), and `digest now`
-    # leaves them out while the post is in flight.
-    papers: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attempts: int = Field(default=0)  # transient failures so far: the next backoff step
+    retry_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class DigestPart(SQLModel, table=True):
+    """One platform message of a daily post, rendered before anything is sent:
+    pending -> sending (its request is leaving) -> sent (with the platform's message id)."""
+
+    __tablename__ = "digest_parts"
+    __table_args__ = (UniqueConstraint("claim_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: int = Field(foreign_key="digest_claims.id", ondelete="CASCADE")
+    number: int
+    status: str = Field(default="pending", max_length=16)
+    message_id: str | None = Field(default=None, max_length=64)
+    papers: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON arXiv ids
+    body: str | None = Field(
+        default=None, sa_column=Column(Text, nullable=True)
+    )  # JSON; None once sent
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Lease(SQLModel, table=True):

@@ -554,6 +554,12 @@ class DiscordStandIn:
         self.messages: dict[str, dict[str, Any]] = {}  # message id -> message object
         self.attachments: dict[str, RecordedFile] = {}  # attachment id -> file
         self.typed: set[str] = set()  # every string option typed into an interaction
+        # Channel messages, oldest first (GET /channels/{id}/messages reads them); the nonces
+        # seen (enforce_nonce returns the first message again); a hook run after a message is
+        # stored and before its answer (a slow or lost answer).
+        self.history: dict[str, list[dict[str, Any]]] = {}
+        self._nonces: dict[tuple[str, str], dict[str, Any]] = {}
+        self.after_post: Callable[[str, dict[str, Any]], Any] | None = None
 
         self._faults: list[_Fault] = []
         self._interactions: dict[str, _Interaction] = {}
@@ -1285,6 +1291,7 @@ class DiscordStandIn:
             ("DELETE", rf"/webhooks/{sf}/{tok}/messages/{mid}", self._delete_webhook_message),
             ("GET", rf"/channels/{sf}", self._get_channel),
             ("POST", rf"/channels/{sf}/messages", self._channel_message),
+            ("GET", rf"/channels/{sf}/messages", self._channel_history),
         ]
         return [(m, re.compile(f"^{p}$"), h) for m, p, h in table]
 
@@ -1707,6 +1714,24 @@ class DiscordStandIn:
         err = _message_errors(body, files=len(rec.files))
         if err is not None:
             raise err
+        nonce = (channel_id, str(body.get("nonce")))
+        if body.get("enforce_nonce") and nonce in self._nonces:
+            return self._nonces[nonce]
         message = self._make_message(body, rec.files, channel_id=channel_id)
         self.posted.append(Posted("channel_message", body, rec.files, rec, message))
+        self.history.setdefault(channel_id, []).append(message)
+        if body.get("nonce") is not None:
+            self._nonces[nonce] = message
+        if self.after_post is not None and asyncio.iscoroutine(
+            held := self.after_post(channel_id, message)
+        ):
+            await held
         return message
+
+    async def _channel_history(self, rec: RecordedRequest, channel_id: str) -> Any:
+        """Messages after ``after`` (a snowflake), at most ``limit``, newest first; no nonces."""
+        if self._channel(channel_id) is None:
+            raise _Reply(404, "Unknown Channel", 10003)
+        after, limit = int(rec.query.get("after") or 0), int(rec.query.get("limit") or 50)
+        later = [m for m in self.history.get(channel_id, []) if int(m["id"]) > after]
+        return list(reversed(later[:limit]))

@@ -254,6 +254,10 @@ class SlackWebAPI:
         self.revoked_tokens: set[str] = set()
         self.channels: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
+        # Messages posted per channel, oldest first (conversations.history reads them), and a
+        # hook run after a message is stored and before its answer (a slow or lost answer).
+        self.history: dict[str, list[dict[str, Any]]] = {}
+        self.after_post: Callable[[str, dict[str, Any]], Any] | None = None
         self.oauth_codes: dict[str, dict[str, Any]] = {}
 
         self.calls: list[Call] = []
@@ -268,7 +272,7 @@ class SlackWebAPI:
         self._rate_interval: float | None = None
         self._last_post_by_channel: dict[str, float] = {}
         self._socket_tickets: dict[str, str | None] = {}
-        self._ts_counter = itertools.count(1)
+        self._last_ts = 0.0
         self._id_counter = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -756,7 +760,9 @@ class SlackWebAPI:
 
     # ---- helpers for handlers
     def _next_ts(self) -> str:
-        return f"{int(time.time())}.{next(self._ts_counter):06d}"
+        # Real time, unique and increasing, as Slack's: `oldest` compares against it.
+        self._last_ts = max(round(time.time(), 6), round(self._last_ts + 1e-6, 6))
+        return f"{self._last_ts:.6f}"
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}0STANDIN{next(self._id_counter):04d}"
@@ -882,7 +888,33 @@ class SlackWebAPI:
                 raise _Reply("ratelimited", status=429, headers={"Retry-After": str(wait)})
             self._last_post_by_channel[channel] = now
         ts = self._next_ts()
-        return {"ok": True, "channel": channel, "ts": ts, "message": self._message(ws, p, ts)}
+        message = self._message(ws, p, ts)
+        self.history.setdefault(channel, []).append(message)
+        if self.after_post is not None and inspect.isawaitable(
+            held := self.after_post(channel, message)
+        ):
+            await held
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    async def _conversations_history(self, call: Call) -> dict[str, Any]:
+        """Newest first, after ``oldest``; metadata only with ``include_all_metadata``."""
+        self._workspace(call)
+        p = call.params
+        oldest = float(p.get("oldest") or 0)
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [
+            m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
+            for m in reversed(self.history.get(str(p.get("channel")), []))
+            if float(m["ts"]) > oldest
+        ]
+        start, limit = int(p.get("cursor") or 0), int(p.get("limit") or 100)
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": found[start : start + limit],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     async def _chat_post_ephemeral(self, call: Call) -> dict[str, Any]:
         self._workspace(call)
@@ -1058,6 +1090,7 @@ class SlackWebAPI:
         "chat.postEphemeral": _chat_post_ephemeral,
         "chat.update": _chat_update,
         "conversations.info": _conversations_info,
+        "conversations.history": _conversations_history,
         "users.info": _users_info,
         "team.info": _team_info,
         "files.getUploadURLExternal": _files_get_upload_url,
