@@ -26,10 +26,12 @@ from bot.commands.grammar import (
     Help,
     Keywords,
     List,
+    Preview,
     Readme,
     Remove,
     help_text,
 )
+from bot.commands.preview import preview
 from bot.commands.readme import PAPERS_PER_SECTION, render_readme
 from bot.config import Settings
 from bot.posts import digest
@@ -37,7 +39,6 @@ from bot.replies import File, KeywordTable, PaperGroup, Papers, Reply, Text, err
 from bot.storage import catalog, store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import Channel
-from bot.text import keyword_key
 
 if TYPE_CHECKING:
     from bot.arxiv.gateway import ArxivGateway
@@ -112,6 +113,8 @@ class Core:
                 return [self._readme(place, whole)]
             case Fetch():
                 return [self._fetch(place)]
+            case Preview(keyword=label):
+                return [preview(self, place, label)]
             case Help():
                 return [Text(help_text(), ephemeral=True)]
         raise AssertionError(f"unhandled command {command!r}")
@@ -224,9 +227,10 @@ class Core:
             channel = self._existing_channel(session, place)
             subs = store.channel_subscriptions(session, channel) if channel else []
             if label is not None:
-                chosen = [(s, k) for s, k in subs if k.key == keyword_key(label)]
-                if not chosen:
+                named = store.followed(subs, label)
+                if named is None:
                     raise BadInput(f"This channel does not follow “{label}”.", "list")
+                chosen = [named]
             elif not subs:
                 return Text(
                     "This channel follows no keywords yet. Start with `add <keyword>`.",

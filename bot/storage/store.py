@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
+from bot.keywords import KeywordSpec, keyword_key, parse_keyword
 from bot.replies import KeywordRow
 from bot.storage.models import (
     Channel,
@@ -22,7 +24,7 @@ from bot.storage.models import (
     Workspace,
     utcnow,
 )
-from bot.text import keyword_key
+from bot.text import squash
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -112,12 +114,23 @@ def deactivate_workspace(session: Session, *, platform: str, external_id: str) -
     return len(channels)
 
 
-def find_keyword(session: Session, label: str) -> Keyword | None:
-    return session.exec(select(Keyword).where(Keyword.key == keyword_key(label))).first()
+KeywordRef = str | KeywordSpec  # keyword text (as typed, or a keyword's `phrase`) or its spec
 
 
-def find_keywords(session: Session, labels: Sequence[str]) -> list[Keyword]:
-    keys = list(dict.fromkeys(keyword_key(label) for label in labels))
+def spec_of(keyword: KeywordRef) -> KeywordSpec:
+    return keyword if isinstance(keyword, KeywordSpec) else parse_keyword(keyword)
+
+
+def key_of(keyword: KeywordRef) -> str:
+    return keyword.key if isinstance(keyword, KeywordSpec) else keyword_key(keyword)
+
+
+def find_keyword(session: Session, keyword: KeywordRef) -> Keyword | None:
+    return session.exec(select(Keyword).where(Keyword.key == key_of(keyword))).first()
+
+
+def find_keywords(session: Session, keywords: Sequence[KeywordRef]) -> list[Keyword]:
+    keys = list(dict.fromkeys(key_of(k) for k in keywords))
     found: list[Keyword] = []
     for start in range(0, len(keys), 500):
         batch = keys[start : start + 500]
@@ -125,25 +138,42 @@ def find_keywords(session: Session, labels: Sequence[str]) -> list[Keyword]:
     return found
 
 
-def ensure_keyword(session: Session, label: str) -> Keyword:
-    existing = find_keyword(session, label)
+def ensure_keyword(session: Session, keyword: KeywordRef) -> Keyword:
+    spec = spec_of(keyword)
+    existing = find_keyword(session, spec)
     if existing is not None:
         return existing
     stmt = insert_for(session, Keyword).values(
-        key=keyword_key(label), phrase=label, fetch_status="never", created_at=utcnow()
+        key=spec.key,
+        phrase=spec.text,
+        words=spec.phrase,
+        exclude=json.dumps(list(spec.exclude), ensure_ascii=False),
+        categories=" ".join(spec.categories),
+        author=spec.author,
+        fetch_status="never",
+        created_at=utcnow(),
     )
     session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
-    keyword = find_keyword(session, label)
-    assert keyword is not None
-    return keyword
+    found = find_keyword(session, spec)
+    assert found is not None
+    return found
 
 
 def subscription_for(session: Session, *, channel: Channel, label: str) -> Subscription | None:
-    return session.exec(
-        select(Subscription)
-        .join(Keyword, Keyword.id == Subscription.keyword_id)  # type: ignore[arg-type]
-        .where(Subscription.channel_id == channel.id, Keyword.key == keyword_key(label))
-    ).first()
+    pair = followed(channel_subscriptions(session, channel), label)
+    return pair[0] if pair else None
+
+
+def followed(
+    subscriptions: Sequence[tuple[Subscription, Keyword]], label: str
+) -> tuple[Subscription, Keyword] | None:
+    """The subscription `label` names: by the keyword's key, or else by the label shown, so
+    that what `keywords` shows can always be removed (even a keyword stored before the rule
+    grammar, whose label reads differently now)."""
+    key = keyword_key(label)
+    shown = squash(label).casefold()
+    by_key = next((pair for pair in subscriptions if pair[1].key == key), None)
+    return by_key or next((p for p in subscriptions if p[0].label.casefold() == shown), None)
 
 
 def subscribe(session: Session, *, channel: Channel, keyword: Keyword, label: str) -> bool:
@@ -243,13 +273,14 @@ def keyword_rows(session: Session, channel: Channel) -> list[KeywordRow]:
             newest=as_utc(newest).date() if newest else None,
             status=keyword.fetch_status,
             error=keyword.fetch_error,
+            rules=keyword.spec.rules_text(),
         )
         for label, keyword, n, newest in rows
     ]
 
 
 def record_fetch(
-    session: Session, label: str, *, status: str, error: str | None = None
+    session: Session, keyword: KeywordRef, *, status: str, error: str | None = None
 ) -> int | None:
     """Record a fetch's outcome on the keyword; returns its id, or None if it is not stored.
 
@@ -258,7 +289,7 @@ def record_fetch(
     row = session.execute(
         _RECORD_FETCH,
         {
-            "b_key": keyword_key(label),
+            "b_key": key_of(keyword),
             "b_status": status,
             "b_error": error[:500] if error else None,
             "b_at": now,
