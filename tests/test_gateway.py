@@ -73,7 +73,10 @@ def test_one_request_in_flight_across_threads(arxiv_api: ArxivStandIn, engine: E
     arxiv_api.script([hang(0.3), hang(0.3)])
     gateway_a = ArxivGateway(test_settings(arxiv_api), engine)
     gateway_b = ArxivGateway(test_settings(arxiv_api), engine)
-    threads = [threading.Thread(target=g.fetch, args=("threads",)) for g in (gateway_a, gateway_b)]
+    threads = [
+        threading.Thread(target=g.fetch, args=(parse_keyword("threads"),))
+        for g in (gateway_a, gateway_b)
+    ]
     for t in threads:
         t.start()
     for t in threads:
