@@ -109,7 +109,7 @@ def parse_keyword(text: str) -> KeywordSpec:
             term = _rule_term(token[1:], "An exclusion", '-medical or -"remote sensing"')
             exclude.setdefault(term.casefold(), term)
         elif folded.startswith("in:"):
-            chosen += [c for c in _categories(token[3:]) if c not in chosen]
+            chosen += _categories(token[3:])
         elif folded.startswith("by:"):
             authors.append(_rule_term(token[3:], "An author", 'by:"Kaiming He" or by:He'))
         elif exclude or chosen or authors:
@@ -119,7 +119,8 @@ def parse_keyword(text: str) -> KeywordSpec:
             )
         else:
             words.append(token.replace('"', ""))
-    return _spec(clean_term(" ".join(words)), list(exclude.values()), chosen, authors)
+    distinct = list(dict.fromkeys(chosen))
+    return _spec(clean_term(" ".join(words)), list(exclude.values()), distinct, authors)
 
 
 def keyword_key(text: str) -> str:

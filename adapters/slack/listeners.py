@@ -37,6 +37,7 @@ from bot.commands.grammar import (
     Command,
     Fetch,
     Help,
+    Preview,
     parse,
 )
 from bot.posts.poster import PostFailed
@@ -148,7 +149,8 @@ class Listeners:
 
     async def _execute(self, place: Place, command: Command) -> list[Reply]:
         try:
-            threads = self.arxiv_threads if isinstance(command, Add | Fetch) else self.quick_threads
+            asks_arxiv = isinstance(command, Add | Fetch | Preview)
+            threads = self.arxiv_threads if asks_arxiv else self.quick_threads
             run = functools.partial(self.core.execute, place, command)
             return await asyncio.get_running_loop().run_in_executor(threads, run)
         except Exception:

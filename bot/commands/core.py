@@ -34,6 +34,7 @@ from bot.commands.grammar import (
 from bot.commands.preview import preview
 from bot.commands.readme import PAPERS_PER_SECTION, render_readme
 from bot.config import Settings
+from bot.keywords import BadKeyword
 from bot.posts import digest
 from bot.replies import File, KeywordTable, PaperGroup, Papers, Reply, Text, error
 from bot.storage import catalog, store
@@ -94,6 +95,8 @@ class Core:
             return self._dispatch(place, command)
         except BadInput as exc:
             return [error(str(exc))]
+        except BadKeyword as exc:  # a command built without the grammar's check
+            return [error(str(BadInput(str(exc), type(command).__name__.lower())))]
 
     def _dispatch(self, place: Place, command: Command) -> list[Reply]:
         match command:
