@@ -7,6 +7,7 @@ or adding the keyword, costs no request."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -87,7 +88,7 @@ def _take_turn(core: Core, place: Place) -> int | None:
         channel = core.channel(session, place)
         last = channel.last_preview_request_at
         if last is not None and now - store.as_utc(last) < PREVIEW_COOLDOWN:
-            return _seconds(store.as_utc(last) + PREVIEW_COOLDOWN - now) + 1
+            return math.ceil((store.as_utc(last) + PREVIEW_COOLDOWN - now).total_seconds())
         channel.last_preview_request_at = now
         session.add(channel)
     return None

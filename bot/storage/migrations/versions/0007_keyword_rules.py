@@ -107,7 +107,7 @@ def _normalise_keywords(conn: Any) -> None:
     for keyword_id, *_ in final:
         conn.execute(
             sa.text("UPDATE keywords SET key = :key WHERE id = :id"),
-            {"key": f"\x00migrating {keyword_id}", "id": keyword_id},
+            {"key": f"#0007 {keyword_id}", "id": keyword_id},  # "#" is in no key
         )
     for keyword_id, key, text, words in final:
         conn.execute(
