@@ -200,6 +200,7 @@ def populate(engine: Engine, channels: int) -> None:
                     "id": k + 1,
                     "key": f"topic {k}",
                     "phrase": f"topic {k}",
+                    "words": f"topic {k}",
                     "fetch_status": "ok",
                     "last_success_at": now,
                     "fetched_at": now,

@@ -32,9 +32,10 @@ from bot.arxiv.prefilter import KeywordIndex
 from bot.commands.core import TERMINAL, Core
 from bot.commands.grammar import parse
 from bot.config import Settings
+from bot.keywords import keyword_key, parse_keyword
 from bot.storage.db import ensure_schema, make_engine, write_session
 from bot.storage.models import Keyword, Subscription
-from bot.text import keyword_key
+from bot.storage.store import keyword_columns
 from tests.conftest import FIXTURES
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 
@@ -91,8 +92,7 @@ def load_keywords(core: Core, labels: list[str]) -> None:
     yesterday = datetime.now(UTC) - timedelta(days=1)
     rows = [
         {
-            "key": keyword_key(label),
-            "phrase": label,
+            **keyword_columns(parse_keyword(label)),
             "fetch_status": "ok",
             "created_at": yesterday,
             "last_success_at": yesterday,
