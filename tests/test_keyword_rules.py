@@ -227,3 +227,17 @@ def test_readme_of_rule_keywords_has_the_headings_as_typed(
     ).replace("## Virtual Try-On\n", f"## {second}\n")
     assert readme == renamed
     assert f"## {second}\n| **Title** |" in readme
+
+
+def test_the_daily_post_groups_papers_under_the_label_as_typed(
+    core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    typed = "image editing in:cs.CV -medical"
+    core.execute(TERMINAL, parse(f"add {typed}"))
+    arxiv_api.add_entries("image editing", [make_entry(arxiv_id="2501.00007", title="New")])
+    assert core.refresh(typed).new == 1
+    (post,) = core.digest_now(TERMINAL)
+    assert isinstance(post, Papers)
+    assert [(g.label, [p.arxiv_id for p in g.papers]) for g in post.groups] == [
+        (typed, ["2501.00007"])
+    ]
