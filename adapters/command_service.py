@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.commands.core import Core, Place
-from bot.commands.grammar import Add, Command, Fetch
+from bot.commands.grammar import Add, Command, Fetch, Preview
 from bot.replies import Reply, Text, error
 
 logger = logging.getLogger("papers.commands")
@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 # Commands that may wait on arXiv (and on the deployment-wide pacer in front of it): they run in
 # threads of their own, so that `list` never queues behind a slow fetch.
-SLOW_COMMANDS = (Add, Fetch)
+SLOW_COMMANDS = (Add, Fetch, Preview)
 # A command the core answers this quick is answered at once, visible as the answer says;
 # otherwise the platform is told "working on it" first (Slack ack note, Discord deferral).
 QUICK_SECONDS = 1.0

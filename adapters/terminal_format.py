@@ -66,6 +66,8 @@ def _keywords(reply: KeywordTable) -> str:
     for row in reply.rows:
         newest = row.newest.isoformat() if row.newest else "-"
         lines.append(f"{row.label.ljust(width)}  {row.papers:>6}  {newest:<10}  {row.status_text}")
+        if row.rules:
+            lines.append(f"  {row.rules}")
     if reply.harvest:
         lines.append(reply.harvest)
     lines.append(reply.digest)

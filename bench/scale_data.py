@@ -106,6 +106,7 @@ def load(
                 {
                     "key": f"keyword {k}",
                     "phrase": f"Keyword {k}",
+                    "words": f"Keyword {k}",
                     "fetch_status": "ok",
                     "fetched_at": NOW,
                     "last_success_at": NOW,

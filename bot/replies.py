@@ -51,6 +51,7 @@ class Papers:
 
     heading: str
     groups: tuple[PaperGroup, ...]
+    ephemeral: bool = False  # only for the person who asked (`preview`)
 
     @property
     def count(self) -> int:
@@ -73,6 +74,7 @@ class KeywordRow:
     newest: date | None
     status: str  # "ok", "failed", "skipped" (arXiv was down) or "never"
     error: str | None = None
+    rules: str = ""  # the keyword's rules for people: "excluding medical · in cs.CV, cs.GR"
 
     @property
     def status_text(self) -> str:

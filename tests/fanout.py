@@ -90,6 +90,7 @@ def populate(engine: Engine, slack: SlackWebAPI, discord: DiscordStandIn, channe
             keyword += 1
             rows[Keyword].append(
                 {"id": keyword, "key": f"topic {keyword}", "phrase": f"topic {keyword}"}
+                | {"words": f"topic {keyword}", "exclude": "[]", "categories": ""}
                 | {"fetch_status": "ok", "last_success_at": now, "fetched_at": now}
                 | {"created_at": now}
             )

@@ -21,6 +21,7 @@ from bot.commands.grammar import (
     Help,
     Keywords,
     List,
+    Preview,
     Readme,
     Remove,
     help_text,
@@ -54,7 +55,10 @@ from tests.fakes.arxiv_server import ArxivStandIn, make_entry
         ("fetch", Fetch()),
         ("help", Help()),
         ("", Help()),
-        ('add foo") OR ("bar', Add("foo) OR (bar")),
+        # Quotes are grammar now: the label keeps them as typed (the query never does).
+        ('add foo") OR ("bar', Add('foo") OR ("bar')),
+        ("preview image  editing -medical", Preview("image editing -medical")),
+        ("add by:“Kaiming He”", Add('by:"Kaiming He"')),
     ],
 )
 def test_parse(text: str, command: object) -> None:

@@ -40,9 +40,7 @@ MANAGE_GUILD = 1 << 5
 MANAGER = EVERYONE_PERMISSIONS | MANAGE_CHANNELS
 MEMBER = EVERYONE_PERMISSIONS
 DEFERRED, MESSAGE, AUTOCOMPLETE = 5, 4, 8
-NOT_MANAGER = (
-    f"Only {MANAGERS} can do that here. Anyone can use `keywords`, `list`, `readme` and `help`."
-)
+NOT_MANAGER = f"Only {MANAGERS} can do that here. Anyone can use `keywords`, `list`, `readme`, `preview` and `help`."
 
 
 async def _no_identify_wait(shard_id: int | None, *, initial: bool = False) -> None:
@@ -209,7 +207,17 @@ async def test_connects_and_registers_the_group(ds: DiscordStandIn, fe: DiscordF
     assert ds.registered_commands() == []  # DISCORD_GUILD_ID: nothing global
     assert papers["name"] == "papers" and papers["default_member_permissions"] is None
     subs = {o["name"]: o for o in papers["options"]}
-    assert list(subs) == ["add", "remove", "keywords", "list", "digest", "readme", "fetch", "help"]
+    assert list(subs) == [
+        "add",
+        "remove",
+        "keywords",
+        "list",
+        "digest",
+        "readme",
+        "fetch",
+        "preview",
+        "help",
+    ]
     assert all(o["type"] == 1 and 1 <= len(o["description"]) <= 100 for o in subs.values())
 
     def options(name: str) -> list[tuple[Any, ...]]:
@@ -218,7 +226,7 @@ async def test_connects_and_registers_the_group(ds: DiscordStandIn, fe: DiscordF
             for o in subs[name]["options"]
         ]
 
-    assert options("add") == [("keyword", 3, True, False)]
+    assert options("add") == options("preview") == [("keyword", 3, True, True)]
     assert options("remove") == [("keyword", 3, True, True)]
     assert options("list") == [("keyword", 3, False, True), ("limit", 4, False, False)]
     limit = subs["list"]["options"][1]

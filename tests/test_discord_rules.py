@@ -48,7 +48,10 @@ LABEL = "||spoiler|| **loud** [c](http://evil.example/3)"
 async def test_masked_links_and_typed_labels_are_escaped_in_every_answer(
     ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
 ) -> None:
-    arxiv_api.add_entries(LABEL, [make_entry(title=EVIL, summary=EVIL, comment=EVIL)])
+    # arXiv is asked for the label's searchable words (a term keeps letters, digits, - . + ')
+    arxiv_api.add_entries(
+        "spoiler loud c http evil.example 3", [make_entry(title=EVIL, summary=EVIL, comment=EVIL)]
+    )
     shown = []
     for name, options in [
         ("add", {"keyword": LABEL}),
@@ -83,6 +86,22 @@ async def test_a_private_answer_never_shows_a_public_placeholder(
     (answer,) = await answers(ds, sent)
     assert [c.type for c in ds.callbacks(sent)] == [MESSAGE]
     assert answer.flags & EPHEMERAL and "already follows" in (answer.content or "")
+    assert ds.requests_to("DELETE", rf"/webhooks/\d+/{sent.token}/") == []
+
+
+async def test_a_slow_private_answer_is_deferred_privately(
+    ds: DiscordStandIn,
+    fe: DiscordFrontEnd,
+    arxiv_api: ArxivStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slow_core(monkeypatch)  # preview asks arXiv: the deferral comes first
+    arxiv_api.add_entries("diffusion", entries(2))
+    sent = await ds.send_interaction("preview", {"keyword": "Diffusion"})
+    (answer,) = await answers(ds, sent)
+    (deferral,) = ds.callbacks(sent)
+    assert deferral.type == DEFERRED and deferral.flags & EPHEMERAL
+    assert answer.flags & EPHEMERAL
     assert ds.requests_to("DELETE", rf"/webhooks/\d+/{sent.token}/") == []
 
 

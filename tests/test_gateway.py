@@ -13,6 +13,7 @@ from bot.arxiv.gateway import ArxivFailure, ArxivGateway, KeywordRejected, Malfo
 from bot.commands.core import TERMINAL, Core
 from bot.commands.grammar import parse
 from bot.config import Settings
+from bot.keywords import parse_keyword
 from bot.replies import KeywordTable, Text
 from bot.storage.db import read_session
 from bot.storage.models import Keyword, Match, Paper
@@ -59,7 +60,7 @@ def test_requests_start_at_least_the_configured_gap_apart(
     arxiv_api.add_entries("spaced", _entries(3))
     gateway = ArxivGateway(test_settings(arxiv_api, arxiv_delay_seconds=0.3), engine)
     for _ in range(3):
-        gateway.fetch("spaced")
+        gateway.fetch(parse_keyword("spaced"))
     gaps = [b - a for a, b in zip(arxiv_api.arrivals, arxiv_api.arrivals[1:], strict=False)]
     assert len(gaps) == 2
     assert min(gaps) >= 0.29
@@ -72,7 +73,10 @@ def test_one_request_in_flight_across_threads(arxiv_api: ArxivStandIn, engine: E
     arxiv_api.script([hang(0.3), hang(0.3)])
     gateway_a = ArxivGateway(test_settings(arxiv_api), engine)
     gateway_b = ArxivGateway(test_settings(arxiv_api), engine)
-    threads = [threading.Thread(target=g.fetch, args=("threads",)) for g in (gateway_a, gateway_b)]
+    threads = [
+        threading.Thread(target=g.fetch, args=(parse_keyword("threads"),))
+        for g in (gateway_a, gateway_b)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -82,7 +86,7 @@ def test_one_request_in_flight_across_threads(arxiv_api: ArxivStandIn, engine: E
 
 
 def test_headers_identify_the_bot(arxiv_api: ArxivStandIn, engine: Engine) -> None:
-    ArxivGateway(test_settings(arxiv_api), engine).fetch("anything")
+    ArxivGateway(test_settings(arxiv_api), engine).fetch(parse_keyword("anything"))
     headers = {k.lower(): v for k, v in arxiv_api.requests[0].headers.items()}
     assert headers["accept"] == "application/atom+xml"
     assert headers["user-agent"].startswith("daily-papers-bot/")
@@ -91,7 +95,7 @@ def test_headers_identify_the_bot(arxiv_api: ArxivStandIn, engine: Engine) -> No
 def test_503_then_200_succeeds(arxiv_api: ArxivStandIn, engine: Engine) -> None:
     arxiv_api.add_entries("flaky", _entries(4))
     arxiv_api.script([status(503), ok()])
-    result = ArxivGateway(test_settings(arxiv_api), engine).fetch("flaky")
+    result = ArxivGateway(test_settings(arxiv_api), engine).fetch(parse_keyword("flaky"))
     assert len(result.papers) == 4
     assert [r.status for r in arxiv_api.requests] == [503, 200]
 
@@ -119,7 +123,7 @@ def test_400_error_feed_is_not_retried_and_the_keyword_is_rejected(
 ) -> None:
     arxiv_api.always(error400())
     with pytest.raises(KeywordRejected):
-        ArxivGateway(core.settings, engine).fetch("whatever")
+        ArxivGateway(core.settings, engine).fetch(parse_keyword("whatever"))
     assert len(arxiv_api.requests) == 1
     replies = core.execute(TERMINAL, parse("add Rejected Words"))
     assert isinstance(replies[0], Text) and replies[0].error
@@ -134,7 +138,7 @@ def test_hung_server_times_out(arxiv_api: ArxivStandIn, engine: Engine) -> None:
         test_settings(arxiv_api, arxiv_timeout_seconds=0.2, arxiv_retries=1), engine
     )
     with pytest.raises(ArxivFailure, match="in time"):
-        gateway.fetch("slow")
+        gateway.fetch(parse_keyword("slow"))
     assert len(arxiv_api.requests) == 2
 
 
@@ -145,7 +149,7 @@ def test_malformed_xml_is_a_failure_not_nothing_new(
     core.execute(TERMINAL, parse("add Malformed Case"))
     arxiv_api.always(malformed())
     with pytest.raises(MalformedFeed):
-        ArxivGateway(core.settings, engine).fetch("Malformed Case")
+        ArxivGateway(core.settings, engine).fetch(parse_keyword("Malformed Case"))
     outcome = core.refresh("Malformed Case")
     assert not outcome.ok and "malformed" in (outcome.reason or "")
     assert len(_stored(engine)) == 3
@@ -175,7 +179,7 @@ def test_paging_across_several_pages(
     arxiv_api.add_entries("paged", _entries(250))
     monkeypatch.setattr(api, "PAGE_SIZE", 40)
     gateway = ArxivGateway(settings, engine)
-    result = gateway.fetch("paged")
+    result = gateway.fetch(parse_keyword("paged"))
     assert len(result.papers) == 100
     assert [r.params["start"] for r in arxiv_api.requests] == ["0", "40", "80"]
     assert result.papers[0].arxiv_id == "2501.00249", "newest first"

@@ -8,7 +8,8 @@ from lxml import etree
 
 from bot.arxiv.answers import HarvestedPaper, split_entry_id
 from bot.arxiv.harvest import parse_file
-from bot.arxiv.prefilter import KeywordIndex, phrase_and_categories, terms
+from bot.arxiv.prefilter import KeywordIndex, terms
+from bot.keywords import parse_keyword
 from tests.conftest import FIXTURES
 from tests.fakes.arxiv_server import DAILYARXIV_FEEDS, DAILYARXIV_PHRASES, slug
 
@@ -36,7 +37,7 @@ def test_every_seed_readme_row_passes_for_its_own_sections_keyword() -> None:
         expected = [(row["id"], row["section"]) for row in csv.DictReader(rows, delimiter="\t")]
     papers = _feed_papers()
     keyword_ids = {phrase: n for n, phrase in enumerate(DAILYARXIV_PHRASES)}
-    index = KeywordIndex((n, phrase) for phrase, n in keyword_ids.items())
+    index = KeywordIndex((n, parse_keyword(phrase)) for phrase, n in keyword_ids.items())
     found = set(index.match(list(papers.values())))
     missed = [
         (pid, section) for pid, section in expected if (keyword_ids[section], pid) not in found
@@ -45,7 +46,9 @@ def test_every_seed_readme_row_passes_for_its_own_sections_keyword() -> None:
 
 
 def test_the_prefilter_leaves_out_papers_without_every_term() -> None:
-    index = KeywordIndex([(1, "Virtual Try-On"), (2, "protein folding in:q-bio.BM")])
+    index = KeywordIndex(
+        [(1, parse_keyword("Virtual Try-On")), (2, parse_keyword("protein folding in:q-bio.BM"))]
+    )
     papers = [
         HarvestedPaper("2601.00001", "Virtual garments", "We dress people.", frozenset()),
         HarvestedPaper("2601.00002", "Trying on", "virtual try-ons of garments", frozenset()),
@@ -58,14 +61,34 @@ def test_the_prefilter_leaves_out_papers_without_every_term() -> None:
 
 def test_normalisation_strips_accents_stop_words_and_stems() -> None:
     assert terms("The Schrödinger equations of a Café") == {"schroding", "equat", "cafe"}
-    assert phrase_and_categories('image editing -medical -"remote sensing" in:cs.CV,cs.GR') == (
-        "image editing",
-        frozenset({"cs.CV", "cs.GR"}),
-    )
+
+
+def test_category_rules_are_checked_and_exclusions_and_authors_left_to_the_confirm() -> None:
+    """The index reads the stored rules: categories (with their alias partners) narrow the
+    candidates; an exclusion or an author does not, as the harvest cannot judge them."""
+    keywords = {
+        1: 'image editing -medical -"remote sensing" in:cs.CV,cs.GR by:"Kaiming He"',
+        2: "control barrier in:cs.SY",  # harvested as eess.SY only
+        3: "image editing",
+    }
+    index = KeywordIndex((n, parse_keyword(text)) for n, text in keywords.items())
+    editing = "Image editing of medical scans"
+    papers = [
+        HarvestedPaper("2601.00001", editing, "remote sensing too", frozenset({"cs.CV"})),
+        HarvestedPaper("2601.00002", editing, "x", frozenset({"eess.IV"})),
+        HarvestedPaper("2601.00003", "Control barrier functions", "x", frozenset({"eess.SY"})),
+    ]
+    assert sorted(index.match(papers)) == [
+        (1, "2601.00001"),
+        (2, "2601.00003"),
+        (3, "2601.00001"),
+        (3, "2601.00002"),
+    ]
 
 
 def test_a_keyword_of_stop_words_or_an_author_alone_is_not_prefiltered() -> None:
-    index = KeywordIndex([(1, "The"), (2, 'by:"Kaiming He"'), (3, "diffusion")])
+    texts = ["The", 'by:"Kaiming He" in:cs.CV', "diffusion"]
+    index = KeywordIndex((n, parse_keyword(text)) for n, text in enumerate(texts, 1))
     assert index.unindexed == [1, 2] and index.keyword_ids == [3]
 
 

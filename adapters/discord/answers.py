@@ -40,10 +40,12 @@ async def answer(
     *,
     deferred: bool,
     deadline: Deadline,
+    deferred_privately: bool = False,
 ) -> None:
     """Send `messages` as the answer: the first as the response unless the interaction was
-    deferred, the rest as follow-ups."""
-    if deferred and messages and messages[0].ephemeral:
+    deferred (publicly, or privately for an answer only the asker sees), the rest as
+    follow-ups."""
+    if deferred and not deferred_privately and messages and messages[0].ephemeral:
         # The first follow-up after a deferral becomes the (public) "thinking" message,
         # whatever its flags; remove that one so the ephemeral answer stands on its own.
         with contextlib.suppress(*TRANSIENT):

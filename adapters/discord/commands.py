@@ -20,16 +20,19 @@ from bot.commands.grammar import (
     Help,
     Keywords,
     List,
+    Preview,
     Remove,
     make_digest,
     make_readme,
     validate_keyword,
     validate_limit,
 )
+from bot.keywords import complete_rules
 
 Choices = list[app_commands.Choice[str]]
 _SUMMARY = {u.name: u for u in USAGES}
 _ZONES = sorted(available_timezones())
+KEYWORD_HELP = 'A phrase, then rules if you like: Virtual Try-On -medical in:cs.CV by:"Kaiming He"'
 
 
 class Runner(Protocol):
@@ -67,6 +70,17 @@ def remove_command(keyword: str) -> Remove:
     return Remove(validate_keyword(keyword, "remove"))
 
 
+def preview_command(keyword: str) -> Preview:
+    return Preview(validate_keyword(keyword, "preview"))
+
+
+def rule_choices(current: str) -> Choices:
+    """The typed keyword with its `in:` list completed by each category that fits (Discord
+    takes at most 25 choices of at most 100 characters)."""
+    texts = [text for text in complete_rules(current) if len(text) <= 100]
+    return [app_commands.Choice(name=text, value=text) for text in texts[:25]]
+
+
 def list_command(keyword: str | None, limit: int | None) -> List:
     return List(
         keyword=None if keyword is None else validate_keyword(keyword, "list"),
@@ -101,11 +115,15 @@ def papers_group(runner: Runner) -> app_commands.Group:
     async def zones(_interaction: discord.Interaction, current: str) -> Choices:
         return zone_choices(current)
 
+    async def rules(_interaction: discord.Interaction, current: str) -> Choices:
+        return rule_choices(current)
+
     def run(interaction: discord.Interaction, make: Callable[[], Command]) -> Awaitable[None]:
         return runner.run(interaction, make)
 
     @group.command(name="add", description=describe("add"))
-    @app_commands.describe(keyword="A word or phrase, e.g. Virtual Try-On (at most 100 characters)")
+    @app_commands.describe(keyword=KEYWORD_HELP)
+    @app_commands.autocomplete(keyword=rules)
     async def add(interaction: discord.Interaction, keyword: str) -> None:
         await run(interaction, lambda: add_command(keyword))
 
@@ -157,6 +175,12 @@ def papers_group(runner: Runner) -> app_commands.Group:
     @group.command(name="fetch", description=describe("fetch"))
     async def fetch(interaction: discord.Interaction) -> None:
         await run(interaction, Fetch)
+
+    @group.command(name="preview", description=describe("preview"))
+    @app_commands.describe(keyword=KEYWORD_HELP)
+    @app_commands.autocomplete(keyword=rules)
+    async def preview(interaction: discord.Interaction, keyword: str) -> None:
+        await run(interaction, lambda: preview_command(keyword))
 
     @group.command(name="help", description=describe("help"))
     async def help_(interaction: discord.Interaction) -> None:

@@ -168,7 +168,7 @@ def papers_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:
     batches = list(pack_sized(embeds, limit=EMBED_TOTAL - reserve)) or [[]]
     heading = fit(ours(reply.heading), CONTENT) if reply.heading.strip() else None
     messages = [
-        Message(content=heading if i == 0 else None, embeds=tuple(batch))
+        Message(content=heading if i == 0 else None, embeds=tuple(batch), ephemeral=reply.ephemeral)
         for i, batch in enumerate(batches)
     ]
     return [m for m in messages if m.content or m.embeds]  # Discord refuses empty messages
@@ -267,8 +267,9 @@ def _keywords(reply: KeywordTable) -> list[Message]:
 def _keyword_line(row: KeywordRow) -> str:
     count = f"{row.papers} paper{'s' if row.papers != 1 else ''}"
     latest = f"newest {row.newest.isoformat()}" if row.newest else "no papers yet"
+    rules = f" ({safe(row.rules)})" if row.rules else ""
     return fit(
-        f"**{safe(row.label)}**: {count}, {latest}, last fetch {safe(row.status_text)}", 1000
+        f"**{safe(row.label)}**{rules}: {count}, {latest}, last fetch {safe(row.status_text)}", 1000
     )
 
 

@@ -16,7 +16,7 @@ from adapters.discord.answers import answer
 from adapters.discord.commands import Choices, papers_group, slash_syntax
 from adapters.discord.format import NO_MENTIONS, Message, format_reply, help_message
 from bot.commands.core import Place
-from bot.commands.grammar import Add, BadInput, Command
+from bot.commands.grammar import PRIVATE_ANSWERS, Add, BadInput, Command
 from bot.replies import CommandHelp, Reply, Text, error
 
 logger = logging.getLogger("papers.discord")
@@ -152,13 +152,17 @@ class Interactions:
         if await self.service.settled(work):
             await self._answer(interaction, work.result(), deferred=False, deadline=deadline)
             return
-        deferred = await self._defer(interaction)
+        private = isinstance(command, PRIVATE_ANSWERS)
+        deferred = await self._defer(interaction, private=private)
         # The work runs to its end either way; without a deferral its answer goes to the channel.
-        await self._answer(interaction, await work, deferred=deferred, deadline=deadline)
+        replies = await work
+        await self._answer(
+            interaction, replies, deferred=deferred, deadline=deadline, privately=private
+        )
 
-    async def _defer(self, interaction: discord.Interaction) -> bool:
+    async def _defer(self, interaction: discord.Interaction, *, private: bool) -> bool:
         try:
-            await interaction.response.defer(thinking=True)
+            await interaction.response.defer(thinking=True, ephemeral=private)
         except discord.HTTPException as exc:  # too late (10062) or Discord trouble
             logger.warning(
                 "Discord: could not defer /papers in guild %s channel %s: %s",
@@ -176,11 +180,14 @@ class Interactions:
         *,
         deferred: bool,
         deadline: Deadline,
+        privately: bool = False,
     ) -> None:
         formatted = [m for reply in replies for m in self._formatted(reply)]
         messages = [within_upload_limit(interaction, m) for m in formatted]
         done = messages or self._formatted(Text("Done."))
-        await answer(interaction, done, deferred=deferred, deadline=deadline)
+        await answer(
+            interaction, done, deferred=deferred, deadline=deadline, deferred_privately=privately
+        )
 
     def _formatted(self, reply: Reply) -> list[Message]:
         if isinstance(reply, CommandHelp):

@@ -157,7 +157,9 @@ def _papers(reply: Papers) -> list[SlackMessage]:
         suffix = f" ({number}/{count})" if count > 1 else ""
         title = clip_plain(squash(reply.heading), MAX_HEADER - len(suffix)) + suffix
         messages.append(
-            SlackMessage(text=mrkdwn(title), blocks=(header(title), *page), ephemeral=False)
+            SlackMessage(
+                text=mrkdwn(title), blocks=(header(title), *page), ephemeral=reply.ephemeral
+            )
         )
     return messages
 
@@ -210,8 +212,9 @@ def _keyword_line(row: KeywordRow) -> str:
     status = verbatim(squash(row.status_text))
     mark = ":warning: " if row.status == "failed" else ""
     plural = "s" if row.papers != 1 else ""
+    rules = f" ({verbatim(squash(row.rules))})" if row.rules else ""
     return (
-        f"• *{verbatim(squash(row.label))}*: {row.papers} paper{plural}, newest {newest}, "
+        f"• *{verbatim(squash(row.label))}*{rules}: {row.papers} paper{plural}, newest {newest}, "
         f"last fetch: {mark}{status}"
     )
 

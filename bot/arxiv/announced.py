@@ -22,10 +22,10 @@ from bot.arxiv.answers import ArxivFailure, ArxivUnavailable, ExpiredToken, Harv
 from bot.arxiv.gateway import CONFIRM_BATCH
 from bot.arxiv.prefilter import KeywordIndex
 from bot.arxiv.refresh import Progress, Refresher, RefreshOutcome
+from bot.keywords import keyword_key
 from bot.storage import store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import HarvestCandidate, HarvestState, Keyword
-from bot.text import keyword_key
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,7 +47,7 @@ class AnnouncementRefresh:
         self, labels: Sequence[str], *, progress: Progress | None = None
     ) -> list[RefreshOutcome]:
         keywords = self._read(_keywords, labels)
-        index = KeywordIndex((k.id, k.phrase) for k in keywords if k.last_success_at)  # type: ignore[misc]
+        index = KeywordIndex((k.id, k.spec) for k in keywords if k.last_success_at)  # type: ignore[misc]
         phrases = {k.id: k.phrase for k in keywords}
         own_query = [k.phrase for k in keywords if not k.last_success_at]
         own_query += [phrases[i] for i in index.unindexed]

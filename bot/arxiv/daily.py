@@ -17,10 +17,10 @@ from sqlmodel import Session, select
 
 from bot.arxiv.refresh import RefreshOutcome
 from bot.commands.core import Core
+from bot.keywords import keyword_key
 from bot.storage import store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import Keyword, Lease
-from bot.text import keyword_key
 from bot.timeparse import parse_hhmm
 
 logger = logging.getLogger(__name__)

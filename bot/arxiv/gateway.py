@@ -27,8 +27,9 @@ from bot.arxiv.answers import (  # noqa: F401  (re-exported: the gateway's vocab
     split_entry_id,
 )
 from bot.arxiv.pacer import Outage, Pacer
+from bot.arxiv.query import arxiv_query
 from bot.config import Settings
-from bot.text import arxiv_query
+from bot.keywords import KeywordSpec
 
 if TYPE_CHECKING:
     import arxiv
@@ -49,21 +50,21 @@ class ArxivGateway:
         self._session: requests.Session | None = None
         self._client: arxiv.Client | None = None
 
-    def fetch(self, phrase: str, *, limit: int = RESULTS_PER_KEYWORD) -> FetchResult:
-        """The `limit` most recently updated papers matching `phrase`, newest first."""
+    def fetch(self, keyword: KeywordSpec, *, limit: int = RESULTS_PER_KEYWORD) -> FetchResult:
+        """The `limit` most recently updated papers matching `keyword`, newest first."""
         from bot.arxiv import api
 
-        return api.search(self._api(), arxiv_query(phrase), limit=limit)
+        return api.search(self._api(), arxiv_query(keyword), limit=limit)
 
-    def confirm(self, phrase: str, ids: Sequence[str]) -> FetchResult:
-        """Which of the harvested `ids` arXiv's own search matches for `phrase` (its usual
+    def confirm(self, keyword: KeywordSpec, ids: Sequence[str]) -> FetchResult:
+        """Which of the harvested `ids` arXiv's own search matches for `keyword` (its usual
         query with `id_list`: arXiv answers only the listed papers that match)."""
         from bot.arxiv import api
 
         found: list[FetchedPaper] = []
         for start in range(0, len(ids), CONFIRM_BATCH):
             batch = ids[start : start + CONFIRM_BATCH]
-            answer = api.search(self._api(), arxiv_query(phrase), limit=len(batch), id_list=batch)
+            answer = api.search(self._api(), arxiv_query(keyword), limit=len(batch), id_list=batch)
             found.extend(answer.papers)
         return FetchResult(papers=tuple(found), total_results=len(found))
 

@@ -18,6 +18,8 @@ from functools import cache
 from typing import Any
 
 from bot.arxiv.answers import HarvestedPaper
+from bot.arxiv.categories import with_aliases
+from bot.keywords import KeywordSpec
 
 # Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET.
 STOP_WORDS = frozenset(
@@ -58,7 +60,6 @@ STOP_WORDS = frozenset(
     ]
 )
 _NON_ALNUM = re.compile(r"[\W_]+")
-_RULE_TOKENS = re.compile(r'(?:-|by:|in:)?"[^"]*"|\S+')
 
 
 @cache
@@ -77,18 +78,6 @@ def terms(text: str) -> set[str]:
     return set(_stemmer().stemWords(list(words)))
 
 
-def phrase_and_categories(label: str) -> tuple[str, frozenset[str]]:
-    """A keyword's phrase (its rules left out) and the categories of its `in:` rule."""
-    phrase: list[str] = []
-    categories: set[str] = set()
-    for token in _RULE_TOKENS.findall(label):
-        if token.startswith("in:"):
-            categories.update(c for c in token[3:].split(",") if c)
-        elif not token.startswith(("-", "by:")):
-            phrase.append(token.strip('"'))
-    return " ".join(phrase), frozenset(categories)
-
-
 @dataclass(frozen=True)
 class _Entry:
     keyword_id: int
@@ -100,13 +89,14 @@ class KeywordIndex:
     """The followed keywords, indexed by one term each (the longest: likely the rarest), so a
     paper is checked only against keywords whose anchor term it contains."""
 
-    def __init__(self, keywords: Iterable[tuple[int, str]]) -> None:
+    def __init__(self, keywords: Iterable[tuple[int, KeywordSpec]]) -> None:
         self.keyword_ids: list[int] = []
         self.unindexed: list[int] = []  # no phrase terms (an author alone): asked one by one
         self._by_anchor: dict[str, list[_Entry]] = {}
-        for keyword_id, label in keywords:
-            phrase, categories = phrase_and_categories(label)
-            wanted = frozenset(terms(phrase))
+        for keyword_id, spec in keywords:
+            # A paper harvested under one of an alias pair may not list the other.
+            categories = with_aliases(frozenset(spec.categories))
+            wanted = frozenset(terms(spec.phrase))
             if not wanted:
                 self.unindexed.append(keyword_id)
                 continue

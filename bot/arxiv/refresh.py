@@ -13,6 +13,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session
 
 from bot.arxiv.answers import ArxivFailure, ArxivUnavailable, FetchResult, KeywordRejected
+from bot.keywords import BadKeyword, KeywordSpec, parse_keyword
 from bot.storage import catalog, store
 from bot.storage.db import write_session
 from bot.storage.models import HarvestCandidate
@@ -60,13 +61,14 @@ class Refresher:
         self.gateway = gateway
 
     def refresh(self, label: str) -> RefreshOutcome:
-        """Fetch one keyword (its 100 newest) and store what came back."""
-        return self._ask(label, lambda: self.gateway.fetch(label))
+        """Fetch one keyword (its 100 newest) and store what came back. `label`: keyword
+        text, as typed or a keyword's `phrase` (rules included)."""
+        return self._ask(label, self.gateway.fetch)
 
     def confirm(self, keyword_id: int, label: str, ids: Sequence[str]) -> RefreshOutcome:
         """Ask which harvested candidates arXiv matches; answered, the candidates go."""
         return self._ask(
-            label, lambda: self.gateway.confirm(label, ids), confirmed=(keyword_id, ids)
+            label, lambda spec: self.gateway.confirm(spec, ids), confirmed=(keyword_id, ids)
         )
 
     def refresh_many(
@@ -97,11 +99,17 @@ class Refresher:
     def _ask(
         self,
         label: str,
-        ask: Callable[[], FetchResult],
+        ask: Callable[[KeywordSpec], FetchResult],
         confirmed: tuple[int, Sequence[str]] | None = None,
     ) -> RefreshOutcome:
         try:
-            result = ask()
+            spec = parse_keyword(label)
+        except BadKeyword as exc:  # a keyword stored before the rule grammar that no longer reads
+            logger.warning("not asking arXiv for %r: %s", label, exc)
+            self.record_failure(label, str(exc))
+            return RefreshOutcome(label=label, ok=False, reason=str(exc), rejected=True)
+        try:
+            result = ask(spec)
         except ArxivUnavailable as exc:
             return self.skip(label, str(exc))
         except KeywordRejected as exc:
@@ -120,19 +128,20 @@ class Refresher:
         *,
         confirmed: tuple[int, Sequence[str]] | None = None,
     ) -> RefreshOutcome:
+        spec = store.spec_of(label)
         with write_session(self.engine, durable=False) as session:
             if not result.papers and confirmed is None:
-                keyword = store.ensure_keyword(session, label)
+                keyword = store.ensure_keyword(session, spec)
                 had = catalog.match_count(session, keyword.id or 0)
                 if had:
                     reason = f"arXiv answered no papers for a keyword that had {had}"
-                    store.record_fetch(session, label, status="failed", error=reason)
+                    store.record_fetch(session, spec, status="failed", error=reason)
                     return RefreshOutcome(label=label, ok=False, reason=reason)
             # Same transaction: the "ok" lands together with the papers, or not at all.
-            keyword_id = store.record_fetch(session, label, status="ok")
+            keyword_id = store.record_fetch(session, spec, status="ok")
             if keyword_id is None:
-                store.ensure_keyword(session, label)
-                keyword_id = store.record_fetch(session, label, status="ok") or 0
+                store.ensure_keyword(session, spec)
+                keyword_id = store.record_fetch(session, spec, status="ok") or 0
             new = catalog.record_answer(session, keyword_id=keyword_id, papers=result.papers)
             # A keyword's own query answers for its harvested candidates too.
             _drop_candidates(session, confirmed or (keyword_id, None))

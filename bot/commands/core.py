@@ -27,12 +27,15 @@ from bot.commands.grammar import (
     Help,
     Keywords,
     List,
+    Preview,
     Readme,
     Remove,
     anyone_may,
 )
+from bot.commands.preview import preview
 from bot.commands.readme import PAPERS_PER_SECTION, render_readme
 from bot.config import Settings
+from bot.keywords import BadKeyword
 from bot.posts import digest
 from bot.replies import (
     CommandHelp,
@@ -48,7 +51,7 @@ from bot.replies import (
 from bot.storage import catalog, once, store
 from bot.storage.db import read_session, write_session, writer
 from bot.storage.models import Channel, Paper
-from bot.text import keyword_key, quoted
+from bot.text import quoted
 
 if TYPE_CHECKING:
     from bot.arxiv.gateway import ArxivGateway
@@ -110,6 +113,8 @@ class Core:
             return self._dispatch(place, command)
         except BadInput as exc:
             return [error(str(exc))]
+        except BadKeyword as exc:  # a command built without the grammar's check
+            return [error(str(BadInput(str(exc), type(command).__name__.lower())))]
 
     def _dispatch(self, place: Place, command: Command) -> list[Reply]:
         match command:
@@ -129,6 +134,8 @@ class Core:
                 return [self._readme(place, whole)]
             case Fetch():
                 return [self._fetch(place)]
+            case Preview(keyword=label):
+                return [preview(self, place, label)]
             case Help():
                 return [CommandHelp(usages=USAGES, managers=place.managers)]
         raise AssertionError(f"unhandled command {command!r}")
@@ -241,9 +248,10 @@ class Core:
             channel = self._existing_channel(session, place)
             subs = store.channel_subscriptions(session, channel) if channel else []
             if label is not None:
-                chosen = [(s, k) for s, k in subs if k.key == keyword_key(label)]
-                if not chosen:
+                named = store.followed(subs, label)
+                if named is None:
                     raise BadInput(f"This channel does not follow “{label}”.", "list")
+                chosen = [named]
             elif not subs:
                 return Text(
                     "This channel follows no keywords yet. Start with `add <keyword>`.",

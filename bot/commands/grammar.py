@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.keywords import MAX_TEXT_LENGTH, BadKeyword, clean_label, parse_keyword
 from bot.replies import Usage
-from bot.text import MAX_KEYWORD_LENGTH, clean_keyword, quoted, squash
+from bot.text import quoted, squash
 from bot.timeparse import parse_hhmm, parse_zone
 
 DEFAULT_LIMIT = 5
@@ -70,13 +71,35 @@ class Fetch:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """A keyword's paper count and 3 newest papers, without following it."""
+
+    keyword: str
+
+
+@dataclass(frozen=True)
 class Help:
     """Usage of every command."""
 
 
-Command = Add | Remove | Keywords | List | DigestAt | DigestOff | DigestNow | Readme | Fetch | Help
+Command = (
+    Add
+    | Remove
+    | Keywords
+    | List
+    | DigestAt
+    | DigestOff
+    | DigestNow
+    | Readme
+    | Fetch
+    | Preview
+    | Help
+)
 
 MANAGER_COMMANDS = (Add, Remove, DigestAt, DigestOff, DigestNow, Fetch)
+# Commands whose answer only the asker sees, however long it takes (a platform that must say
+# "working on it" first says it privately too).
+PRIVATE_ANSWERS = (Preview, Help)
 
 
 # The one table of help: `help` on every platform, usage lines of errors, Discord's descriptions.
@@ -101,6 +124,7 @@ USAGES: tuple[Usage, ...] = (
         "the Daily Papers README of this channel, or of the workspace with `all`",
     ),
     Usage("fetch", "fetch", "refresh this channel's keywords now", True),
+    Usage("preview", "preview <keyword>", "a keyword's paper count and 3 newest, only for you"),
     Usage("help", "help", "this help"),
 )
 _BY_NAME = {u.name: u for u in USAGES}
@@ -152,9 +176,12 @@ def parse(text: str) -> Command:
 def build(name: str, args: list[str]) -> Command:
     """A command from its name and words (the terminal's argv comes here too)."""
     match name:
-        case "add" | "remove":
-            keyword = validate_keyword(" ".join(args), name)
-            return Add(keyword) if name == "add" else Remove(keyword)
+        case "add":
+            return Add(validate_keyword(" ".join(args), name))
+        case "remove":
+            return Remove(validate_keyword(" ".join(args), name))
+        case "preview":
+            return Preview(validate_keyword(" ".join(args), name))
         case "keywords":
             _no_arguments(name, args)
             return Keywords()
@@ -174,19 +201,27 @@ def build(name: str, args: list[str]) -> Command:
 
 
 def validate_keyword(raw: str, command: str = "add") -> str:
-    keyword = clean_keyword(raw)
-    if not keyword:
+    """The keyword as typed (cleaned: see `clean_label`), its rules checked. `remove` and
+    `list` only name a followed keyword: their text is matched, not parsed, when it does not
+    parse (a keyword stored before the rule grammar)."""
+    keyword = clean_label(raw)
+    if not any(ch.isalnum() for ch in keyword):
         problem = (
             "The keyword is empty."
             if not squash(raw)
-            else "Nothing is left of the keyword once quotes, backslashes and control characters are removed."
+            else "Nothing is left of the keyword once quotes, symbols and control characters are removed."
         )
         raise BadInput(problem, command)
-    if len(keyword) > MAX_KEYWORD_LENGTH:
+    if len(keyword) > MAX_TEXT_LENGTH:
         raise BadInput(
-            f"The keyword is {len(keyword)} characters long; at most {MAX_KEYWORD_LENGTH} are allowed.",
+            f"The keyword is {len(keyword)} characters long; at most {MAX_TEXT_LENGTH} are allowed.",
             command,
         )
+    try:
+        parse_keyword(keyword)
+    except BadKeyword as exc:
+        if command in ("add", "preview"):
+            raise BadInput(str(exc), command) from None
     return keyword
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from bot.keywords import KeywordSpec
 
 
 def utcnow() -> datetime:
@@ -47,22 +50,40 @@ class Channel(SQLModel, table=True):
     failed_days: int = Field(default=0)
     last_failure: str | None = Field(default=None, max_length=300)
     last_fetch_request_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_preview_request_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
 class Keyword(SQLModel, table=True):
-    """A phrase stored once per deployment under its normalised key, fetched once per refresh."""
+    """A phrase and its rules, stored once per deployment under its normalised key (phrase
+    plus sorted rules), fetched once per refresh."""
 
     __tablename__ = "keywords"
 
     id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=100, unique=True)
-    phrase: str = Field(max_length=100)
+    key: str = Field(max_length=400, unique=True)
+    # The keyword as text, rules included and sorted (`KeywordSpec.text`): what refreshes
+    # pass around, and what parses back to this keyword. The parts below are the same
+    # keyword in columns, for the harvest's prefilter.
+    phrase: str = Field(max_length=400)
+    words: str = Field(default="", max_length=100)  # the phrase alone; "" for an author alone
+    exclude: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    categories: str = Field(default="", max_length=200)  # arXiv ids, space-separated
+    author: str | None = Field(default=None, max_length=100)
     fetch_status: str = Field(default="never", max_length=16)
     fetch_error: str | None = Field(default=None, max_length=500)
     fetched_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     last_success_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+    @property
+    def spec(self) -> KeywordSpec:
+        return KeywordSpec(
+            phrase=self.words,
+            exclude=tuple(json.loads(self.exclude)),
+            categories=tuple(self.categories.split()),
+            author=self.author,
+        )
 
 
 class Subscription(SQLModel, table=True):
@@ -74,7 +95,7 @@ class Subscription(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE", index=True)
     keyword_id: int = Field(foreign_key="keywords.id", ondelete="CASCADE", index=True)
-    label: str = Field(max_length=100)
+    label: str = Field(max_length=400)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 

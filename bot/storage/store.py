@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, Table, any_, bindparam, func, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from bot.keywords import keyword_key
 from bot.replies import KeywordRow
+
+# Keywords and SQL helpers live in their own modules; callers keep saying `store.…`.
+from bot.storage.keyword_store import KeywordRef as KeywordRef
+from bot.storage.keyword_store import ensure_keyword as ensure_keyword
+from bot.storage.keyword_store import find_keyword as find_keyword
+from bot.storage.keyword_store import find_keywords as find_keywords
+from bot.storage.keyword_store import followed_phrases as followed_phrases
+from bot.storage.keyword_store import key_of as key_of
+from bot.storage.keyword_store import keyword_columns as keyword_columns
+from bot.storage.keyword_store import record_fetch as record_fetch
+from bot.storage.keyword_store import record_fetch_many as record_fetch_many
+from bot.storage.keyword_store import spec_of as spec_of
 from bot.storage.models import (
     Channel,
     Delivery,
@@ -22,28 +32,10 @@ from bot.storage.models import (
     Workspace,
     utcnow,
 )
-from bot.text import keyword_key
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def insert_for(session: Session, model: Any) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's INSERT, which knows ON CONFLICT."""
-    table: Table = model.__table__
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-def one_of(session: Session, column: Any, values: Sequence[str]) -> Any:
-    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, whose SQL text does not change
-    with the number of values, so the driver can keep it prepared (a refresh runs it 10,000 times)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam("one_of", value=list(values), type_=ARRAY(String)))
-    return column.in_(values)
+from bot.storage.sql import as_utc as as_utc
+from bot.storage.sql import insert_for as insert_for
+from bot.storage.sql import one_of as one_of
+from bot.text import squash
 
 
 def ensure_workspace(
@@ -112,38 +104,21 @@ def deactivate_workspace(session: Session, *, platform: str, external_id: str) -
     return len(channels)
 
 
-def find_keyword(session: Session, label: str) -> Keyword | None:
-    return session.exec(select(Keyword).where(Keyword.key == keyword_key(label))).first()
-
-
-def find_keywords(session: Session, labels: Sequence[str]) -> list[Keyword]:
-    keys = list(dict.fromkeys(keyword_key(label) for label in labels))
-    found: list[Keyword] = []
-    for start in range(0, len(keys), 500):
-        batch = keys[start : start + 500]
-        found.extend(session.exec(select(Keyword).where(one_of(session, Keyword.key, batch))).all())
-    return found
-
-
-def ensure_keyword(session: Session, label: str) -> Keyword:
-    existing = find_keyword(session, label)
-    if existing is not None:
-        return existing
-    stmt = insert_for(session, Keyword).values(
-        key=keyword_key(label), phrase=label, fetch_status="never", created_at=utcnow()
-    )
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
-    keyword = find_keyword(session, label)
-    assert keyword is not None
-    return keyword
-
-
 def subscription_for(session: Session, *, channel: Channel, label: str) -> Subscription | None:
-    return session.exec(
-        select(Subscription)
-        .join(Keyword, Keyword.id == Subscription.keyword_id)  # type: ignore[arg-type]
-        .where(Subscription.channel_id == channel.id, Keyword.key == keyword_key(label))
-    ).first()
+    pair = followed(channel_subscriptions(session, channel), label)
+    return pair[0] if pair else None
+
+
+def followed(
+    subscriptions: Sequence[tuple[Subscription, Keyword]], label: str
+) -> tuple[Subscription, Keyword] | None:
+    """The subscription `label` names: by the keyword's key, or else by the label shown, so
+    that what `keywords` shows can always be removed (even a keyword stored before the rule
+    grammar, whose label reads differently now)."""
+    key = keyword_key(label)
+    shown = squash(label).casefold()
+    by_key = next((pair for pair in subscriptions if pair[1].key == key), None)
+    return by_key or next((p for p in subscriptions if p[0].label.casefold() == shown), None)
 
 
 def subscribe(session: Session, *, channel: Channel, keyword: Keyword, label: str) -> bool:
@@ -243,73 +218,7 @@ def keyword_rows(session: Session, channel: Channel) -> list[KeywordRow]:
             newest=as_utc(newest).date() if newest else None,
             status=keyword.fetch_status,
             error=keyword.fetch_error,
+            rules=keyword.spec.rules_text(),
         )
         for label, keyword, n, newest in rows
     ]
-
-
-def record_fetch(
-    session: Session, label: str, *, status: str, error: str | None = None
-) -> int | None:
-    """Record a fetch's outcome on the keyword; returns its id, or None if it is not stored.
-
-    One prepared UPDATE … RETURNING: a daily refresh runs this for every keyword."""
-    now = datetime.now(UTC)
-    row = session.execute(
-        _RECORD_FETCH,
-        {
-            "b_key": keyword_key(label),
-            "b_status": status,
-            "b_error": error[:500] if error else None,
-            "b_at": now,
-            "b_success": now if status == "ok" else None,
-        },
-    ).first()
-    return None if row is None else int(row[0])
-
-
-_KEYWORDS = Keyword.__table__  # type: ignore[attr-defined]
-_RECORD_FETCH = (
-    update(_KEYWORDS)
-    .where(_KEYWORDS.c.key == bindparam("b_key"))
-    .values(
-        fetch_status=bindparam("b_status"),
-        fetch_error=bindparam("b_error"),
-        fetched_at=bindparam("b_at"),
-        last_success_at=func.coalesce(
-            bindparam("b_success", type_=_KEYWORDS.c.last_success_at.type),
-            _KEYWORDS.c.last_success_at,
-        ),
-    )
-    .returning(_KEYWORDS.c.id)
-)
-
-
-def record_fetch_many(session: Session, *, keyword_ids: Sequence[int], status: str) -> None:
-    """Record the same outcome (no error) on many keywords: the harvest's keywords that had
-    no candidates read `ok`, in a few statements rather than one per keyword."""
-    now = datetime.now(UTC)
-    success = {"last_success_at": now} if status == "ok" else {}
-    for start in range(0, len(keyword_ids), 500):
-        batch = list(keyword_ids[start : start + 500])
-        session.execute(
-            update(_KEYWORDS)
-            .where(_KEYWORDS.c.id.in_(batch))
-            .values(fetch_status=status, fetch_error=None, fetched_at=now, **success)
-        )
-
-
-def followed_phrases(session: Session) -> list[str]:
-    """The phrase of every keyword an active channel follows, each once, oldest first."""
-    rows = session.exec(
-        select(Keyword.phrase)
-        .where(
-            col(Keyword.id).in_(
-                select(Subscription.keyword_id)
-                .join(Channel, Channel.id == Subscription.channel_id)  # type: ignore[arg-type]
-                .where(Channel.active == True)  # noqa: E712
-            )
-        )
-        .order_by(Keyword.id)  # type: ignore[arg-type]
-    ).all()
-    return list(rows)

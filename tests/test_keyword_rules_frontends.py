@@ -1,0 +1,166 @@
+"""Each front end's part of keyword rules and `preview`: Slack text and Discord options become
+the same commands, answers only for the asker, rules shown in `keywords`, the `in:` completion
+(the behaviour itself is tested once, in tests/test_keyword_rules.py and tests/test_preview.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import pytest_asyncio
+
+from adapters.discord import format as discord_format
+from adapters.discord.bot import DiscordFrontEnd
+from adapters.discord.commands import rule_choices
+from adapters.slack import format as slack_format
+from adapters.terminal_format import format_reply
+from bot.commands.core import Core
+from bot.replies import KeywordRow, KeywordTable
+from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.fakes.discord_server import EPHEMERAL, DiscordStandIn
+from tests.fakes.slack_server import SlackWebAPI
+from tests.test_discord_bot import AUTOCOMPLETE, MANAGER, answers, assert_nothing_public, started
+from tests.test_discord_bot import subscriptions as discord_subscriptions
+from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
+    _no_proxy,
+    block_texts,
+    labels,
+    running,
+)
+
+TYPED = 'image editing -medical in:cs.CV,cs.GR by:"Kaiming He"'
+ROW = KeywordRow(
+    label=TYPED,
+    papers=2,
+    newest=date(2025, 1, 2),
+    status="ok",
+    rules="excluding medical · in cs.CV, cs.GR · by Kaiming He",
+)
+
+
+def test_keywords_lines_show_the_label_as_typed_and_the_rules() -> None:
+    table = KeywordTable(rows=(ROW,), digest="Daily post at 09:00 UTC.")
+    slack = block_texts(slack_format.to_messages(table)[0].payload())
+    assert (
+        '• *image editing -medical in:cs.CV,cs.GR by:"Kaiming He"* (excluding medical · in '
+        "cs.CV, cs.GR · by Kaiming He): 2 papers" in slack
+    )
+    (message,) = discord_format.format_reply(table)
+    assert message.embeds[0].description.startswith(
+        '**image editing -medical in:cs.CV,cs.GR by:"Kaiming He"** (excluding medical'
+    )
+    terminal = format_reply(table)
+    assert f"{TYPED}  " in terminal and "\n  excluding medical · in cs.CV, cs.GR" in terminal
+
+
+def test_discord_completes_categories_within_its_limits() -> None:
+    choices = rule_choices("image editing in:cs.CV,eess.I")
+    assert [(c.name, c.value) for c in choices] == [
+        ("image editing in:cs.CV,eess.IV", "image editing in:cs.CV,eess.IV")
+    ]
+    assert len(rule_choices("x in:")) == 25
+    assert rule_choices("x" * 95 + " in:cs.") == [], "a choice is at most 100 characters"
+    assert rule_choices("image editing") == []
+
+
+async def test_slack_preview_is_ephemeral_and_add_takes_the_rules(
+    core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("image editing", [make_entry(arxiv_id="2501.00001", title="Edit")])
+    async with SlackWebAPI() as api, running(core, api) as slack:
+        preview = await slack.reply(f"preview {TYPED}", "preview")
+        added = await slack.answer(
+            "add image editing in:cs.GR,cs.CV -medical by:“Kaiming He”", "add"
+        )
+
+    assert preview["response_type"] == "ephemeral"
+    assert preview["blocks"][0]["text"]["text"].startswith(f"Preview of “{TYPED}” (not followed)")
+    assert "used `/papers preview" not in block_texts(preview), "no attribution: only for the asker"
+    assert added["response_type"] == "in_channel"
+    assert labels(core.engine, "T0TEST") == [
+        'image editing in:cs.GR,cs.CV -medical by:"Kaiming He"'
+    ]
+    assert len(arxiv_api.requests) == 1, "previewed today: the add asked arXiv nothing"
+
+
+@pytest_asyncio.fixture
+async def discord(core: Core) -> AsyncIterator[tuple[DiscordStandIn, DiscordFrontEnd]]:
+    async with DiscordStandIn(heartbeat_interval_ms=200) as ds:
+        front_end = await started(core, ds)
+        try:
+            yield ds, front_end
+        finally:
+            await front_end.stop()
+
+
+async def test_discord_preview_and_add_take_the_same_text_and_complete_in(
+    core: Core, arxiv_api: ArxivStandIn, discord: tuple[DiscordStandIn, DiscordFrontEnd]
+) -> None:
+    ds, _ = discord
+    (papers,) = ds.registered_commands(ds.guild_id)
+    subs = {o["name"]: o for o in papers["options"]}
+    for name in ("add", "preview"):
+        (keyword,) = subs[name]["options"]
+        assert (keyword["name"], keyword["required"], keyword["autocomplete"]) == (
+            "keyword",
+            True,
+            True,
+        )
+    sent = await ds.send_autocomplete(
+        "preview", {"keyword": "image editing in:cs.G"}, focused="keyword"
+    )
+    (callback,) = await answers(ds, sent)
+    assert callback.type == AUTOCOMPLETE
+    assert [c["value"] for c in callback.data["choices"]] == [
+        "image editing in:cs.GL",
+        "image editing in:cs.GR",
+        "image editing in:cs.GT",
+    ]
+
+    arxiv_api.add_entries("image editing", [make_entry(arxiv_id="2501.00001", title="Edit")])
+    sent = await ds.send_interaction("preview", {"keyword": TYPED})  # anyone may
+    (answer,) = await answers(ds, sent)
+    assert answer.flags & EPHEMERAL and answer.content.startswith(f"Preview of “{TYPED}”")
+    assert_nothing_public(ds, sent)
+    assert discord_subscriptions(core) == []
+    sent = await ds.send_interaction("add", {"keyword": TYPED}, permissions=MANAGER)
+    await answers(ds, sent)
+    assert discord_subscriptions(core) == [(ds.guild_id, ds.channel_id, TYPED)]
+    sent = await ds.send_interaction("preview", {"keyword": "x in:cs.XX"})
+    (refused,) = await answers(ds, sent)
+    assert refused.flags & EPHEMERAL and "'cs.XX' is not an arXiv category" in refused.content
+    assert "Usage: preview <keyword>" in refused.content
+
+
+def _papers(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "ARXIV_API_URL": "http://127.0.0.1:9/api/query",
+        "ARXIV_OAI_URL": "http://127.0.0.1:9/oai",
+        "ARXIV_RETRIES": "0",
+        "PATH": "",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+
+def test_terminal_rules_are_keyword_text_never_options(tmp_path: Path) -> None:
+    """`papers add image editing -medical in:cs.CV` and the quoted form are one command."""
+    first = _papers(tmp_path, "add", "image", "editing", "-medical", "in:cs.CV")
+    assert first.returncode == 0, first.stderr
+    again = _papers(tmp_path, "add", "image editing -medical in:cs.CV")
+    assert again.returncode == 0 and "already follows" in again.stdout
+    dash = _papers(tmp_path, "add", "image", "editing", "-h")  # an exclusion, not an option
+    assert dash.returncode == 0 and "Now following “image editing -h”" in dash.stdout
+    listed = _papers(tmp_path, "keywords")
+    assert "image editing -medical in:cs.CV" in listed.stdout
+    assert "  excluding medical · in cs.CV" in listed.stdout
