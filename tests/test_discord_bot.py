@@ -41,7 +41,7 @@ MANAGER = EVERYONE_PERMISSIONS | MANAGE_CHANNELS
 MEMBER = EVERYONE_PERMISSIONS
 DEFERRED, MESSAGE, AUTOCOMPLETE = 5, 4, 8
 NOT_MANAGER = (
-    f"Only {MANAGERS} can do that here. Anyone can use `keywords`, `list`, `readme` and `help`."
+    f"Only {MANAGERS} can do that here. Anyone can use `keywords`, `list`, `readme`, `save`, `saved`, `unsave` and `help`."
 )
 
 

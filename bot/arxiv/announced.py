@@ -22,7 +22,7 @@ from bot.arxiv.answers import ArxivFailure, ArxivUnavailable, ExpiredToken, Harv
 from bot.arxiv.gateway import CONFIRM_BATCH
 from bot.arxiv.prefilter import KeywordIndex
 from bot.arxiv.refresh import Progress, Refresher, RefreshOutcome
-from bot.storage import store
+from bot.storage import categories, store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import HarvestCandidate, HarvestState, Keyword
 from bot.text import keyword_key
@@ -156,6 +156,7 @@ def _begin(session: Session, *, today: date, now: datetime) -> HarvestState:
 
 
 def _record_page(session: Session, *, page: HarvestPage, pairs: list[tuple[int, str]]) -> None:
+    categories.record_harvested(session, page.papers)
     if pairs:
         rows = [{"keyword_id": k, "paper_id": p} for k, p in dict.fromkeys(pairs)]
         insert = store.insert_for(session, HarvestCandidate)

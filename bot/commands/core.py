@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from bot.arxiv.announced import AnnouncementRefresh, harvest_line, last_harvest
 from bot.arxiv.refresh import UNAVAILABLE, Progress, Refresher, RefreshOutcome, describe
+from bot.commands import feeds, saves
 from bot.commands.grammar import (
     MANAGER_COMMANDS,
     USAGES,
@@ -23,12 +24,16 @@ from bot.commands.grammar import (
     DigestAt,
     DigestNow,
     DigestOff,
+    Feed,
     Fetch,
     Help,
     Keywords,
     List,
     Readme,
     Remove,
+    Save,
+    Saved,
+    Unsave,
     anyone_may,
 )
 from bot.commands.readme import PAPERS_PER_SECTION, render_readme
@@ -131,6 +136,10 @@ class Core:
                 return [self._fetch(place)]
             case Help():
                 return [CommandHelp(usages=USAGES, managers=place.managers)]
+            case Save() | Unsave() | Saved():
+                return saves.run(self, place, command)
+            case Feed():
+                return feeds.run(self, place, command)
         raise AssertionError(f"unhandled command {command!r}")
 
     def channel(self, session: Session, place: Place) -> Channel:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.commands import saves_grammar
+from bot.commands.saves_grammar import Feed as Feed  # re-exported: one grammar
+from bot.commands.saves_grammar import Save as Save
+from bot.commands.saves_grammar import Saved as Saved
+from bot.commands.saves_grammar import Unsave as Unsave
 from bot.replies import Usage
 from bot.text import MAX_KEYWORD_LENGTH, clean_keyword, quoted, squash
 from bot.timeparse import parse_hhmm, parse_zone
@@ -74,9 +79,15 @@ class Help:
     """Usage of every command."""
 
 
-Command = Add | Remove | Keywords | List | DigestAt | DigestOff | DigestNow | Readme | Fetch | Help
+Command = (
+    (Add | Remove | Keywords | List | DigestAt | DigestOff | DigestNow | Readme | Fetch | Help)
+    | Save
+    | Unsave
+    | Saved
+    | Feed
+)
 
-MANAGER_COMMANDS = (Add, Remove, DigestAt, DigestOff, DigestNow, Fetch)
+MANAGER_COMMANDS = (Add, Remove, DigestAt, DigestOff, DigestNow, Fetch, Feed)
 
 
 # The one table of help: `help` on every platform, usage lines of errors, Discord's descriptions.
@@ -101,6 +112,10 @@ USAGES: tuple[Usage, ...] = (
         "the Daily Papers README of this channel, or of the workspace with `all`",
     ),
     Usage("fetch", "fetch", "refresh this channel's keywords now", True),
+    Usage("save", "save <arxiv id>", "save a paper for yourself, as its Save button does"),
+    Usage("saved", "saved [bibtex]", "your saved papers, only for you; `bibtex`: as saved.bib"),
+    Usage("unsave", "unsave <arxiv id>", "remove a paper from your saved papers"),
+    Usage("feed", "feed | feed reset", "a private Atom feed URL of this channel's papers", True),
     Usage("help", "help", "this help"),
 )
 _BY_NAME = {u.name: u for u in USAGES}
@@ -169,6 +184,11 @@ def build(name: str, args: list[str]) -> Command:
             return Fetch()
         case "help":
             return Help()
+        case "save" | "unsave" | "saved" | "feed":
+            try:
+                return saves_grammar.build(name, args)
+            except ValueError as exc:
+                raise BadInput(str(exc), name) from None
         case _:
             raise BadInput(f"Unknown command {quoted(name)}.")
 
