@@ -64,7 +64,7 @@ async def test_poster_posts_block_kit_with_the_bot_token(core: Core) -> None:
     assert call.params["channel"] == "C0PAPERS"
     assert call.params["text"] == "3 new papers on arXiv"
     assert call.params["unfurl_links"] is False
-    assert [b["type"] for b in _blocks(call)] == ["header", "section"] + ["section"] * 3
+    assert [b["type"] for b in _blocks(call)] == ["header", "section"] + ["section", "actions"] * 3
 
 
 async def test_429_is_retried_after_retry_after_and_posted_once(core: Core) -> None:
