@@ -26,7 +26,7 @@ from bot.health import FrontEndStatus
 
 logger = logging.getLogger(__name__)
 
-BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write")
+BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "files:write", "im:write")
 NOT_INSTALLED = (
     "Daily Papers is not installed in this workspace (any more). "
     "Ask an admin to install it again from the app's install page."
