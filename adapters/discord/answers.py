@@ -14,6 +14,7 @@ import aiohttp
 import discord
 
 from adapters.command_service import Deadline
+from adapters.discord.buttons import save_view
 from adapters.discord.format import CONTENT, NO_MENTIONS, Message, fit
 
 logger = logging.getLogger("papers.discord")
@@ -31,6 +32,8 @@ def message_kwargs(message: Message) -> dict[str, Any]:
     if message.file is not None:
         data = io.BytesIO(message.file.data)
         kwargs["file"] = discord.File(data, filename=message.file.filename)
+    if message.saves:
+        kwargs["view"] = save_view(message.saves)
     return kwargs
 
 

@@ -21,6 +21,7 @@ from bot.commands.grammar import (
     Keywords,
     List,
     Remove,
+    build,
     make_digest,
     make_readme,
     validate_keyword,
@@ -157,6 +158,32 @@ def papers_group(runner: Runner) -> app_commands.Group:
     @group.command(name="fetch", description=describe("fetch"))
     async def fetch(interaction: discord.Interaction) -> None:
         await run(interaction, Fetch)
+
+    @group.command(name="save", description=describe("save"))
+    @app_commands.describe(paper="The paper's arXiv id, e.g. 2303.08597, or its arXiv link")
+    async def save(interaction: discord.Interaction, paper: str) -> None:
+        await run(interaction, lambda: build("save", [paper]))
+
+    @group.command(name="saved", description=describe("saved"))
+    @app_commands.describe(format="list: shown here, only to you; bibtex: a saved.bib file")
+    @app_commands.choices(
+        format=[
+            app_commands.Choice(name="list", value="list"),
+            app_commands.Choice(name="bibtex", value="bibtex"),
+        ]
+    )
+    async def saved(interaction: discord.Interaction, format: str | None = None) -> None:
+        await run(interaction, lambda: build("saved", ["bibtex"] if format == "bibtex" else []))
+
+    @group.command(name="unsave", description=describe("unsave"))
+    @app_commands.describe(paper="The arXiv id of one of your saved papers")
+    async def unsave(interaction: discord.Interaction, paper: str) -> None:
+        await run(interaction, lambda: build("unsave", [paper]))
+
+    @group.command(name="feed", description=describe("feed"))
+    @app_commands.describe(reset="True: every earlier feed URL of this channel stops working")
+    async def feed(interaction: discord.Interaction, reset: bool = False) -> None:
+        await run(interaction, lambda: build("feed", ["reset"] if reset else []))
 
     @group.command(name="help", description=describe("help"))
     async def help_(interaction: discord.Interaction) -> None:

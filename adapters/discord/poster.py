@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import discord
 
+from adapters.discord.buttons import save_view
 from adapters.discord.format import NO_MENTIONS, Message, format_replies
 from bot.posts.poster import PostFailed
 from bot.replies import Reply
@@ -94,6 +95,8 @@ class DiscordPoster:
             kwargs["file"] = discord.File(
                 io.BytesIO(message.file.data), filename=message.file.filename
             )
+        if message.saves:
+            kwargs["view"] = save_view(message.saves)
         await channel.send(**kwargs)
 
 
