@@ -37,29 +37,22 @@ def mount(app: web.Application, core: Core) -> None:
 
 def feed_handler(core: Core, pool: ThreadPoolExecutor) -> Handler:
     async def feed(request: web.Request) -> web.StreamResponse:
-        token = request.match_info["token"]
-        read = functools.partial(feeds.document, core, token)
-        document = await asyncio.get_running_loop().run_in_executor(pool, read)
+        loop = asyncio.get_running_loop()
+        read = functools.partial(feeds.document, core, request.match_info["token"])
+        document = await loop.run_in_executor(pool, read)
         if document is None:  # unknown or reset: nothing said about which
             raise web.HTTPNotFound()
-        return answer(request, document)
+        if is_current(request, document):
+            return _headed(web.Response(status=304), document)
+        body = await loop.run_in_executor(pool, document.body)  # feedgen: off the loop too
+        return _headed(web.Response(body=body, content_type=ATOM, charset="utf-8"), document)
 
     return feed
 
 
-def answer(request: web.Request, document: FeedDocument) -> web.Response:
-    """The document, or 304 when the reader's copy is current (If-None-Match decides when the
-    reader sent one; If-Modified-Since otherwise, as RFC 9110 says)."""
-    response = web.Response(status=304) if is_current(request, document) else _document(document)
-    response.etag = document.etag
-    response.last_modified = document.last_modified
-    # The URL is a capability: no shared cache keeps a copy, no search engine lists it.
-    response.headers["Cache-Control"] = "private, no-cache"
-    response.headers["X-Robots-Tag"] = "noindex"
-    return response
-
-
 def is_current(request: web.Request, document: FeedDocument) -> bool:
+    """The reader's copy is current: If-None-Match decides when the reader sent one,
+    If-Modified-Since otherwise (RFC 9110)."""
     tags = request.if_none_match
     if tags is not None:
         return any(tag.value in (document.etag, "*") for tag in tags)
@@ -67,5 +60,10 @@ def is_current(request: web.Request, document: FeedDocument) -> bool:
     return since is not None and document.last_modified <= since
 
 
-def _document(document: FeedDocument) -> web.Response:
-    return web.Response(body=document.body, content_type=ATOM, charset="utf-8")
+def _headed(response: web.Response, document: FeedDocument) -> web.Response:
+    response.etag = document.etag
+    response.last_modified = document.last_modified
+    # The URL is a capability: no shared cache keeps a copy, no search engine lists it.
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response

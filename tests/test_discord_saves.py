@@ -22,6 +22,7 @@ from tests.test_discord_bot import MANAGER, MESSAGE, answers, entries, follow, s
 ds, fe = test_discord_bot.ds, test_discord_bot.fe
 
 ADA, BOB = "4001", "4002"
+SUPPRESS_EMBEDS = 1 << 2
 
 
 def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -157,4 +158,5 @@ async def test_feed_answers_its_url_only_to_the_asker(
     sent = await ds.send_interaction("feed", {"reset": True}, permissions=MANAGER)
     (answer,) = await answers(ds, sent)
     assert answer.flags & EPHEMERAL
+    assert answer.flags & SUPPRESS_EMBEDS  # no link preview: Discord's crawler never fetches it
     assert "/feeds/" in (answer.content or "") and "stopped working" in (answer.content or "")

@@ -29,6 +29,9 @@ def message_kwargs(message: Message) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"embeds": list(message.embeds), "allowed_mentions": NO_MENTIONS}
     if message.content:
         kwargs["content"] = message.content
+        # A link in a text answer (a saved paper, a feed URL) gets no preview: a list of them
+        # would bury the answer, and a feed URL would be fetched by Discord's link crawler.
+        kwargs["suppress_embeds"] = not message.embeds and "://" in message.content
     if message.file is not None:
         data = io.BytesIO(message.file.data)
         kwargs["file"] = discord.File(data, filename=message.file.filename)

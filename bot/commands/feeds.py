@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.atom import render_atom
 from bot.commands.grammar import BadInput, Feed
-from bot.replies import Reply, Text
+from bot.replies import PaperView, Reply, Text
 from bot.storage import feeds
 from bot.storage.db import read_session, write_session
 from bot.text import squash
@@ -27,11 +27,25 @@ MAX_URLS = 20  # live URLs a channel may have; `feed reset` starts again from on
 
 @dataclass(frozen=True)
 class FeedDocument:
-    """What the listener answers for a known token."""
+    """What the listener answers for a known token. The ETag is a digest of what the document
+    is made of, so a reader whose copy is current gets its 304 without the document being
+    written."""
 
-    body: bytes
-    etag: str  # without quotes
+    url: str
+    title: str
+    papers: tuple[PaperView, ...]
     last_modified: datetime  # whole seconds, UTC (HTTP dates have no fractions)
+
+    @property
+    def etag(self) -> str:
+        """Without quotes; the same papers, title and date give the same tag in any process."""
+        made_of = repr((self.url, self.title, self.papers, self.last_modified))
+        return hashlib.sha256(made_of.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+    def body(self) -> bytes:
+        return render_atom(
+            url=self.url, title=self.title, papers=self.papers, updated=self.last_modified
+        )
 
 
 def token_hash(token: str) -> str:
@@ -78,15 +92,12 @@ def document(core: Core, token: str) -> FeedDocument | None:
         rows = feeds.feed_papers(session, channel, limit=FEED_PAPERS)
         labels = feeds.channel_labels(session, channel)
         changed = feeds.channel_changed_at(session, channel)
-    papers = [paper for paper, _seen in rows]
+    papers = tuple(paper for paper, _seen in rows)
     # The feed changes when a paper is updated, newly matched, or a keyword is added here.
     moments = [changed, *(p.updated for p in papers), *(seen for _p, seen in rows)]
-    last_modified = max(moments).replace(microsecond=0)
-    title = "Daily Papers: " + (squash(", ".join(labels))[:200] or "no keywords yet")
-    body = render_atom(
+    return FeedDocument(
         url=feed_url(core.settings.listener_url, token),
-        title=title,
+        title="Daily Papers: " + (squash(", ".join(labels))[:200] or "no keywords yet"),
         papers=papers,
-        updated=last_modified,
+        last_modified=max(moments).replace(microsecond=0),
     )
-    return FeedDocument(body, hashlib.sha256(body).hexdigest()[:32], last_modified)

@@ -47,18 +47,26 @@ def feed_papers(
     session: Session, channel: Channel, *, limit: int
 ) -> list[tuple[PaperView, datetime]]:
     """The newest `limit` papers matched by the channel's keywords, each with when one of those
-    keywords first matched it (so a newly matched older paper still moves the feed's date)."""
+    keywords first matched it (so a newly matched older paper still moves the feed's date).
+    The newest are picked along the papers' (updated, id) index, as `list` picks them; only
+    theirs matches are then read."""
     followed = select(Subscription.keyword_id).where(Subscription.channel_id == channel.id)
-    seen = func.max(Match.first_seen_at)
-    rows = session.exec(
-        select(Paper, seen)
-        .join(Match, col(Match.paper_id) == col(Paper.arxiv_id))
-        .where(col(Match.keyword_id).in_(followed))
-        .group_by(col(Paper.arxiv_id))
+    matched = select(Match.paper_id).where(col(Match.keyword_id).in_(followed))
+    papers = session.exec(
+        select(Paper)
+        .where(col(Paper.arxiv_id).in_(matched))
         .order_by(col(Paper.updated).desc(), col(Paper.arxiv_id).desc())
         .limit(limit)
     ).all()
-    return [(paper_view(paper), as_utc(first_seen)) for paper, first_seen in rows]
+    ids = [paper.arxiv_id for paper in papers]
+    seen = dict(
+        session.exec(
+            select(Match.paper_id, func.max(Match.first_seen_at))
+            .where(col(Match.paper_id).in_(ids), col(Match.keyword_id).in_(followed))
+            .group_by(col(Match.paper_id))
+        ).all()
+    )
+    return [(paper_view(paper), as_utc(seen[paper.arxiv_id])) for paper in papers]
 
 
 def channel_changed_at(session: Session, channel: Channel) -> datetime:
