@@ -20,7 +20,7 @@ from aiohttp import web
 from adapters import feeds as feed_routes
 from adapters.serve import run
 from bot.commands.core import Core, Place
-from bot.commands.feeds import FEED_PAPERS, token_hash
+from bot.commands.feeds import FEED_PAPERS, MAX_URLS, token_hash
 from bot.commands.grammar import Feed, parse
 from bot.replies import Text
 from tests.conftest import snapshot
@@ -82,6 +82,15 @@ def test_feed_answers_a_private_url_whose_token_is_stored_hashed(core: Core) -> 
     stored = str(snapshot(core.engine))
     assert token not in stored and token_hash(token) in stored
     assert _feed_url(core, A)[1] != token
+
+
+def test_a_channel_keeps_at_most_20_urls_until_reset(core: Core) -> None:
+    for _ in range(MAX_URLS):
+        _feed_url(core, A)
+    (refusal,) = core.execute(A, Feed())
+    assert isinstance(refusal, Text) and refusal.error and "`feed reset`" in refusal.text
+    _feed_url(core, A, "feed reset")
+    _feed_url(core, A)
 
 
 def test_feed_is_for_managers(core: Core) -> None:
