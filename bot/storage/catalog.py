@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from bot.arxiv.answers import FetchedPaper
 from bot.replies import PaperGroup, PaperView
+from bot.storage.categories import category_columns
 from bot.storage.models import Channel, Delivery, Match, Paper, Subscription, utcnow
 from bot.storage.store import as_utc, insert_for, one_of
 
@@ -199,13 +200,6 @@ def _same(row: Any, paper: FetchedPaper) -> bool:
         paper.comment,
     )
     return same and (not paper.categories or (row[6], row[7]) == category_columns(paper))
-
-
-def category_columns(paper: FetchedPaper) -> tuple[str, str]:
-    """(primary_category, categories) as stored: the primary one first among all of them."""
-    primary = paper.primary_category or (paper.categories[0] if paper.categories else "")
-    listed = dict.fromkeys((primary, *paper.categories) if primary else paper.categories)
-    return primary, " ".join(listed)
 
 
 def _write_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:

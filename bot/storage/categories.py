@@ -1,6 +1,6 @@
-"""The papers' arXiv categories from the daily harvest: every harvested record names them, so a
-stored paper's categories follow arXiv's (a cross-list added later, a paper stored before the
-store kept categories) without an API request."""
+"""The papers' arXiv categories: as API answers give them, and from the daily harvest, whose
+every record names them, so a stored paper's categories follow arXiv's (a cross-list added
+later, a paper stored before the store kept categories) without an API request."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
-from bot.arxiv.answers import HarvestedPaper
+from bot.arxiv.answers import FetchedPaper, HarvestedPaper
 from bot.storage.models import Paper
 from bot.storage.store import one_of
 
@@ -19,6 +19,13 @@ _SET_CATEGORIES = (
     .where(_PAPERS.c.arxiv_id == bindparam("b_id"))
     .values(primary_category=bindparam("b_primary"), categories=bindparam("b_categories"))
 )
+
+
+def category_columns(paper: FetchedPaper) -> tuple[str, str]:
+    """(primary_category, categories) as stored from an API answer: the primary first."""
+    primary = paper.primary_category or (paper.categories[0] if paper.categories else "")
+    listed = dict.fromkeys((primary, *paper.categories) if primary else paper.categories)
+    return primary, " ".join(listed)
 
 
 def record_harvested(session: Session, papers: Sequence[HarvestedPaper]) -> int:
