@@ -11,10 +11,10 @@ from pathlib import Path
 from adapters.terminal_format import format_reply
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import TERMINAL, Core, RefreshOutcome, describe
-from bot.commands.grammar import BadInput, build, help_text
+from bot.commands.grammar import BadInput, Saved, build, help_text
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
-from bot.replies import Text
+from bot.replies import File, Text
 from bot.storage.db import backup, ensure_schema, make_engine, upgrade
 
 OK, FAILURE, BAD_INPUT = 0, 1, 2
@@ -27,6 +27,7 @@ Chat commands, run in this machine's terminal channel:
 
 Terminal and operator commands:
   papers readme [all] [-o FILE]   write the README to FILE instead of stdout
+  papers saved bibtex [-o FILE]   write your saved papers' saved.bib to FILE instead of stdout
   papers fetch                    refresh every followed keyword (progress bar)
   papers serve                    run Slack, Discord, the scheduler and /healthz
   papers db upgrade               apply database migrations
@@ -77,6 +78,8 @@ def _run(settings: Settings, args: list[str]) -> int:
             return _fetch_all(make_core(settings))
         case "readme":
             return _readme(make_core(settings), rest)
+        case "saved" if "-o" in rest or "--output" in rest:
+            return _saved_bibtex(make_core(settings), rest)
     command = build(name, rest)
     return _print(make_core(settings).execute(TERMINAL, command))
 
@@ -110,6 +113,26 @@ def _readme(core: Core, rest: list[str]) -> int:
         print(f"wrote {options.output}", file=sys.stderr)
     else:
         sys.stdout.write(content)
+    return OK
+
+
+def _saved_bibtex(core: Core, rest: list[str]) -> int:
+    """`papers saved bibtex -o FILE`: saved.bib written to FILE."""
+    parser = argparse.ArgumentParser(prog="papers saved", exit_on_error=False, add_help=False)
+    parser.add_argument("words", nargs="*")
+    parser.add_argument("-o", "--output", required=True)
+    try:
+        options = parser.parse_args(rest)
+    except argparse.ArgumentError as exc:
+        raise BadInput(str(exc), "saved") from None
+    command = build("saved", options.words)
+    if command != Saved(bibtex=True):
+        raise BadInput("`-o FILE` goes with `saved bibtex`.", "saved")
+    (reply,) = core.execute(TERMINAL, command)
+    if not isinstance(reply, File):
+        return _print([reply])  # nothing saved yet: said, and no file written
+    Path(options.output).write_text(reply.content, encoding="utf-8", newline="")
+    print(f"wrote {options.output}", file=sys.stderr)
     return OK
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters import feeds
 from bot.commands.core import Core
 from bot.config import Settings
 
@@ -32,6 +33,7 @@ async def run(core: Core, *, stop: asyncio.Event | None = None) -> None:
     stop = stop or _stop_on_signals()
     app = web.Application()
     app.router.add_get("/healthz", health_handler(core))
+    feeds.mount(app, core)  # /feeds/<token>.atom
     front_ends: list[Any] = []
 
     if settings.slack_enabled:

@@ -17,6 +17,10 @@ class PaperView:
     updated: datetime  # UTC, of the newest version
     comment: str
     abstract: str
+    # Read with the whole paper only (a saved paper, a feed entry); lists and posts leave them out.
+    published: datetime | None = None  # UTC, of the first version
+    primary_category: str = ""
+    categories: tuple[str, ...] = ()
 
     @property
     def day(self) -> date:
@@ -122,6 +126,9 @@ class File:
     filename: str
     content: str
     comment: str
+    # Only for the person who asked: Slack sends it in a direct message, Discord as an
+    # ephemeral attachment.
+    private: bool = False
 
 
 Reply = Text | Papers | KeywordTable | File | CommandHelp

@@ -72,7 +72,7 @@ def test_only_managers_change_things_and_the_refusal_names_them(core: Core) -> N
     assert isinstance(refusal, Text) and refusal.error and refusal.ephemeral
     assert refusal.text == (
         "Only members with Manage Channels can do that here. "
-        "Anyone can use `keywords`, `list`, `readme`, `preview` and `help`."
+        "Anyone can use `keywords`, `list`, `readme`, `preview`, `save`, `saved`, `unsave` and `help`."
     )
     assert isinstance(core.execute(member, Keywords())[0], KeywordTable)
 

@@ -40,7 +40,7 @@ MANAGE_GUILD = 1 << 5
 MANAGER = EVERYONE_PERMISSIONS | MANAGE_CHANNELS
 MEMBER = EVERYONE_PERMISSIONS
 DEFERRED, MESSAGE, AUTOCOMPLETE = 5, 4, 8
-NOT_MANAGER = f"Only {MANAGERS} can do that here. Anyone can use `keywords`, `list`, `readme`, `preview` and `help`."
+NOT_MANAGER = f"Only {MANAGERS} can do that here. Anyone can use `keywords`, `list`, `readme`, `preview`, `save`, `saved`, `unsave` and `help`."
 
 
 async def _no_identify_wait(shard_id: int | None, *, initial: bool = False) -> None:
@@ -208,15 +208,8 @@ async def test_connects_and_registers_the_group(ds: DiscordStandIn, fe: DiscordF
     assert papers["name"] == "papers" and papers["default_member_permissions"] is None
     subs = {o["name"]: o for o in papers["options"]}
     assert list(subs) == [
-        "add",
-        "remove",
-        "keywords",
-        "list",
-        "digest",
-        "readme",
-        "fetch",
-        "preview",
-        "help",
+        *("add", "remove", "keywords", "list", "digest", "readme", "fetch", "preview"),
+        *("save", "saved", "unsave", "feed", "help"),
     ]
     assert all(o["type"] == 1 and 1 <= len(o["description"]) <= 100 for o in subs.values())
 

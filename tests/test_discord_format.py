@@ -16,6 +16,7 @@ from adapters.discord.format import (
     EMBEDS,
     FIELD_VALUE,
     TITLE,
+    Attachment,
     embed_size,
     fit,
     format_reply,
@@ -119,6 +120,7 @@ def test_paper_embed_snapshot() -> None:
         ],
         "file": None,
         "ephemeral": False,
+        "saves": ["2401.00007"],
     }
 
 
@@ -277,7 +279,20 @@ def test_file_reply_is_an_attachment() -> None:
         "embeds": [],
         "file": ("README.md", b"# Daily Papers\n"),
         "ephemeral": False,
+        "saves": [],
     }
+    (bib,) = format_reply(File("saved.bib", "@misc{x,}\n", "Your saves.", private=True))
+    assert bib.ephemeral and bib.file == Attachment("saved.bib", b"@misc{x,}\n")
+
+
+def test_every_paper_of_a_message_gets_a_save_button_in_order() -> None:
+    reply = papers(*(paper(i) for i in range(1, 24)), heading="23 papers")
+    messages = format_reply(reply)
+    assert [len(m.saves) for m in messages] == [len(m.embeds) for m in messages]
+    assert [i for m in messages for i in m.saves] == [f"2401.{i:05d}" for i in range(1, 24)]
+    for message in messages:
+        footers = [embed.footer.text for embed in message.embeds]
+        assert footers == [f"arXiv:{i}v2" for i in message.saves]  # button n is embed n's paper
 
 
 def test_heading_over_the_content_limit_is_trimmed() -> None:

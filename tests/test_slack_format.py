@@ -71,6 +71,17 @@ def test_snapshot_of_a_short_list() -> None:
                 },
             },
             {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Save", "emoji": True},
+                        "action_id": "save_paper:2501.00002",
+                        "value": "2501.00002",
+                    }
+                ],
+            },
+            {
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
@@ -82,6 +93,17 @@ def test_snapshot_of_a_short_list() -> None:
                     "action_id": "show_abstract:2501.00001",
                     "value": "2501.00001",
                 },
+            },
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Save", "emoji": True},
+                        "action_id": "save_paper:2501.00001",
+                        "value": "2501.00001",
+                    }
+                ],
             },
         ],
     }
@@ -210,3 +232,29 @@ def test_attribute_adds_who_asked_under_the_header() -> None:
     full = to_messages(papers_reply(49))
     assert len(full[0].blocks) == MAX_BLOCKS
     assert attribute(full, "x") == full  # no room: left as it was
+
+
+def test_every_paper_has_its_save_button_right_under_it_and_24_fit_a_message() -> None:
+    reply = papers_reply(60)
+    messages = to_messages(reply)
+    saved = []
+    for message in messages:
+        _within_limits(message)
+        blocks = list(message.blocks)
+        for at, block in enumerate(blocks):
+            if "accessory" in block:
+                (button,) = blocks[at + 1]["elements"]
+                assert blocks[at + 1]["type"] == "actions" and button["text"]["text"] == "Save"
+                assert button["action_id"] == f"save_paper:{block['accessory']['value']}"
+                saved.append(button["value"])
+    assert saved == [p.arxiv_id for g in reply.groups for p in g.papers]
+    per_message = [sum("accessory" in b for b in m.blocks) for m in messages]
+    assert per_message == [24, 24, 12]
+
+
+def test_a_private_file_is_an_upload_only_the_asker_gets() -> None:
+    bib = File(filename="saved.bib", content="@misc{x,}\n", comment="Your saves.", private=True)
+    [message] = to_messages(bib)
+    assert message.upload is bib and message.ephemeral
+    [public] = to_messages(File(filename="README.md", content="#\n", comment="README."))
+    assert not public.ephemeral

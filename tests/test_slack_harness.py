@@ -149,7 +149,8 @@ def block_texts(body: dict[str, Any]) -> str:
         if "text" in block:
             out.append(block["text"]["text"])
         for element in block.get("elements", ()):
-            out.append(element.get("text", ""))
+            text = element.get("text", "")
+            out.append(text["text"] if isinstance(text, dict) else text)  # a button's label
     return "\n".join(out)
 
 

@@ -89,7 +89,7 @@ async def _install_page_state(http: aiohttp.ClientSession, base: str) -> str:
     match = re.search(r"state=([0-9a-f-]{36})", html)
     assert match is not None and match.group(1) == cookie
     assert f"client_id={CLIENT_ID}" in html
-    assert "scope=commands,chat:write,chat:write.public,files:write" in html
+    assert "scope=commands,chat:write,chat:write.public,files:write,im:write" in html
     return cookie
 
 

@@ -14,6 +14,7 @@ import aiohttp
 import discord
 
 from adapters.command_service import Deadline
+from adapters.discord.buttons import save_view
 from adapters.discord.format import CONTENT, NO_MENTIONS, Message, fit
 
 logger = logging.getLogger("papers.discord")
@@ -28,9 +29,14 @@ def message_kwargs(message: Message) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"embeds": list(message.embeds), "allowed_mentions": NO_MENTIONS}
     if message.content:
         kwargs["content"] = message.content
+        # A link in a text answer (a saved paper, a feed URL) gets no preview: a list of them
+        # would bury the answer, and a feed URL would be fetched by Discord's link crawler.
+        kwargs["suppress_embeds"] = not message.embeds and "://" in message.content
     if message.file is not None:
         data = io.BytesIO(message.file.data)
         kwargs["file"] = discord.File(data, filename=message.file.filename)
+    if message.saves:
+        kwargs["view"] = save_view(message.saves)
     return kwargs
 
 

@@ -23,9 +23,11 @@ from aiohttp import web
 from discord import app_commands
 
 from adapters.command_service import CommandService
+from adapters.discord.buttons import SaveButton
 from adapters.discord.client import make_client
 from adapters.discord.interactions import PLATFORM, Interactions, PapersTree
 from adapters.discord.poster import DiscordPoster
+from adapters.discord.saves import SaveButtons
 from bot.commands.core import Core, Place
 from bot.config import ConfigError
 from bot.health import FrontEndStatus
@@ -54,6 +56,7 @@ class DiscordFrontEnd:
         self._owns_service = service is None
         self.service = service or CommandService(core)
         self.interactions = Interactions(self.service)
+        self.saves = SaveButtons(self.service)
         guild_id = self.settings.discord_guild_id
         self.guild = discord.Object(guild_id) if guild_id else None
         self.client = make_client(self.settings, self, **(client_options or {}))
@@ -105,6 +108,7 @@ class DiscordFrontEnd:
     def tree_for(self, client: discord.Client) -> app_commands.CommandTree[Any]:
         tree = PapersTree(client)
         tree.add_command(self.interactions.group, guild=self.guild)
+        client.add_dynamic_items(SaveButton)  # Save presses, whenever the message was sent
         return tree
 
     async def sync_commands(self, tree: app_commands.CommandTree[Any]) -> None:
@@ -130,6 +134,10 @@ class DiscordFrontEnd:
             logger.exception("Discord: could not deactivate guild %s", guild_id)
             return
         logger.info("Discord: left guild %s; %d channel(s) deactivated", guild_id, stopped)
+
+    async def save_pressed(self, interaction: discord.Interaction, arxiv_id: str) -> None:
+        """A Save button under a paper was pressed (buttons.py)."""
+        await self.saves.pressed(interaction, arxiv_id)
 
     async def channel_deleted(self, guild_id: int, channel_id: int) -> None:
         """A channel was deleted: it stops at once, not after three failed daily posts."""

@@ -29,6 +29,8 @@ class Handlers(Protocol):
 
     async def channel_deleted(self, guild_id: int, channel_id: int) -> None: ...
 
+    async def save_pressed(self, interaction: discord.Interaction, arxiv_id: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class Endpoints:

@@ -22,6 +22,7 @@ from bot.commands.grammar import (
     List,
     Preview,
     Remove,
+    build,
     make_digest,
     make_readme,
     validate_keyword,
@@ -181,6 +182,32 @@ def papers_group(runner: Runner) -> app_commands.Group:
     @app_commands.autocomplete(keyword=rules)
     async def preview(interaction: discord.Interaction, keyword: str) -> None:
         await run(interaction, lambda: preview_command(keyword))
+
+    @group.command(name="save", description=describe("save"))
+    @app_commands.describe(paper="The paper's arXiv id, e.g. 2303.08597, or its arXiv link")
+    async def save(interaction: discord.Interaction, paper: str) -> None:
+        await run(interaction, lambda: build("save", [paper]))
+
+    @group.command(name="saved", description=describe("saved"))
+    @app_commands.describe(format="list: shown here, only to you; bibtex: a saved.bib file")
+    @app_commands.choices(
+        format=[
+            app_commands.Choice(name="list", value="list"),
+            app_commands.Choice(name="bibtex", value="bibtex"),
+        ]
+    )
+    async def saved(interaction: discord.Interaction, format: str | None = None) -> None:
+        await run(interaction, lambda: build("saved", ["bibtex"] if format == "bibtex" else []))
+
+    @group.command(name="unsave", description=describe("unsave"))
+    @app_commands.describe(paper="The arXiv id of one of your saved papers")
+    async def unsave(interaction: discord.Interaction, paper: str) -> None:
+        await run(interaction, lambda: build("unsave", [paper]))
+
+    @group.command(name="feed", description=describe("feed"))
+    @app_commands.describe(reset="True: every earlier feed URL of this channel stops working")
+    async def feed(interaction: discord.Interaction, reset: bool = False) -> None:
+        await run(interaction, lambda: build("feed", ["reset"] if reset else []))
 
     @group.command(name="help", description=describe("help"))
     async def help_(interaction: discord.Interaction) -> None:

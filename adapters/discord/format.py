@@ -9,6 +9,7 @@ less than the code points Discord may count, so the check holds either way.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class Message:
     embeds: tuple[discord.Embed, ...] = ()
     file: Attachment | None = None
     ephemeral: bool = False
+    saves: tuple[str, ...] = ()  # arXiv ids that get a Save button (the embeds' papers)
 
     def as_dict(self) -> dict[str, Any]:
         """A plain snapshot (what the tests compare)."""
@@ -51,6 +53,7 @@ class Message:
             "embeds": [e.to_dict() for e in self.embeds],
             "file": (self.file.filename, self.file.data) if self.file else None,
             "ephemeral": self.ephemeral,
+            "saves": list(self.saves),
         }
 
 
@@ -139,6 +142,7 @@ def format_reply(reply: Reply) -> list[Message]:
                 Message(
                     content=fit(ours(reply.comment), CONTENT) or None,
                     file=Attachment(reply.filename, reply.content.encode("utf-8")),
+                    ephemeral=reply.private,
                 )
             ]
         case CommandHelp():
@@ -158,8 +162,10 @@ def _text(reply: Text) -> list[Message]:
 
 
 def papers_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:
-    """The heading, then one embed per paper, packed ≤10 embeds and ≤6000 characters a message;
+    """The heading, then one embed per paper, packed ≤10 embeds and ≤6000 characters a message,
+    each message with a Save button per paper (10 buttons: 2 of the 5 rows a message allows);
     `reserve`: characters of every message kept free (the daily post's part marker)."""
+    papers = [p for group in reply.groups for p in group.papers]
     embeds = [
         sized_paper_embed(p, group.label, reserve=reserve)
         for group in reply.groups
@@ -167,8 +173,14 @@ def papers_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:
     ]
     batches = list(pack_sized(embeds, limit=EMBED_TOTAL - reserve)) or [[]]
     heading = fit(ours(reply.heading), CONTENT) if reply.heading.strip() else None
+    ids = iter(p.arxiv_id for p in papers)  # batches keep the papers' order
     messages = [
-        Message(content=heading if i == 0 else None, embeds=tuple(batch), ephemeral=reply.ephemeral)
+        Message(
+            content=heading if i == 0 else None,
+            embeds=tuple(batch),
+            saves=tuple(itertools.islice(ids, len(batch))),
+            ephemeral=reply.ephemeral,
+        )
         for i, batch in enumerate(batches)
     ]
     return [m for m in messages if m.content or m.embeds]  # Discord refuses empty messages

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import discord
 
+from adapters.discord.buttons import save_view
 from adapters.discord.format import NO_MENTIONS, papers_messages
 from bot.posts.poster import Part, PostFailed, parts_of
 from bot.replies import Papers
@@ -67,18 +68,21 @@ class DiscordPoster:
             else:
                 content = f"{content or ''}\n-# {mark}".strip()
             nonce = f"p{claim}.{number}"[:25]
-            bodies.append({"content": content, "embeds": embeds, "nonce": nonce})
+            saves = list(message.saves)  # a Save button per paper, rebuilt when sent
+            bodies.append({"content": content, "embeds": embeds, "nonce": nonce, "saves": saves})
         return parts_of(post, bodies)
 
     async def send(self, *, workspace_id: str, channel_id: str, part: Part) -> str:
         channel = await self._channel(workspace_id, channel_id)
         body = part.body
+        extra: dict[str, Any] = {"view": save_view(body["saves"])} if body.get("saves") else {}
         async with self._errors(sending=True):
             message = await channel.send(
                 content=body["content"],
                 embeds=[discord.Embed.from_dict(e) for e in body["embeds"]],
                 nonce=body["nonce"],
                 allowed_mentions=NO_MENTIONS,
+                **extra,
             )
         return str(message.id)
 

@@ -82,6 +82,8 @@ class Answers:
                 if by_url and not deadline.passed:
                     responded += 1
                     await respond(message)
+                elif message.upload is not None and message.ephemeral:
+                    await self._send_privately(client, place, message, respond)
                 elif message.ephemeral:
                     payload = message.payload()
                     await client.chat_postEphemeral(
@@ -94,6 +96,20 @@ class Answers:
             except Exception as exc:  # refused, or an unreachable response_url: say so once
                 await self._tell_failure(respond, place, _reason(exc), message)
                 return
+
+    async def _send_privately(
+        self, client: AsyncWebClient, place: Place, message: SlackMessage, respond: Respond
+    ) -> None:
+        """A file only the asker gets (`saved bibtex`): into their direct messages with the app
+        (conversations.open, which needs im:write), then a note where they asked."""
+        assert message.upload is not None
+        opened = await client.conversations_open(users=place.user_id)
+        await send(client, str(opened["channel"]["id"]), message)
+        note = f"{message.upload.filename} is in your direct messages with this app."
+        try:
+            await respond(to_messages(Text(note, ephemeral=True))[0])
+        except Exception as exc:  # the file went; the note is a courtesy
+            logger.warning("noting a direct-message upload failed: %s", exc.__class__.__name__)
 
     async def _tell_failure(
         self, respond: Respond, place: Place, reason: str, message: SlackMessage

@@ -31,6 +31,7 @@ BOT_SCOPES = (
     "chat:write",
     "chat:write.public",
     "files:write",
+    "im:write",
     "channels:history",
     "groups:history",
 )

@@ -35,6 +35,8 @@ MAX_FALLBACK = 3000  # the top-level `text` (notifications, screen readers)
 # Block text per message: long messages are hard to read and risk msg_too_long.
 MESSAGE_BUDGET = 12_000
 SHOW_ABSTRACT = "show_abstract"  # action_id prefix of the "Show abstract" buttons
+SAVE_PAPER = "save_paper"  # action_id prefix of the "Save" buttons
+BLOCKS_PER_PAPER = 2  # its section (with "Show abstract") and a row with "Save"
 
 COMMAND = "/papers"
 Block = dict[str, Any]
@@ -92,12 +94,30 @@ def paper_block(paper: PaperView) -> Block:
     return block
 
 
+def save_actions(paper: PaperView) -> Block:
+    """The paper's Save button, in a row of its own under the paper (the section's one
+    accessory is "Show abstract"): two blocks a paper, so a message holds at most 24."""
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Save", "emoji": True},
+                "action_id": f"{SAVE_PAPER}:{paper.arxiv_id}"[:255],
+                "value": paper.arxiv_id,
+            }
+        ],
+    }
+
+
 def _group_label(label: str, continued: bool) -> Block:
     suffix = " (continued)" if continued else ""
     return section(f"*{clip(verbatim(squash(label)), 300)}*{suffix}")
 
 
 def _text_size(block: Block) -> int:
+    if block["type"] == "actions":  # buttons: a few characters of their own
+        return 0
     if "text" in block:
         return len(block["text"]["text"])
     return sum(len(e.get("text", "")) for e in block.get("elements", ()))
@@ -116,7 +136,8 @@ def to_messages(reply: Reply) -> list[SlackMessage]:
         case KeywordTable():
             return _keywords(reply)
         case File():
-            return [SlackMessage(text=clip(mrkdwn(reply.comment), MAX_FALLBACK), upload=reply)]
+            comment = clip(mrkdwn(reply.comment), MAX_FALLBACK)
+            return [SlackMessage(text=comment, upload=reply, ephemeral=reply.private)]
         case CommandHelp():
             return _text(Text(help_text(reply), ephemeral=reply.ephemeral), ours=True)
     raise AssertionError(f"unhandled reply {reply!r}")
@@ -172,18 +193,19 @@ def _paper_pages(groups: Iterable[PaperGroup]) -> list[list[Block]]:
         shown_here = False  # the group's label is on the current page
         started = False  # the group's label was shown on an earlier page
         for paper in group.papers:
-            block = paper_block(paper)
+            blocks = (paper_block(paper), save_actions(paper))
             label = [] if not group.label or shown_here else [_group_label(group.label, started)]
-            size = sum(_text_size(b) for b in (*label, block))
+            size = sum(_text_size(b) for b in (*label, *blocks))
             if pages[-1] and (
-                len(pages[-1]) + len(label) + 1 > MAX_BLOCKS - 1 or used + size > MESSAGE_BUDGET
+                len(pages[-1]) + len(label) + len(blocks) > MAX_BLOCKS - 1
+                or used + size > MESSAGE_BUDGET
             ):
                 pages.append([])
                 used = 0
                 shown_here = False
                 label = [_group_label(group.label, started)] if group.label else []
-                size = sum(_text_size(b) for b in (*label, block))
-            pages[-1].extend((*label, block))
+                size = sum(_text_size(b) for b in (*label, *blocks))
+            pages[-1].extend((*label, *blocks))
             used += size
             shown_here = started = True
     return pages

@@ -1,4 +1,4 @@
-"""Bolt listeners: `/papers`, the "Show abstract" button, and uninstall events."""
+"""Bolt listeners: `/papers`, the "Show abstract" and "Save" buttons, and uninstall events."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.command_service import SLOW_COMMANDS, CommandService, Deadline
 from adapters.slack.answers import Answers, ack_payload, fits_in_ack, progress_note
-from adapters.slack.format import SHOW_ABSTRACT, abstract_message, asked_by, to_messages
+from adapters.slack.format import (
+    SAVE_PAPER,
+    SHOW_ABSTRACT,
+    abstract_message,
+    asked_by,
+    to_messages,
+)
 from adapters.slack.installations import ThreadedInstallationStore
 from adapters.slack.mrkdwn import unescape
 from adapters.slack.poster import ChannelPacer
+from adapters.slack.saves import on_save
 from adapters.slack.tenancy import context_tenant
 from bot.commands.core import Place
 from bot.commands.grammar import Add, BadInput, Command, Fetch, Help, parse
@@ -35,6 +42,7 @@ def register(app: AsyncApp, listeners: Listeners) -> None:
     """Every listener of the Slack front end, in one place."""
     app.command(COMMAND)(listeners.on_command)
     app.action(re.compile(f"^{SHOW_ABSTRACT}"))(listeners.on_show_abstract)
+    app.action(re.compile(f"^{SAVE_PAPER}:"))(on_save(listeners.service, listeners.answers))
     app.event("app_uninstalled")(listeners.on_app_uninstalled)
     app.event("tokens_revoked")(listeners.on_tokens_revoked)
 

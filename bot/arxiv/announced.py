@@ -23,7 +23,7 @@ from bot.arxiv.gateway import CONFIRM_BATCH
 from bot.arxiv.prefilter import KeywordIndex
 from bot.arxiv.refresh import Progress, Refresher, RefreshOutcome
 from bot.keywords import keyword_key
-from bot.storage import store
+from bot.storage import categories, store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import HarvestCandidate, HarvestState, Keyword
 
@@ -156,6 +156,7 @@ def _begin(session: Session, *, today: date, now: datetime) -> HarvestState:
 
 
 def _record_page(session: Session, *, page: HarvestPage, pairs: list[tuple[int, str]]) -> None:
+    categories.record_harvested(session, page.papers)
     if pairs:
         rows = [{"keyword_id": k, "paper_id": p} for k, p in dict.fromkeys(pairs)]
         insert = store.insert_for(session, HarvestCandidate)

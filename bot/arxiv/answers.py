@@ -47,6 +47,9 @@ class FetchedPaper:
     comment: str
     published: datetime
     updated: datetime
+    # arXiv's primary category and all of them, as arXiv lists them (empty: not said)
+    primary_category: str = ""
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class HarvestedPaper:
     title: str
     abstract: str
     categories: frozenset[str]
+    # the same categories as arXivRaw lists them, the primary first
+    listed_categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ def to_fetched(result: arxiv.Result) -> FetchedPaper:
         comment=squash(result.comment),
         published=result.published,
         updated=result.updated,
+        primary_category=squash(result.primary_category),
+        categories=tuple(squash(c) for c in result.categories if squash(c)),
     )
 
 

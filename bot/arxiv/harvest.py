@@ -75,11 +75,13 @@ def parse_records(xml: Any) -> Iterator[HarvestedPaper]:
         raw = record.find(f".//{RAW}arXivRaw")
         if raw is None:
             continue
+        listed = tuple(dict.fromkeys((raw.findtext(f"{RAW}categories") or "").split()))
         yield HarvestedPaper(
             arxiv_id=(raw.findtext(f"{RAW}id") or "").strip(),
             title=squash(raw.findtext(f"{RAW}title")),
             abstract=squash(raw.findtext(f"{RAW}abstract")),
-            categories=frozenset((raw.findtext(f"{RAW}categories") or "").split()),
+            categories=frozenset(listed),
+            listed_categories=listed,
         )
 
 

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from bot.arxiv.announced import AnnouncementRefresh, harvest_line, last_harvest
 from bot.arxiv.refresh import UNAVAILABLE, Progress, Refresher, RefreshOutcome, describe
+from bot.commands import feeds, saves
 from bot.commands.grammar import (
     MANAGER_COMMANDS,
     USAGES,
@@ -23,6 +24,7 @@ from bot.commands.grammar import (
     DigestAt,
     DigestNow,
     DigestOff,
+    Feed,
     Fetch,
     Help,
     Keywords,
@@ -30,6 +32,9 @@ from bot.commands.grammar import (
     Preview,
     Readme,
     Remove,
+    Save,
+    Saved,
+    Unsave,
     anyone_may,
 )
 from bot.commands.preview import preview
@@ -138,6 +143,10 @@ class Core:
                 return [preview(self, place, label)]
             case Help():
                 return [CommandHelp(usages=USAGES, managers=place.managers)]
+            case Save() | Unsave() | Saved():
+                return saves.run(self, place, command)
+            case Feed():
+                return feeds.run(self, place, command)
         raise AssertionError(f"unhandled command {command!r}")
 
     def channel(self, session: Session, place: Place) -> Channel:

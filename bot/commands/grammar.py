@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.commands import saves_grammar
+from bot.commands.saves_grammar import Feed as Feed  # re-exported: one grammar
+from bot.commands.saves_grammar import Save as Save
+from bot.commands.saves_grammar import Saved as Saved
+from bot.commands.saves_grammar import Unsave as Unsave
 from bot.keywords import MAX_TEXT_LENGTH, BadKeyword, clean_label, parse_keyword
 from bot.replies import Usage
 from bot.text import quoted, squash
@@ -94,12 +99,16 @@ Command = (
     | Fetch
     | Preview
     | Help
+    | Save
+    | Unsave
+    | Saved
+    | Feed
 )
 
-MANAGER_COMMANDS = (Add, Remove, DigestAt, DigestOff, DigestNow, Fetch)
+MANAGER_COMMANDS = (Add, Remove, DigestAt, DigestOff, DigestNow, Fetch, Feed)
 # Commands whose answer only the asker sees, however long it takes (a platform that must say
 # "working on it" first says it privately too).
-PRIVATE_ANSWERS = (Preview, Help)
+PRIVATE_ANSWERS = (Preview, Help, Save, Unsave, Saved, Feed)
 
 
 # The one table of help: `help` on every platform, usage lines of errors, Discord's descriptions.
@@ -125,6 +134,10 @@ USAGES: tuple[Usage, ...] = (
     ),
     Usage("fetch", "fetch", "refresh this channel's keywords now", True),
     Usage("preview", "preview <keyword>", "a keyword's paper count and 3 newest, only for you"),
+    Usage("save", "save <arxiv id>", "save a paper for yourself, as its Save button does"),
+    Usage("saved", "saved [bibtex]", "your saved papers, only for you; `bibtex`: as saved.bib"),
+    Usage("unsave", "unsave <arxiv id>", "remove a paper from your saved papers"),
+    Usage("feed", "feed | feed reset", "a private Atom feed URL of this channel's papers", True),
     Usage("help", "help", "this help"),
 )
 _BY_NAME = {u.name: u for u in USAGES}
@@ -196,6 +209,11 @@ def build(name: str, args: list[str]) -> Command:
             return Fetch()
         case "help":
             return Help()
+        case "save" | "unsave" | "saved" | "feed":
+            try:
+                return saves_grammar.build(name, args)
+            except ValueError as exc:
+                raise BadInput(str(exc), name) from None
         case _:
             raise BadInput(f"Unknown command {quoted(name)}.")
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Integer, and_, any_, bindparam, func, literal, or_
+from sqlalchemy import Integer, and_, any_, bindparam, case, func, literal, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from bot.arxiv.answers import FetchedPaper
 from bot.replies import PaperGroup, PaperView
+from bot.storage.categories import category_columns
 from bot.storage.models import Channel, Delivery, Match, Paper, Subscription, utcnow
 from bot.storage.store import as_utc, insert_for, one_of
 
@@ -34,8 +36,16 @@ def _view(
 
 
 def paper_view(paper: Paper) -> PaperView:
+    """A stored paper with everything it has (the windowed reads below leave out the first
+    version's date and the categories, which posts and lists do not show)."""
     p = paper
-    return _view(p.arxiv_id, p.version, p.title, p.updated, p.comment, p.abstract, p.authors)
+    view = _view(p.arxiv_id, p.version, p.title, p.updated, p.comment, p.abstract, p.authors)
+    return replace(
+        view,
+        published=as_utc(p.published),
+        primary_category=p.primary_category,
+        categories=tuple(p.categories.split()),
+    )
 
 
 _NEWEST = (col(Paper.updated).desc(), col(Paper.arxiv_id).desc())
@@ -165,6 +175,8 @@ _COMPARED = (
     Paper.title,
     Paper.abstract,
     Paper.comment,
+    Paper.primary_category,
+    Paper.categories,
 )
 
 
@@ -178,14 +190,16 @@ def _latest_versions(papers: Sequence[FetchedPaper]) -> dict[str, FetchedPaper]:
 
 
 def _same(row: Any, paper: FetchedPaper) -> bool:
-    """The stored row (in `_COMPARED` order) already says exactly what arXiv sent."""
-    return row is not None and (row[1], as_utc(row[2]), row[3], row[4], row[5]) == (
+    """The stored row (in `_COMPARED` order) already says exactly what arXiv sent (an answer
+    without categories leaves the stored ones as they are)."""
+    same = row is not None and (row[1], as_utc(row[2]), row[3], row[4], row[5]) == (
         paper.version,
         as_utc(paper.updated),
         paper.title,
         paper.abstract,
         paper.comment,
     )
+    return same and (not paper.categories or (row[6], row[7]) == category_columns(paper))
 
 
 def _write_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
@@ -205,6 +219,7 @@ def _write_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
             "published": as_utc(p.published),
             "updated": as_utc(p.updated),
             "stored_at": now,
+            **dict(zip(("primary_category", "categories"), category_columns(p), strict=True)),
         }
         for p in papers
     ]
@@ -214,9 +229,14 @@ def _write_papers(session: Session, papers: Sequence[FetchedPaper]) -> None:
     fresh = stmt.excluded
     table = Paper.__table__  # type: ignore[attr-defined]
     updated_columns = ("version", "title", "authors", "abstract", "comment", "published", "updated")
+    # An answer that names no categories keeps the stored ones.
+    kept = {
+        name: case((fresh[name] == "", table.c[name]), else_=fresh[name])
+        for name in ("primary_category", "categories")
+    }
     upsert = stmt.on_conflict_do_update(
         index_elements=["arxiv_id"],
-        set_={name: fresh[name] for name in updated_columns},
+        set_={**{name: fresh[name] for name in updated_columns}, **kept},
         # A concurrent writer may have stored a newer version meanwhile: never go back.
         where=or_(
             table.c.version < fresh.version,

@@ -111,6 +111,12 @@ class Paper(SQLModel, table=True):
     authors: str = Field(default="", sa_column=Column(Text, nullable=False))
     abstract: str = Field(default="", sa_column=Column(Text, nullable=False))
     comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # arXiv's primary category and every category, space-separated as arXiv lists them
+    # ("" where no answer said them yet: stored before migration 0008).
+    primary_category: str = Field(
+        default="", max_length=40, sa_column_kwargs={"server_default": ""}
+    )
+    categories: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     published: datetime = Field(sa_column=_ts())
     updated: datetime = Field(sa_column=_ts())
     stored_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
@@ -249,3 +255,27 @@ class CommandClaim(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)  # sha-256: a delivery, or who typed where
     command: str = Field(default="", max_length=64)  # sha-256 of what they typed last
     expires_at: datetime = Field(sa_column=_ts(index=True))
+
+
+class SavedPaper(SQLModel, table=True):
+    """Paper ↔ person (SPEC 10): a platform user id within a workspace saved it. Personal:
+    read only by that person."""
+
+    __tablename__ = "saved_papers"
+    __table_args__ = (Index("ix_saved_papers_person", "workspace_id", "user_id", "saved_at"),)
+
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=64)
+    paper_id: str = Field(foreign_key="papers.arxiv_id", ondelete="CASCADE", primary_key=True)
+    saved_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class FeedToken(SQLModel, table=True):
+    """A private Atom feed URL of a channel (SPEC 10), kept as the SHA-256 of its token only:
+    the URL itself is shown once, to the manager who asked."""
+
+    __tablename__ = "feed_tokens"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

@@ -1029,6 +1029,8 @@ class DiscordStandIn:
         app_permissions: int | str | None = None,
         raw_options: list[dict[str, Any]] | None = None,
         resolved: dict[str, Any] | None = None,
+        component: dict[str, Any] | None = None,
+        message: dict[str, Any] | None = None,
         timeout: float = 5.0,
     ) -> SentInteraction:
         """Push INTERACTION_CREATE for ``/command [group] subcommand opt:value ...``.
@@ -1067,6 +1069,8 @@ class DiscordStandIn:
             data["guild_id"] = cmd["guild_id"]
         if resolved:
             data["resolved"] = resolved
+        if component is not None:  # a MESSAGE_COMPONENT interaction carries the component's data
+            data = dict(component)
 
         payload: dict[str, Any] = {
             "id": iid,
@@ -1121,12 +1125,32 @@ class DiscordStandIn:
                 authorizing_integration_owners={"0": "0"},
                 context=1,
             )
+        if message is not None:
+            payload["message"] = message
         self._interactions[iid] = self._by_token[token] = _Interaction(
             iid, token, interaction_type, cid, gid
         )
         self.typed.update(v for v in options.values() if isinstance(v, str))
         await self.send_dispatch("INTERACTION_CREATE", payload, timeout=timeout)
         return SentInteraction(iid, token, payload)
+
+    async def send_component(
+        self, message: dict[str, Any], custom_id: str, **kwargs: Any
+    ) -> SentInteraction:
+        """Push a MESSAGE_COMPONENT (type 3) interaction: the button ``custom_id`` of ``message``
+        (a message the bot posted, e.g. ``Posted.message``) pressed; ``kwargs`` as for
+        ``send_interaction`` (``user_id``, ``permissions``, ...)."""
+        if not any(
+            part.get("custom_id") == custom_id
+            for row in message.get("components") or []
+            for part in row.get("components") or []
+        ):
+            raise KeyError(f"the message has no component {custom_id!r}")
+        component = {"custom_id": custom_id, "component_type": 2}
+        channel = kwargs.pop("channel_id", message["channel_id"])
+        return await self.send_interaction(
+            interaction_type=3, component=component, message=message, channel_id=channel, **kwargs
+        )
 
     async def send_autocomplete(
         self, subcommand: str | None, options: dict[str, Any], focused: str, **kwargs: Any

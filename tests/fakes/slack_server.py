@@ -950,6 +950,14 @@ class SlackWebAPI:
             raise _Reply("channel_not_found")
         return {"ok": True, "channel": self.channels.get(cid) or self._synth_channel(cid)}
 
+    async def _conversations_open(self, call: Call) -> dict[str, Any]:
+        """The direct message with one user (the same D… id each time), as Slack opens it."""
+        self._workspace(call)
+        users = [u for u in str(call.params.get("users") or "").split(",") if u]
+        if len(users) != 1:
+            raise _Reply("users_list_not_supplied" if not users else "not_supported")
+        return {"ok": True, "channel": {"id": "D" + users[0].lstrip("UW"), "is_im": True}}
+
     async def _users_info(self, call: Call) -> dict[str, Any]:
         ws = self._workspace(call)
         uid = call.params.get("user")
@@ -1091,6 +1099,7 @@ class SlackWebAPI:
         "chat.update": _chat_update,
         "conversations.info": _conversations_info,
         "conversations.history": _conversations_history,
+        "conversations.open": _conversations_open,
         "users.info": _users_info,
         "team.info": _team_info,
         "files.getUploadURLExternal": _files_get_upload_url,

@@ -1,0 +1,49 @@
+"""The Save button under every paper of Discord posts and lists: a persistent dynamic item
+whose custom_id carries the arXiv id, so a press is understood after any restart (nothing is
+kept in memory per message). Pure discord.ui: the press is answered by saves.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+
+PREFIX = "papers:save:"
+TEMPLATE = re.escape(PREFIX) + r"(?P<arxiv_id>[A-Za-z0-9./-]{1,40})"
+
+
+class SaveButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
+    """ "Save <arXiv id>": what it saves is in its custom_id, nothing is kept in memory."""
+
+    def __init__(self, arxiv_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=f"Save {arxiv_id}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"{PREFIX}{arxiv_id}",
+            )
+        )
+        self.arxiv_id = arxiv_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> SaveButton:
+        return cls(match["arxiv_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        # The client was built with the front end as its handlers (client.py): no global state.
+        handlers = getattr(interaction.client, "handlers", None)
+        if handlers is not None:
+            await handlers.save_pressed(interaction, self.arxiv_id)
+
+
+def save_view(arxiv_ids: Sequence[str]) -> discord.ui.View:
+    """A Save button per paper, laid out 5 to a row (10 papers a message: 2 of the 5 rows).
+    Built where it is sent: a discord.py view needs the running event loop."""
+    view = discord.ui.View(timeout=None)  # never times out: the buttons live in the custom_ids
+    for arxiv_id in arxiv_ids:
+        view.add_item(SaveButton(arxiv_id))
+    return view
