@@ -28,7 +28,9 @@ from bench import scale_data
 from bench.common import percentile, scratch_database
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core, Place
-from bot.config import Secret, Settings
+from pydantic import SecretStr
+
+from bot.config import Settings
 from bot.storage.db import make_engine
 from tests.fakes.discord_server import DiscordStandIn, SentInteraction
 
@@ -80,7 +82,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
     async with DiscordStandIn() as ds:
         settings = Settings(
             database_url=url,
-            discord_bot_token=Secret(ds.token),
+            discord_bot_token=SecretStr(ds.token),
             discord_guild_id=int(ds.guild_id),
             discord_api_url=ds.api_base,
             discord_gateway_url=ds.gateway_url,

@@ -29,7 +29,9 @@ from bench import scale_data
 from bench.common import percentile, scratch_database
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core, Place
-from bot.config import Secret, Settings
+from pydantic import SecretStr
+
+from bot.config import Settings
 from bot.storage.db import make_engine
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI, serve_web_app
 
@@ -121,8 +123,8 @@ async def run(args: argparse.Namespace, url: str) -> list[Figures]:
     async with SlackWebAPI() as api:
         settings = Settings(
             database_url=url,
-            slack_bot_token=Secret("xoxb-bench-token"),
-            slack_signing_secret=Secret(SECRET),
+            slack_bot_token=SecretStr("xoxb-bench-token"),
+            slack_signing_secret=SecretStr(SECRET),
             slack_api_url=api.base_url,
         )
         api.add_token("xoxb-bench-token", team_id=TEAM)

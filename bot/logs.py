@@ -48,7 +48,7 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.slack_client_secret,
         settings.discord_bot_token,
     )
-    secrets = [v.reveal() for v in values if v is not None]
+    secrets = [v.get_secret_value() for v in values if v is not None]
     credentials = settings.database_url.split("//", 1)[-1].split("@", 1)
     if len(credentials) == 2 and ":" in credentials[0]:
         secrets.append(credentials[0].split(":", 1)[1])

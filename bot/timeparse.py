@@ -16,9 +16,20 @@ def parse_hhmm(text: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
+MAX_ZONE_LENGTH = 64  # the longest IANA name is 32 characters
+
+
 def parse_zone(text: str) -> ZoneInfo | None:
-    """An IANA zone such as `Europe/Berlin`, or None when there is no such zone."""
+    """An IANA zone such as `Europe/Berlin`, or None when there is no such zone.
+
+    `ZoneInfo` reads a file named by the text: a folder of the zone database (`Europe`), a
+    name too long for the file system or with a NUL byte fail with OSError or ValueError, not
+    only ZoneInfoNotFoundError.
+    """
+    name = text.strip()
+    if not name or len(name) > MAX_ZONE_LENGTH:
+        return None
     try:
-        return ZoneInfo(text.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return None

@@ -16,7 +16,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
 from adapters.slack.tenancy import split_tenant, tenant_id
 from bot.commands.core import Core
-from bot.config import Secret
+from pydantic import SecretStr
 from bot.posts.poster import PostFailed
 from bot.replies import Text
 from bot.storage import store
@@ -53,7 +53,7 @@ async def multi_workspace(core: Core) -> AsyncIterator[Running]:
             api,
             slack_bot_token=None,
             slack_client_id=CLIENT_ID,
-            slack_client_secret=Secret(CLIENT_SECRET),
+            slack_client_secret=SecretStr(CLIENT_SECRET),
         ) as slack,
     ):
         yield slack

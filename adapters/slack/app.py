@@ -55,7 +55,7 @@ class SlackFrontEnd:
         self._session: aiohttp.ClientSession | None = None
         self.api_timeout = DEFAULT_TIMEOUT  # seconds for one Web API call (set before start())
         self.client = make_client(
-            base_url=self.base_url, token=single_token.reveal() if single_token else None
+            base_url=self.base_url, token=single_token.get_secret_value() if single_token else None
         )
         self.pacer = ChannelPacer()
         self.listeners = Listeners(core, pacer=self.pacer, installations=self.installations)
@@ -71,7 +71,7 @@ class SlackFrontEnd:
             assert settings.slack_client_id and settings.slack_client_secret
             oauth_settings = AsyncOAuthSettings(
                 client_id=settings.slack_client_id,
-                client_secret=settings.slack_client_secret.reveal(),
+                client_secret=settings.slack_client_secret.get_secret_value(),
                 scopes=list(BOT_SCOPES),
                 user_scopes=[],
                 installation_store=self.installations,
@@ -83,13 +83,13 @@ class SlackFrontEnd:
                 logger=logger,
                 installation_store=self.installations,
                 client_id=settings.slack_client_id,
-                client_secret=settings.slack_client_secret.reveal(),
+                client_secret=settings.slack_client_secret.get_secret_value(),
                 cache_enabled=True,
                 client=self.client,
             )
         return AsyncApp(
             client=self.client,  # with client=, Bolt takes the token from client.token
-            signing_secret=settings.slack_signing_secret.reveal(),
+            signing_secret=settings.slack_signing_secret.get_secret_value(),
             oauth_settings=oauth_settings,
             authorize=authorize,  # type: ignore[arg-type]  # Bolt takes AsyncAuthorize too
             process_before_response=False,
@@ -111,7 +111,7 @@ class SlackFrontEnd:
         if self.socket_mode:
             assert self.settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(
-                self.app, app_token=self.settings.slack_app_token.reveal()
+                self.app, app_token=self.settings.slack_app_token.get_secret_value()
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             logger.info("Slack: connected in Socket Mode")
@@ -142,7 +142,7 @@ class SlackFrontEnd:
         if self.installations is not None:
             return await self.installations.bot_token(workspace_id)
         token = self.settings.slack_bot_token
-        return token.reveal() if token else None
+        return token.get_secret_value() if token else None
 
     def client_for(self, token: str) -> AsyncWebClient:
         return make_client(
