@@ -22,14 +22,14 @@ import statistics
 import time
 from typing import Any
 
+from pydantic import SecretStr
+
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.client import make_client
 from bench import scale_data
 from bench.common import percentile, scratch_database
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core, Place
-from pydantic import SecretStr
-
 from bot.config import Settings
 from bot.storage.db import make_engine
 from tests.fakes.discord_server import DiscordStandIn, SentInteraction

@@ -23,14 +23,13 @@ import statistics
 import time
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from adapters.slack.app import SlackFrontEnd
 from bench import scale_data
 from bench.common import percentile, scratch_database
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core, Place
-from pydantic import SecretStr
-
 from bot.config import Settings
 from bot.storage.db import make_engine
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI, serve_web_app

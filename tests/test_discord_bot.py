@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from sqlmodel import select
 
 from adapters.discord import interactions
@@ -20,8 +21,6 @@ from adapters.discord.format import Attachment, Message
 from adapters.discord.interactions import DM_REFUSAL, NOT_MANAGER, within_upload_limit
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Add
-from pydantic import SecretStr
-
 from bot.config import Settings
 from bot.replies import Text
 from bot.storage import store

@@ -17,11 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core
-from pydantic import SecretStr
-
 from bot.config import Settings
 from bot.logs import RedactingFormatter, secrets_of
 from bot.storage.db import make_engine

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from adapters.slack.app import SlackFrontEnd
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core
-from pydantic import SecretStr
 from bot.replies import PaperGroup, Papers, PaperView
 from bot.storage import store
 from bot.storage.db import ensure_schema, make_engine, read_session

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
 from adapters.slack.tenancy import split_tenant, tenant_id
 from bot.commands.core import Core
-from pydantic import SecretStr
 from bot.posts.poster import PostFailed
 from bot.replies import Text
 from bot.storage import store

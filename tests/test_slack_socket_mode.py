@@ -4,9 +4,9 @@ and answers the same commands; no /slack/events route is served."""
 from __future__ import annotations
 
 import aiohttp
+from pydantic import SecretStr
 
 from bot.commands.core import Core
-from pydantic import SecretStr
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import SlackWebAPI, block_actions_payload, slash_command_payload
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
