@@ -55,13 +55,23 @@ def secrets_of(settings: Settings) -> list[str]:
     return secrets
 
 
-def configure_logging(settings: Settings) -> None:
-    """Root logging for the `papers` process, set once at start-up."""
+def configure_logging(settings: Settings, *, default_level: str = "INFO") -> None:
+    """Root logging for the `papers` process, set once at start-up: at LOG_LEVEL when it is
+    set, else at `default_level` (`papers serve` keeps INFO; a terminal command WARNING, so its
+    output is its answer, not the schema check's or the arXiv client's progress)."""
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter(secrets_of(settings)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
-    # Chatty at INFO; their warnings still come through.
-    for noisy in ("alembic", "discord.gateway", "discord.client", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    root.setLevel(settings.log_level if "log_level" in settings.model_fields_set else default_level)
+    # Chatty at INFO (APScheduler's executor logs every run of the minutely sweep); their
+    # warnings still come through.
+    noisy = (
+        "alembic",
+        "discord.gateway",
+        "discord.client",
+        "aiohttp.access",
+        "apscheduler.executors.default",
+    )
+    for name in noisy:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

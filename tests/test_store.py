@@ -16,6 +16,7 @@ from bot.commands.core import TERMINAL, Core
 from bot.commands.grammar import parse
 from bot.storage import catalog, store
 from bot.storage.db import (
+    BackupRefused,
     backup,
     downgrade,
     ensure_schema,
@@ -188,9 +189,7 @@ def test_backup_then_restore_gives_the_same_rows(
     core: Core, engine: Engine, tmp_path: Path, database_url: str
 ) -> None:
     if not database_url.startswith("sqlite"):
-        from bot.commands.grammar import BadInput
-
-        with pytest.raises(BadInput, match="pg_dump"):
+        with pytest.raises(BackupRefused, match="pg_dump 'postgresql://"):
             backup(engine, tmp_path / "copy.db")
         return
     core.execute(TERMINAL, parse("add Backed Up"))

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Table, any_, bindparam, exists, or_
+# The generic ARRAY: on PostgreSQL it becomes the dialect's, and SQLite never imports that.
+from sqlalchemy import ARRAY, Integer, Table, any_, bindparam, exists, or_
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
