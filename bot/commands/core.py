@@ -230,20 +230,21 @@ class Core:
     def _list(self, place: Place, label: str | None, limit: int) -> Reply:
         with read_session(self.engine) as session:
             channel = self._existing_channel(session, place)
-            subs = store.channel_subscriptions(session, channel) if channel else []
             if label is not None:
-                chosen = [(s, k) for s, k in subs if k.key == keyword_key(label)]
-                if not chosen:
+                sub = channel and store.subscription_for(session, channel=channel, label=label)
+                if not sub:
                     raise BadInput(f"This channel does not follow “{label}”.", "list")
-            elif not subs:
-                return Text(
-                    "This channel follows no keywords yet. Start with `add <keyword>`.",
-                    ephemeral=True,
-                )
+                keyword_ids, name = [sub.keyword_id], sub.label
             else:
-                chosen = subs
-            papers = catalog.newest_papers(session, [k.id for _, k in chosen], limit=limit)  # type: ignore[misc]
-        name = chosen[0][0].label if label is not None else "this channel's keywords"
+                # Ids only: a channel of 500 keywords costs no 500 loaded rows here.
+                keyword_ids = store.followed_keyword_ids(session, channel) if channel else []
+                if not keyword_ids:
+                    return Text(
+                        "This channel follows no keywords yet. Start with `add <keyword>`.",
+                        ephemeral=True,
+                    )
+                name = "this channel's keywords"
+            papers = catalog.newest_papers(session, keyword_ids, limit=limit)
         if not papers:
             return Text(f"No papers stored yet for {name}.")
         heading = f"Newest {len(papers)} paper{'s' if len(papers) != 1 else ''} for {name}"
