@@ -35,7 +35,6 @@ from bot.replies import File, KeywordTable, PaperGroup, Papers, Reply, Text, err
 from bot.storage import catalog, store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import Channel
-from bot.text import keyword_key
 
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
