@@ -68,6 +68,26 @@ def test_env_example_comments_every_setting() -> None:
             assert above.startswith("#") or above.split("=", 1)[0] in names, line
 
 
+def test_the_readme_backup_line_gives_pg_dump_a_url_it_can_read() -> None:
+    """pg_dump takes a libpq URL: SQLAlchemy's `postgresql+psycopg://` is not one."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    notes = (ROOT / "README.md").read_text().split("## Operating notes", 1)[1]
+    (line,) = re.findall(r"`(pg_dump [^`]+)`", notes)
+    argument = line.removeprefix("pg_dump ").removesuffix(" > backup.sql")
+    env = {"PATH": os.defpath, "DATABASE_URL": "postgresql+psycopg://papers:pw@db:5432/papers"}
+    given = subprocess.run(
+        ["bash", "-c", f"printf '%s' {argument}"], env=env, capture_output=True, text=True
+    ).stdout
+    assert conninfo_to_dict(given) == {
+        "user": "papers",
+        "password": "pw",
+        "host": "db",
+        "port": "5432",
+        "dbname": "papers",
+    }
+
+
 async def _healthz(core: Core) -> tuple[int, dict[str, object]]:
     from adapters.serve import run
 
