@@ -231,9 +231,10 @@ def _progress(total: int) -> Iterator[Callable[[str], None]]:
 def _db(settings: Settings, rest: list[str]) -> int:
     from pathlib import Path
 
-    from bot.storage.db import BackupRefused, backup, make_engine, upgrade
+    from adapters.composition import build_engine
+    from bot.storage.db import BackupRefused, backup, upgrade
 
-    engine = make_engine(settings.database_url)
+    engine = build_engine(settings, upgrade=False)
     match rest:
         case ["upgrade"]:
             upgrade(engine)

@@ -43,12 +43,14 @@ def build_settings() -> Settings:
     return load_settings()
 
 
-def build_engine(settings: Settings) -> Engine:
-    """The database engine, its schema brought up to date (one query when it already is)."""
+def build_engine(settings: Settings, *, upgrade: bool = True) -> Engine:
+    """The database engine, its schema brought up to date (one query when it already is)
+    unless `upgrade` is False (`papers db`: a backup copies the database as it is)."""
     from bot.storage.db import ensure_schema, make_engine
 
     engine = make_engine(settings.database_url)
-    ensure_schema(engine)
+    if upgrade:
+        ensure_schema(engine)
     return engine
 
 
