@@ -19,7 +19,6 @@ from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI
 from tests.test_discord_bot import MANAGER, answers, discord_settings
 from tests.test_slack_harness import SECRET, slack_core
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
