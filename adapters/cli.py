@@ -8,18 +8,16 @@ stdout, errors on stderr; exit 0 on success, 2 on bad input, 1 on failure.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, which would cost `papers help` an import
 if TYPE_CHECKING:
     from bot.commands.core import Core
     from bot.config import Settings
 
 OK, FAILURE, BAD_INPUT = 0, 1, 2
-logger = logging.getLogger("papers")
 
 TERMINAL_USAGE = """\
   papers digest now               the papers not seen here yet (the terminal has no daily
@@ -267,7 +265,9 @@ def _explain(exc: Exception, settings: Settings, name: str) -> str:
         return f"cannot use the database {_where(settings)}: {' '.join(str(cause).split())}"
     if isinstance(exc, DamagedDatabase):
         return f"the database {_where(settings)} is damaged ({exc}); nothing was written."
-    logger.exception("papers %s failed", name)
+    import logging
+
+    logging.getLogger("papers").exception("papers %s failed", name)
     return f"{name} failed: {exc}"
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing for `papers help`
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -26,6 +29,8 @@ def parse_zone(text: str) -> ZoneInfo | None:
     name too long for the file system or with a NUL byte fail with OSError or ValueError, not
     only ZoneInfoNotFoundError.
     """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # when a zone is asked for
+
     name = text.strip()
     if not name or len(name) > MAX_ZONE_LENGTH:
         return None
