@@ -1,8 +1,11 @@
 """Start-up benchmark: whole `papers` processes, timed from outside, against `python -c pass`
 and against a whole run of DailyArXiv (the GitHub-Actions script our users come from).
 
-Run: `python -m bench.bench_startup [--runs 10] [--dailyarxiv PATH [--dailyarxiv-python PY]]`
-with the project's virtualenv interpreter (`.venv/bin/python -m bench.bench_startup`).
+Run: `python -m bench.bench_startup [--runs 10] [--dailyarxiv PATH [--dailyarxiv-python PY]]
+[--before PATH]` with the project's virtualenv interpreter (`.venv/bin/python -m
+bench.bench_startup`). `--before` names another checkout of this project (say, `git worktree add
+/tmp/before <commit>`), whose help, list and readme run beside these as `python -m adapters` with
+that checkout first on PYTHONPATH, on the same store.
 
 What one measurement is: the wall time of one process, from `subprocess.run` starting it to
 its exit, output thrown away; every command runs once per round, rounds repeat `--runs` times
@@ -171,6 +174,15 @@ def build_cases(args: argparse.Namespace, work: Path, api: ArxivStandIn) -> list
         Case("import sqlmodel", [python, "-c", "import sqlmodel"], empty, base_env()),
         Case("import sqlmodel + settings", [python, "-c", settings], empty, base_env()),
     ]
+    if args.before:
+        before = [python, "-m", "adapters"]
+        path = {"PYTHONPATH": str(args.before.resolve())}
+        cases += [
+            # (on the store: a version that opens the database for help fails on no_db)
+            Case("before: papers help", [*before, "help"], store, {**store_env, **path}),
+            Case("before: papers list", [*before, "list"], store, {**store_env, **path}),
+            Case("before: papers readme", [*before, "readme"], store, {**store_env, **path}),
+        ]
     if args.dailyarxiv:
         cases.append(dailyarxiv_case(args, work, api))
     return cases
@@ -225,6 +237,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="measured rounds (default 10)")
     parser.add_argument("--dailyarxiv", type=Path, help="a checkout of zezhishao/DailyArXiv")
+    parser.add_argument("--before", type=Path, help="another checkout of this project")
     parser.add_argument(
         "--dailyarxiv-python",
         default=sys.executable,
@@ -236,8 +249,7 @@ def main() -> None:
             api.add_entries(keyword, entries(k))
         cases = build_cases(args, Path(tmp), api)
         measure(cases, args.runs)
-        help_folder = Path(tmp) / "empty"
-        assert not list(help_folder.iterdir()), "papers help created a file"
+        assert not list((Path(tmp) / "empty").iterdir()), "papers help created a file"
         report(cases, args)
         print("papers help / --help: no database touched (unreachable DATABASE_URL, no file made)")
 
