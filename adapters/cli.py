@@ -114,10 +114,10 @@ def _command(name: str, rest: list[str]) -> int:
 
 
 def _settings(name: str) -> Settings:
-    from bot.config import load_settings
+    from adapters.composition import build_settings
     from bot.logs import configure_logging
 
-    settings = load_settings()
+    settings = build_settings()
     configure_logging(settings, default_level="INFO" if name == "serve" else "WARNING")
     return settings
 
@@ -232,21 +232,20 @@ def _db(settings: Settings, rest: list[str]) -> int:
     from adapters.composition import build_engine
     from bot.storage.db import BackupRefused, backup, upgrade
 
+    if rest != ["upgrade"] and not (len(rest) == 2 and rest[0] == "backup"):
+        raise UsageError("Say what to do.", "papers db upgrade | papers db backup FILE")
     engine = build_engine(settings, upgrade=False)
-    match rest:
-        case ["upgrade"]:
-            upgrade(engine)
-            print("database is up to date")
-            return OK
-        case ["backup", target]:  # as the database is: a backup comes before an upgrade
-            try:
-                backup(engine, Path(target))
-            except BackupRefused as exc:
-                print(f"papers: {exc}", file=sys.stderr)
-                return BAD_INPUT
-            print(f"backed up to {target}")
-            return OK
-    raise UsageError("Say what to do.", "papers db upgrade | papers db backup FILE")
+    if rest == ["upgrade"]:
+        upgrade(engine)
+        print("database is up to date")
+        return OK
+    try:  # the database as it is: a backup comes before an upgrade
+        backup(engine, Path(rest[1]))
+    except BackupRefused as exc:
+        print(f"papers: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    print(f"backed up to {rest[1]}")
+    return OK
 
 
 def _explain(exc: Exception, settings: Settings, name: str) -> str:

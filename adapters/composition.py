@@ -55,7 +55,8 @@ def build_engine(settings: Settings, *, upgrade: bool = True) -> Engine:
 
 
 def build_gateway(settings: Settings, engine: Engine) -> ArxivGateway:
-    """The process's one arXiv gateway."""
+    """The process's one arXiv gateway (`engine`: for the pacer every process on the database
+    shares, SPEC section 4)."""
     from bot.arxiv.gateway import ArxivGateway
 
     return ArxivGateway(settings)
