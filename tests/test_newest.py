@@ -58,7 +58,11 @@ def _expected(chosen: list[int], limit: int) -> list[str]:
 
 @pytest.mark.parametrize(
     ("way", "few", "recent"),
-    [("few keywords", 20, 20_000), ("walk", 1, 30), ("walk comes up short", 1, 3)],
+    [
+        ("few keywords", 20, timedelta(days=30)),
+        ("walk", 1, timedelta(hours=15)),
+        ("walk comes up short", 1, timedelta(hours=1)),
+    ],
 )
 @pytest.mark.parametrize(
     ("chosen", "limit"), [([0, 1], 5), ([1, 2, 3], 20), ([4, 5], 3), ([5], 4), ([5, 4], 30)]
@@ -69,12 +73,12 @@ def test_the_answer_does_not_depend_on_the_way_it_is_found(
     monkeypatch: pytest.MonkeyPatch,
     way: str,
     few: int,
-    recent: int,
+    recent: timedelta,
     chosen: list[int],
     limit: int,
 ) -> None:
     monkeypatch.setattr(catalog, "FEW_KEYWORDS", few)
-    monkeypatch.setattr(catalog, "RECENT_PAPERS", recent)
+    monkeypatch.setattr(catalog, "RECENT", recent)
     with read_session(engine) as session:
         found = catalog.newest_papers(session, [keywords[i] for i in chosen], limit=limit)
     assert [p.arxiv_id for p in found] == _expected(chosen, limit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 # The generic ARRAY: on PostgreSQL it becomes the dialect's, and SQLite never imports that.
@@ -56,9 +57,10 @@ def _paper_columns(authors: Any) -> list[Any]:
     ]
 
 
-# A channel with more keywords than this walks the store's newest papers (see newest_papers).
+# A channel with more keywords than this walks the store's newest papers (see newest_papers),
+# those updated within RECENT of the newest: at most about a month of arXiv, ~25,000 papers.
 FEW_KEYWORDS = 20
-RECENT_PAPERS = 20_000
+RECENT = timedelta(days=30)
 
 
 def newest_papers(session: Session, keyword_ids: Sequence[int], *, limit: int) -> list[PaperView]:
@@ -67,8 +69,8 @@ def newest_papers(session: Session, keyword_ids: Sequence[int], *, limit: int) -
     How they are found is chosen here, not left to the planner (PostgreSQL's guess under a
     LIMIT took 2 s for 500 keywords, issue 15). Few keywords: from their matches, a few hundred
     rows. Many: their newest papers are usually among the store's newest, so those are walked
-    newest first, each checked for a match, up to RECENT_PAPERS; if that comes up short (a
-    channel of old or unfetched keywords), from all their matches, sorted here.
+    newest first, each checked for a match, back to RECENT before the newest; if that comes up
+    short (a channel of old or unfetched keywords), from all their matches, sorted here.
     """
     if not keyword_ids:
         return []
@@ -88,13 +90,9 @@ def _newest_among_recent(
     session: Session, keyword_ids: Sequence[int], limit: int
 ) -> list[str] | None:
     """Ids of the newest `limit` matches among the store's newest papers; None if fewer."""
-    oldest = (
-        sa_select(col(Paper.updated))
-        .order_by(*_NEWEST)
-        .offset(RECENT_PAPERS - 1)
-        .limit(1)
-        .scalar_subquery()
-    )
+    newest = session.execute(sa_select(func.max(col(Paper.updated)))).scalar()
+    if newest is None:
+        return None
     # `keyword_id + 0`: a paper's matches are found by paper (ix_matches_paper) and the
     # keywords checked among them, not one index probe per keyword and paper.
     matched = (
@@ -107,7 +105,7 @@ def _newest_among_recent(
     )
     query = (
         sa_select(col(Paper.arxiv_id))
-        .where(col(Paper.updated) >= oldest, matched)  # a smaller store: NULL, nothing found
+        .where(col(Paper.updated) >= newest - RECENT, matched)
         .order_by(*_NEWEST)
         .limit(limit)
     )
