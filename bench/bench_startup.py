@@ -214,11 +214,15 @@ def report(cases: list[Case], args: argparse.Namespace) -> None:
             f"{case.name:<28}{statistics.median(ms):7.0f}ms{min(ms):7.0f}ms{max(ms):7.0f}ms"
             f"{paired_ratio(case, base):9.2f}{versus:>14}"
         )
-    settings_ms = 1000 * (
-        statistics.median(by_name["import sqlmodel + settings"].seconds)
-        - statistics.median(by_name["import sqlmodel"].seconds)
+    with_settings, without = by_name["import sqlmodel + settings"], by_name["import sqlmodel"]
+    settings_ms = 1000 * statistics.median(
+        a - b for a, b in zip(with_settings.seconds, without.seconds, strict=True)
     )
     print(f"\nreading the settings (pydantic-settings) over sqlmodel: {settings_ms:+.0f} ms")
+    for name in ("help", "list", "readme"):
+        if f"before: papers {name}" in by_name:
+            ratio = paired_ratio(by_name[f"papers {name}"], by_name[f"before: papers {name}"])
+            print(f"papers {name}: {ratio:.2f}x the --before checkout's")
     for name in ("papers help", "papers --help"):
         ratio = paired_ratio(by_name[name], base)
         print(f"{name}: {ratio:.2f}x pass, target < 2x: {'met' if ratio < 2 else 'MISSED'}")
