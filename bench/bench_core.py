@@ -1,6 +1,11 @@
 """Core benchmarks: README export, Atom ingest, and the peak memory of `papers readme`.
 
 Run: `python -m bench.bench_core` (add `--quick` for a smaller run). Prints medians of several runs.
+What each includes: the export is `Core.readme` in this process (the query and the rendering,
+no process start-up: bench_startup measures whole `papers readme` processes); the ingest parses
+copies of the 100-paper fixture feed with the arxiv library's parser and stores them (no HTTP:
+it stands in for the answers of a refresh); the memory is the peak resident set of a whole
+`papers readme -o FILE` process on a SQLite store of 7 keywords x 100 papers.
 Targets (issue 2): 7 × 100 export < 50 ms; 1,000 × 100 export < 3 s; ingest > 2,000 papers/s;
 `papers readme` on the 7 × 100 store < 120 MB peak RSS.
 """

@@ -1,16 +1,21 @@
-"""Slack ack latency over loopback HTTP: signed `/papers list` requests against a large store.
+"""Slack `/papers list` over loopback HTTP against a large store: the answer (the first papers
+reaching the channel) is the headline, the 3-second ack second.
 
 Run: `python -m bench.bench_slack_ack` (`--quick` for a small run; `--database-url
 postgresql+psycopg://…` to use PostgreSQL, in a schema of its own that is dropped afterwards).
 
-`SlackFrontEnd` serves /slack/events on 127.0.0.1 (aiohttp, as `papers serve` mounts it) with the
-Web API and response_url on the loopback Slack stand-in, all in one event loop. A signing client
-sends `--requests` signed slash commands, `--concurrency` in flight, and measures per request:
-the HTTP answer (the ack; target p99 < 250 ms) and the arrival of the `list` answer at the
-response_url (the core's query in a thread, Block Kit, respond()). 20 in flight saturate one
-process (the GIL): answers queue behind acks by design, so `--unloaded` requests sent one at a
-time give the answer time without the queue. The store is bulk-inserted with
-SQL: 1,000 keywords and 100,000 papers by default, the benchmark channel following `--followed`.
+What it includes: `SlackFrontEnd` serving /slack/events on 127.0.0.1 (aiohttp, as `papers serve`
+mounts it), Bolt's signature check and dispatch, the core's `list` query in a thread against the
+store, Block Kit, and `respond()` posting the answer to a response_url on the loopback Slack
+stand-in, all in one event loop; a signing client sends `--requests` signed slash commands,
+`--concurrency` in flight. Per request it measures the *answer*: from sending the command to the
+papers arriving at the response_url (what the person waits for), and the *ack*: the HTTP answer
+to the command, which Bolt sends before the query runs, so the store's size does not reach it.
+What it stands in for: Slack's servers (no internet between them and us: add the real round
+trips to every figure), and one `papers serve` process. 20 in flight saturate one process (the
+GIL): answers queue behind acks by design, so `--unloaded` requests sent one at a time give the
+answer time without the queue. The store is bulk-inserted with SQL: 1,000 keywords and 100,000
+papers by default, the benchmark channel following `--followed`.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import statistics
 import time
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from adapters.slack.app import SlackFrontEnd
 from bench import scale_data
 from bench.common import percentile, scratch_database
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core, Place
-from bot.config import Secret, Settings
+from bot.config import Settings
 from bot.storage.db import make_engine
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI, serve_web_app
 
@@ -121,8 +127,8 @@ async def run(args: argparse.Namespace, url: str) -> list[Figures]:
     async with SlackWebAPI() as api:
         settings = Settings(
             database_url=url,
-            slack_bot_token=Secret("xoxb-bench-token"),
-            slack_signing_secret=Secret(SECRET),
+            slack_bot_token=SecretStr("xoxb-bench-token"),
+            slack_signing_secret=SecretStr(SECRET),
             slack_api_url=api.base_url,
         )
         api.add_token("xoxb-bench-token", team_id=TEAM)
@@ -194,8 +200,14 @@ def main() -> None:
         f"median of {len(results)} run(s), {args.requests} requests, {args.concurrency} in flight:"
     )
     print("  " + _line(median))
+    print(
+        f"  answer (first papers at the response_url): p50 {median['answer_p50_ms']:.1f} ms, "
+        f"p99 {median['answer_p99_ms']:.1f} ms"
+    )
     target = "met" if median["ack_p99_ms"] < 250 else "MISSED"
-    print(f"  ack p99 {median['ack_p99_ms']:.1f} ms: target < 250 ms {target}")
+    print(
+        f"  ack (before the query runs) p99 {median['ack_p99_ms']:.1f} ms: target < 250 ms {target}"
+    )
 
 
 if __name__ == "__main__":

@@ -188,3 +188,42 @@ def _matches(numbers: list[int], keywords: int, second_every: int) -> list[dict[
             if n % second_every == 0 and (second := (n * 7 + 3) % keywords) != n % keywords
         ]
     return rows
+
+
+def follow(engine: Engine, place: Place, numbers: Sequence[int]) -> None:
+    """Add a channel (in the place's existing workspace) following keywords `numbers`."""
+    with engine.begin() as conn:
+        workspace = conn.execute(
+            text("SELECT id FROM workspaces WHERE platform = :p AND external_id = :w"),
+            {"p": place.platform, "w": place.workspace_id},
+        ).scalar_one()
+        conn.execute(
+            insert(Channel),
+            [
+                {
+                    "workspace_id": workspace,
+                    "external_id": place.channel_id,
+                    "active": True,
+                    "digest_enabled": True,
+                    "paused": False,
+                    "failed_days": 0,
+                    "created_at": NOW,
+                }
+            ],
+        )
+        channel = conn.execute(
+            text("SELECT id FROM channels WHERE workspace_id = :w AND external_id = :c"),
+            {"w": workspace, "c": place.channel_id},
+        ).scalar_one()
+        conn.execute(
+            insert(Subscription),
+            [
+                {
+                    "channel_id": channel,
+                    "keyword_id": 1 + k,
+                    "label": f"Keyword {k}",
+                    "created_at": NOW + timedelta(seconds=position),
+                }
+                for position, k in enumerate(numbers)
+            ],
+        )

@@ -1,68 +1,68 @@
-"""Settings read once at start-up from the environment and a `.env` file."""
+"""Settings read once at start-up from the environment and a `.env` file (pydantic-settings)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, get_args
 
-from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.timeparse import parse_hhmm
+from bot.timeparse import parse_hhmm, parse_zone
 
 DEFAULT_ARXIV_URL = "https://export.arxiv.org/api/query"
 DEFAULT_OAI_URL = "https://oaipmh.arxiv.org/oai"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-class Secret(str):
-    """A string that never shows its value in repr() or logs."""
+class Settings(BaseSettings):
+    """Every knob of SPEC section 7, typed; each field is the upper-cased environment variable.
 
-    def __repr__(self) -> str:
-        return "Secret('**********')"
+    Build it with `load_settings()` at start-up. Constructing `Settings(...)` directly (tests)
+    fills the fields not given from the environment, never from a `.env` file.
+    """
 
-    def reveal(self) -> str:
-        return str.__str__(self)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every knob of SPEC section 7, typed; build with `load_settings()`."""
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",  # a .env may hold other programs' variables
+        env_ignore_empty=True,  # `SLACK_BOT_TOKEN=` as in .env.example means "not set"
+        str_strip_whitespace=True,
+        hide_input_in_errors=True,  # a malformed secret never lands in an error message
+    )
 
     database_url: str = "sqlite:///papers.db"
     arxiv_api_url: str = DEFAULT_ARXIV_URL
-    arxiv_delay_seconds: float = 3.0
-    arxiv_timeout_seconds: float = 30.0
-    arxiv_retries: int = 3
-    arxiv_backoff_seconds: float = 5.0
+    arxiv_delay_seconds: float = Field(3.0, ge=0)
+    arxiv_timeout_seconds: float = Field(30.0, ge=0.01)
+    arxiv_retries: int = Field(3, ge=0)
+    arxiv_backoff_seconds: float = Field(5.0, ge=0)
     arxiv_oai_url: str = DEFAULT_OAI_URL
     arxiv_contact: str | None = None
     timezone: str = "UTC"
     digest_time: str = "09:00"
     fetch_time: str = "01:00"
-    fetch_cooldown_seconds: float = 600.0
-    slack_bot_token: Secret | None = None
-    slack_signing_secret: Secret | None = None
-    slack_app_token: Secret | None = None
+    fetch_cooldown_seconds: float = Field(600.0, ge=0)
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
     slack_client_id: str | None = None
-    slack_client_secret: Secret | None = None
+    slack_client_secret: SecretStr | None = None
     slack_api_url: str | None = None
-    slack_managers: frozenset[str] = field(default_factory=frozenset)
-    discord_bot_token: Secret | None = None
-    discord_guild_id: int | None = None
+    slack_managers: Annotated[frozenset[str], NoDecode] = frozenset()
+    discord_bot_token: SecretStr | None = None
+    discord_guild_id: int | None = Field(None, ge=0)
     discord_api_url: str | None = None
     discord_gateway_url: str | None = None
-    discord_shard_ids: tuple[int, ...] | None = None
-    discord_shard_count: int | None = None
+    discord_shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+    discord_shard_count: int | None = Field(None, ge=1)
     host: str = "127.0.0.1"
-    port: int = 3000
+    port: int = Field(3000, ge=0, le=65535)
     public_url: str | None = None  # None: http://HOST:PORT (see `listener_url`)
-    shutdown_grace_seconds: float = 20.0
+    shutdown_grace_seconds: float = Field(20.0, ge=0)
     log_level: str = "INFO"
 
     @property
@@ -80,146 +80,108 @@ class Settings:
     def discord_enabled(self) -> bool:
         return bool(self.discord_bot_token)
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if parse_zone(value) is None:
+            raise ValueError("must be an IANA timezone such as Europe/Berlin")
+        return value
 
-def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
-    value = env.get(name, "").strip()
-    return value or default
+    @field_validator("digest_time", "fetch_time")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        clock = parse_hhmm(value)
+        if clock is None:
+            raise ValueError("must be a time of day as HH:MM")
+        return f"{clock[0]:02d}:{clock[1]:02d}"
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+            return value.strip().upper()
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
 
-def _secret(env: Mapping[str, str], name: str) -> Secret | None:
-    value = _text(env, name)
-    return Secret(value) if value else None
+    @field_validator("slack_managers", mode="before")
+    @classmethod
+    def _managers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(user.strip() for user in value.split(",") if user.strip())
+        return value
 
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shards(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not all(p.isdigit() for p in parts):
+            raise ValueError("must be comma-separated numbers")
+        return tuple(int(p) for p in parts)
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
-    return value
-
-
-def _optional_int(env: Mapping[str, str], name: str) -> int | None:
-    raw = _text(env, name)
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
-    return int(raw)
-
-
-def _clock(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = _text(env, name, default) or default
-    parsed = parse_hhmm(raw)
-    if parsed is None:
-        raise ConfigError(f"{name} must be a time of day as HH:MM, got {raw!r}")
-    return f"{parsed[0]:02d}:{parsed[1]:02d}"
-
-
-def _zone(env: Mapping[str, str], name: str) -> str:
-    raw = _text(env, name, "UTC") or "UTC"
-    try:
-        ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"{name} must be an IANA timezone such as Europe/Berlin, got {raw!r}"
-        ) from None
-    return raw
+    @model_validator(mode="after")
+    def _front_ends(self) -> Settings:
+        """A half-configured front end fails at start-up, naming what is missing."""
+        problem = _front_end_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
-def _shards(env: Mapping[str, str]) -> tuple[int, ...] | None:
-    raw = _text(env, "DISCORD_SHARD_IDS")
-    if raw is None:
-        return None
-    parts = [p.strip() for p in raw.split(",") if p.strip()]
-    if not all(p.isdigit() for p in parts):
-        raise ConfigError(f"DISCORD_SHARD_IDS must be comma-separated numbers, got {raw!r}")
-    return tuple(int(p) for p in parts)
-
-
-def settings_from_mapping(env: Mapping[str, str]) -> Settings:
-    """Build settings from a plain mapping (the environment, or a test's dict)."""
-    managers = _text(env, "SLACK_MANAGERS") or ""
-    settings = Settings(
-        database_url=_text(env, "DATABASE_URL", Settings.database_url) or Settings.database_url,
-        arxiv_api_url=_text(env, "ARXIV_API_URL", DEFAULT_ARXIV_URL) or DEFAULT_ARXIV_URL,
-        arxiv_delay_seconds=_number(env, "ARXIV_DELAY_SECONDS", 3.0),
-        arxiv_timeout_seconds=_number(env, "ARXIV_TIMEOUT_SECONDS", 30.0, minimum=0.01),
-        arxiv_retries=int(_number(env, "ARXIV_RETRIES", 3)),
-        arxiv_backoff_seconds=_number(env, "ARXIV_BACKOFF_SECONDS", 5.0),
-        arxiv_oai_url=_text(env, "ARXIV_OAI_URL", DEFAULT_OAI_URL) or DEFAULT_OAI_URL,
-        arxiv_contact=_text(env, "ARXIV_CONTACT"),
-        timezone=_zone(env, "TIMEZONE"),
-        digest_time=_clock(env, "DIGEST_TIME", "09:00"),
-        fetch_time=_clock(env, "FETCH_TIME", "01:00"),
-        fetch_cooldown_seconds=_number(env, "FETCH_COOLDOWN_SECONDS", 600.0),
-        slack_bot_token=_secret(env, "SLACK_BOT_TOKEN"),
-        slack_signing_secret=_secret(env, "SLACK_SIGNING_SECRET"),
-        slack_app_token=_secret(env, "SLACK_APP_TOKEN"),
-        slack_client_id=_text(env, "SLACK_CLIENT_ID"),
-        slack_client_secret=_secret(env, "SLACK_CLIENT_SECRET"),
-        slack_api_url=_text(env, "SLACK_API_URL"),
-        slack_managers=frozenset(u.strip() for u in managers.split(",") if u.strip()),
-        discord_bot_token=_secret(env, "DISCORD_BOT_TOKEN"),
-        discord_guild_id=_optional_int(env, "DISCORD_GUILD_ID"),
-        discord_api_url=_text(env, "DISCORD_API_URL"),
-        discord_gateway_url=_text(env, "DISCORD_GATEWAY_URL"),
-        discord_shard_ids=_shards(env),
-        discord_shard_count=_optional_int(env, "DISCORD_SHARD_COUNT"),
-        host=_text(env, "HOST", "127.0.0.1") or "127.0.0.1",
-        port=int(_number(env, "PORT", 3000)),
-        public_url=_text(env, "PUBLIC_URL"),
-        shutdown_grace_seconds=_number(env, "SHUTDOWN_GRACE_SECONDS", 20.0),
-        log_level=(_text(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
-    )
-    _check_front_ends(settings)
-    return settings
-
-
-def _check_front_ends(settings: Settings) -> None:
-    """A half-configured front end fails at start-up, naming what is missing."""
-    if settings.slack_bot_token and not settings.slack_signing_secret:
-        raise ConfigError("SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is missing")
-    if settings.slack_signing_secret and not (settings.slack_bot_token or settings.slack_client_id):
-        raise ConfigError(
+def _front_end_problem(s: Settings) -> str | None:
+    if s.slack_bot_token and not s.slack_signing_secret:
+        return "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is missing"
+    if s.slack_signing_secret and not (s.slack_bot_token or s.slack_client_id):
+        return (
             "SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN (one workspace) "
             "or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (OAuth) are missing"
         )
-    if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
-        missing = "SLACK_CLIENT_SECRET" if settings.slack_client_id else "SLACK_CLIENT_ID"
-        raise ConfigError(
+    if bool(s.slack_client_id) != bool(s.slack_client_secret):
+        missing = "SLACK_CLIENT_SECRET" if s.slack_client_id else "SLACK_CLIENT_ID"
+        return (
             f"Slack OAuth needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET: {missing} is missing"
         )
-    if settings.slack_client_id and not settings.slack_signing_secret:
-        raise ConfigError("SLACK_CLIENT_ID is set but SLACK_SIGNING_SECRET is missing")
-    if bool(settings.discord_shard_ids) != bool(settings.discord_shard_count):
-        missing = "DISCORD_SHARD_COUNT" if settings.discord_shard_ids else "DISCORD_SHARD_IDS"
-        raise ConfigError(
-            f"Discord sharding needs DISCORD_SHARD_IDS and DISCORD_SHARD_COUNT: {missing} is missing"
-        )
+    if s.slack_client_id and not s.slack_signing_secret:
+        return "SLACK_CLIENT_ID is set but SLACK_SIGNING_SECRET is missing"
+    if s.slack_app_token and not s.slack_enabled:
+        return "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN or SLACK_SIGNING_SECRET is missing"
+    if bool(s.discord_shard_ids) != bool(s.discord_shard_count):
+        missing = "DISCORD_SHARD_COUNT" if s.discord_shard_ids else "DISCORD_SHARD_IDS"
+        return f"Discord sharding needs DISCORD_SHARD_IDS and DISCORD_SHARD_COUNT: {missing} is missing"
     if (
-        settings.discord_shard_ids
-        and settings.discord_shard_count
-        and max(settings.discord_shard_ids) >= settings.discord_shard_count
+        s.discord_shard_ids
+        and s.discord_shard_count
+        and max(s.discord_shard_ids) >= s.discord_shard_count
     ):
-        raise ConfigError(
-            "DISCORD_SHARD_IDS must be below DISCORD_SHARD_COUNT (shards count from 0)"
-        )
-    if settings.slack_app_token and not settings.slack_enabled:
-        raise ConfigError(
-            "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN or SLACK_SIGNING_SECRET is missing"
-        )
+        return "DISCORD_SHARD_IDS must be below DISCORD_SHARD_COUNT (shards count from 0)"
+    return None
 
 
 def load_settings(env_file: str | Path | None = ".env") -> Settings:
-    """Read `.env` (if present) under the real environment, which wins, once."""
-    merged: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ)
-    return settings_from_mapping(merged)
+    """The settings of this process: the environment, then `env_file` (if present) under it.
+
+    Raises `ConfigError` naming every variable that is wrong, never a traceback of pydantic's.
+    """
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Every problem, each starting with the variable's name (a secret's value is never shown)."""
+    lines = []
+    for problem in exc.errors(include_url=False):
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if not problem["loc"]:
+            lines.append(message)  # a check across variables names them itself
+            continue
+        name = str(problem["loc"][0])
+        shown = "" if _is_secret(name) else f" (got {problem.get('input')!r})"
+        lines.append(f"{name.upper()}: {message}{shown}")
+    return "; ".join(lines)
+
+
+def _is_secret(name: str) -> bool:
+    field = Settings.model_fields.get(name)
+    return field is None or SecretStr in get_args(field.annotation)

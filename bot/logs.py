@@ -48,20 +48,30 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.slack_client_secret,
         settings.discord_bot_token,
     )
-    secrets = [v.reveal() for v in values if v is not None]
+    secrets = [v.get_secret_value() for v in values if v is not None]
     credentials = settings.database_url.split("//", 1)[-1].split("@", 1)
     if len(credentials) == 2 and ":" in credentials[0]:
         secrets.append(credentials[0].split(":", 1)[1])
     return secrets
 
 
-def configure_logging(settings: Settings) -> None:
-    """Root logging for the `papers` process, set once at start-up."""
+def configure_logging(settings: Settings, *, default_level: str = "INFO") -> None:
+    """Root logging for the `papers` process, set once at start-up: at LOG_LEVEL when it is
+    set, else at `default_level` (`papers serve` keeps INFO; a terminal command WARNING, so its
+    output is its answer, not the schema check's or the arXiv client's progress)."""
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter(secrets_of(settings)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
-    # Chatty at INFO; their warnings still come through.
-    for noisy in ("alembic", "discord.gateway", "discord.client", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    root.setLevel(settings.log_level if "log_level" in settings.model_fields_set else default_level)
+    # Chatty at INFO (APScheduler's executor logs every run of the minutely sweep); their
+    # warnings still come through.
+    noisy = (
+        "alembic",
+        "discord.gateway",
+        "discord.client",
+        "aiohttp.access",
+        "apscheduler.executors.default",
+    )
+    for name in noisy:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

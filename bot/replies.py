@@ -64,11 +64,14 @@ class Papers:
 
 @dataclass(frozen=True)
 class Text:
-    """A message; errors and usage are ephemeral where the platform allows."""
+    """A message; errors and usage are ephemeral where the platform allows. `error`: the input
+    was bad and nothing changed; `failed`: the command did what it could but part of it failed
+    (a keyword followed whose fetch failed), so the terminal exits 1."""
 
     text: str
     ephemeral: bool = False
     error: bool = False
+    failed: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing for `papers help`
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -16,9 +19,22 @@ def parse_hhmm(text: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
+MAX_ZONE_LENGTH = 64  # the longest IANA name is 32 characters
+
+
 def parse_zone(text: str) -> ZoneInfo | None:
-    """An IANA zone such as `Europe/Berlin`, or None when there is no such zone."""
+    """An IANA zone such as `Europe/Berlin`, or None when there is no such zone.
+
+    `ZoneInfo` reads a file named by the text: a folder of the zone database (`Europe`), a
+    name too long for the file system or with a NUL byte fail with OSError or ValueError, not
+    only ZoneInfoNotFoundError.
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # when a zone is asked for
+
+    name = text.strip()
+    if not name or len(name) > MAX_ZONE_LENGTH:
+        return None
     try:
-        return ZoneInfo(text.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return None

@@ -220,20 +220,22 @@ def open_claims(engine: Engine) -> tuple[int, int]:
 async def child(cfg: dict[str, Any]) -> None:
     """Slack and Discord front ends and the scheduler, as `papers serve` starts them, until
     SIGTERM or SIGINT; then the scheduler's graceful stop."""
+    from pydantic import SecretStr
+
     from adapters.discord.bot import DiscordFrontEnd
     from bot.arxiv.gateway import ArxivGateway
     from bot.commands.core import Core
-    from bot.config import Secret, Settings
+    from bot.config import Settings
     from bot.posts.schedule import start_scheduler
     from bot.storage.db import make_engine
 
     settings = Settings(
         database_url=cfg["database_url"],
         arxiv_api_url="http://127.0.0.1:9/api/query",
-        slack_bot_token=Secret(SLACK_TOKEN),
-        slack_signing_secret=Secret("s" * 32),
+        slack_bot_token=SecretStr(SLACK_TOKEN),
+        slack_signing_secret=SecretStr("s" * 32),
         slack_api_url=cfg["slack_api_url"],
-        discord_bot_token=Secret(cfg["discord_token"]),
+        discord_bot_token=SecretStr(cfg["discord_token"]),
         discord_api_url=cfg["discord_api_url"],
         discord_gateway_url=cfg["discord_gateway_url"],
     )

@@ -31,7 +31,7 @@ from bot.replies import KeywordTable, Papers, Text
 from bot.storage.db import read_session
 from bot.storage.models import Channel, Subscription
 from tests.conftest import snapshot
-from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.fakes.arxiv_server import ArxivStandIn, make_entry, status
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_add_remove_list_keywords_round_trip(
     added = core.execute(TERMINAL, parse("add Gaussian   Splatting"))[0]
     assert isinstance(added, Papers) and "4 papers found" in added.heading and added.count == 3
     again = core.execute(TERMINAL, parse("add gaussian splatting"))[0]
-    assert isinstance(again, Text) and "already follows" in again.text
+    assert isinstance(again, Text) and "already follows “Gaussian Splatting”" in again.text
     listed = core.execute(TERMINAL, parse("list gaussian splatting 2"))[0]
     assert isinstance(listed, Papers) and listed.count == 2
     table = core.execute(TERMINAL, parse("keywords"))[0]
@@ -182,9 +182,10 @@ def test_two_workspaces_neither_sees_nor_changes_the_other(
 
 
 def test_digest_settings_are_stored(core: Core, engine: Engine) -> None:
-    reply = core.execute(TERMINAL, parse("digest 07:15 America/New_York"))[0]
+    place = Place(platform="slack", workspace_id="T1", channel_id="C1")
+    reply = core.execute(place, parse("digest 07:15 America/New_York"))[0]
     assert isinstance(reply, Text) and "07:15 America/New_York" in reply.text
-    core.execute(TERMINAL, parse("digest off"))
+    core.execute(place, parse("digest off"))
     with read_session(engine) as session:
         channel = session.exec(select(Channel)).one()
     assert (channel.digest_time, channel.digest_timezone, channel.digest_enabled) == (
@@ -245,4 +246,33 @@ def test_terminal_success_and_failure_exit_codes(tmp_path: Path) -> None:
     _papers(tmp_path, "add", "Unreachable Topic")
     fetched = _papers(tmp_path, "fetch")
     assert fetched.returncode == 1
-    assert "“Unreachable Topic”: failed (arXiv could not be reached)" in fetched.stderr
+    assert "“Unreachable Topic”: failed (arXiv could not be reached)" in fetched.stdout
+
+
+def test_the_terminal_refuses_a_daily_post_it_would_never_get(core: Core, engine: Engine) -> None:
+    """Nothing posts to the terminal channel, so `digest HH:MM` there is refused, not promised."""
+    before = snapshot(engine)
+    for text in ("digest 00:01", "digest 09:00 Europe/Berlin", "digest off"):
+        (reply,) = core.execute(TERMINAL, parse(text))
+        assert isinstance(reply, Text) and reply.error and "no daily post" in reply.text
+    assert snapshot(engine) == before
+    table = core.execute(TERMINAL, parse("keywords"))[0]
+    assert isinstance(table, KeywordTable) and "Daily post at" not in table.digest
+
+
+def test_a_fetch_that_failed_is_flagged_on_the_add_reply(
+    core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.always(status(503))
+    (reply,) = core.execute(TERMINAL, parse("add Unlucky Topic"))
+    assert isinstance(reply, Text) and reply.failed and not reply.error
+    assert "Now following “Unlucky Topic”" in reply.text
+    arxiv_api.normal()
+    (fine,) = core.execute(TERMINAL, parse("add Lucky Topic"))
+    assert not getattr(fine, "failed", False)
+
+
+@pytest.mark.parametrize("zone", ["Europe", "America", "Etc", "x" * 300, "Europe/../Etc", "a\x00b"])
+def test_a_zone_that_is_no_zone_is_bad_input(zone: str) -> None:
+    with pytest.raises(BadInput, match="not a timezone"):
+        parse(f"digest 09:00 {zone}")

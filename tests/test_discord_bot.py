@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from sqlmodel import select
 
 from adapters import command_service
@@ -21,7 +21,7 @@ from adapters.discord.format import Attachment, Message
 from adapters.discord.interactions import DM_REFUSAL, MANAGERS, within_upload_limit
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Add
-from bot.config import Secret, Settings
+from bot.config import Settings
 from bot.replies import Text
 from bot.storage import store
 from bot.storage.db import read_session
@@ -49,13 +49,13 @@ async def _no_identify_wait(shard_id: int | None, *, initial: bool = False) -> N
 
 def discord_settings(settings: Settings, ds: DiscordStandIn, **changes: Any) -> Settings:
     values: dict[str, Any] = {
-        "discord_bot_token": Secret(ds.token),
+        "discord_bot_token": SecretStr(ds.token),
         "discord_guild_id": int(ds.guild_id),
         "discord_api_url": ds.api_base,
         "discord_gateway_url": ds.gateway_url,
     }
     values.update(changes)
-    return dataclasses.replace(settings, **values)
+    return settings.model_copy(update=values)
 
 
 async def started(

@@ -74,7 +74,7 @@ def _local(url: str, base: str) -> str:
 
 
 def test_feed_answers_a_private_url_whose_token_is_stored_hashed(core: Core) -> None:
-    public = dataclasses.replace(core.settings, public_url="https://papers.example.org/")
+    public = core.settings.model_copy(update={"public_url": "https://papers.example.org/"})
     core = Core(public, core.engine, core.gateway)
     url, token = _feed_url(core, A)
     assert url.startswith("https://papers.example.org/feeds/")
@@ -264,7 +264,7 @@ async def test_papers_serve_serves_the_feeds(
         monkeypatch.delenv(name, raising=False)
     arxiv_api.add_entries("Diffusion", _entries("2502", 1))
     port = _free_port()
-    served = Core(dataclasses.replace(core.settings, port=port), core.engine, core.gateway)
+    served = Core(core.settings.model_copy(update={"port": port}), core.engine, core.gateway)
     served.execute(A, parse("add Diffusion"))
     url, _ = _feed_url(served, A)
     assert url.startswith(f"http://127.0.0.1:{port}/feeds/")  # PUBLIC_URL unset: HOST:PORT

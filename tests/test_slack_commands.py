@@ -3,7 +3,6 @@ and the store checked for every command of SPEC section 3."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import re
 import time
@@ -329,7 +328,7 @@ async def test_slow_arxiv_is_acknowledged_within_3_seconds_then_answered(
     arxiv_api.add_entries(VTON, _entries(2))
     arxiv_api.script([hang(5)])
     patient = ArxivGateway(
-        dataclasses.replace(core.settings, arxiv_timeout_seconds=15), core.engine
+        core.settings.model_copy(update={"arxiv_timeout_seconds": 15}), core.engine
     )
     async with SlackWebAPI() as api, running(core, api, gateway=patient) as slack:
         started = time.monotonic()

@@ -4,7 +4,6 @@ against the loopback Slack Web API stand-in, with arXiv behind its own stand-in.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -15,12 +14,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from adapters.slack.app import SlackFrontEnd
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core
-from bot.config import Secret
 from bot.replies import PaperGroup, Papers, PaperView
 from bot.storage import store
 from bot.storage.db import ensure_schema, make_engine, read_session
@@ -89,11 +88,11 @@ class Running:
 def slack_core(core: Core, *, gateway: ArxivGateway | None = None, **overrides: Any) -> Core:
     """`core` with Slack configured against the stand-in (single workspace unless overridden)."""
     values: dict[str, Any] = {
-        "slack_bot_token": Secret(BOT_TOKEN),
-        "slack_signing_secret": Secret(SECRET),
+        "slack_bot_token": SecretStr(BOT_TOKEN),
+        "slack_signing_secret": SecretStr(SECRET),
     }
     values.update(overrides)
-    settings = dataclasses.replace(core.settings, **values)
+    settings = core.settings.model_copy(update=values)
     return Core(settings, core.engine, gateway or core.gateway, clock=core.clock)
 
 

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
 from adapters.slack.tenancy import split_tenant, tenant_id
 from bot.commands.core import Core
-from bot.config import Secret
 from bot.posts.poster import Part, PostFailed
 from bot.storage import store
 from bot.storage.db import read_session
@@ -52,7 +52,7 @@ async def multi_workspace(core: Core) -> AsyncIterator[Running]:
             api,
             slack_bot_token=None,
             slack_client_id=CLIENT_ID,
-            slack_client_secret=Secret(CLIENT_SECRET),
+            slack_client_secret=SecretStr(CLIENT_SECRET),
         ) as slack,
     ):
         yield slack

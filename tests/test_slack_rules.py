@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
 from adapters.command_service import REPEATED
 from adapters.slack.app import SlackFrontEnd
 from bot.commands.core import Core
-from bot.config import ConfigError, Secret
+from bot.config import ConfigError
 from bot.health import health_report
 from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
@@ -163,7 +164,7 @@ async def test_a_refused_app_token_fails_start_up_naming_slack_app_token(
     async with SlackWebAPI() as api:
         api.revoke_token(APP_TOKEN)
         configured = slack_core(
-            memory_core, slack_api_url=api.base_url, slack_app_token=Secret(APP_TOKEN)
+            memory_core, slack_api_url=api.base_url, slack_app_token=SecretStr(APP_TOKEN)
         )
         front = SlackFrontEnd(configured)
         with pytest.raises(ConfigError) as refused:
@@ -180,7 +181,7 @@ async def test_healthz_reports_socket_mode_down_when_the_connection_is_lost(
 ) -> None:
     async with (
         SlackWebAPI() as api,
-        running(memory_core, api, slack_app_token=Secret(APP_TOKEN)) as slack,
+        running(memory_core, api, slack_app_token=SecretStr(APP_TOKEN)) as slack,
     ):
         connection = await api.wait_for_socket_connection()
         assert await slack.front.status() == await slack.front.status()  # stable

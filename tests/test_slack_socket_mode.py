@@ -4,9 +4,9 @@ and answers the same commands; no /slack/events route is served."""
 from __future__ import annotations
 
 import aiohttp
+from pydantic import SecretStr
 
 from bot.commands.core import Core
-from bot.config import Secret
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import SlackWebAPI, block_actions_payload, slash_command_payload
 from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
@@ -23,7 +23,7 @@ async def test_socket_mode_command_round_trip(core: Core, arxiv_api: ArxivStandI
     arxiv_api.add_entries("Alpha", [make_entry(arxiv_id="2501.00001", summary="Alpha abstract.")])
     async with (
         SlackWebAPI() as api,
-        running(core, api, slack_app_token=Secret(APP_TOKEN)) as slack,
+        running(core, api, slack_app_token=SecretStr(APP_TOKEN)) as slack,
     ):
         connection = await api.wait_for_socket_connection()
         assert connection.app_token == APP_TOKEN
@@ -71,7 +71,7 @@ async def test_socket_mode_command_round_trip(core: Core, arxiv_api: ArxivStandI
 
 async def test_socket_mode_disconnects_on_stop(core: Core, arxiv_api: ArxivStandIn) -> None:
     async with SlackWebAPI() as api:
-        async with running(core, api, slack_app_token=Secret(APP_TOKEN)):
+        async with running(core, api, slack_app_token=SecretStr(APP_TOKEN)):
             connection = await api.wait_for_socket_connection()
             assert connection.open
         await eventually(lambda: not connection.open)

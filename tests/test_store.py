@@ -16,6 +16,7 @@ from bot.commands.core import TERMINAL, Core
 from bot.commands.grammar import parse
 from bot.storage import catalog, store
 from bot.storage.db import (
+    BackupRefused,
     backup,
     downgrade,
     ensure_schema,
@@ -188,9 +189,7 @@ def test_backup_then_restore_gives_the_same_rows(
     core: Core, engine: Engine, tmp_path: Path, database_url: str
 ) -> None:
     if not database_url.startswith("sqlite"):
-        from bot.commands.grammar import BadInput
-
-        with pytest.raises(BadInput, match="pg_dump"):
+        with pytest.raises(BackupRefused, match="pg_dump 'postgresql://"):
             backup(engine, tmp_path / "copy.db")
         return
     core.execute(TERMINAL, parse("add Backed Up"))
@@ -257,3 +256,14 @@ def test_recording_an_answer_again_stores_only_what_changed(engine: Engine) -> N
         papers = {p.arxiv_id: p for p in session.exec(select(Paper)).all()}
     assert papers["2501.00000"].comment == "Accepted at ICLR"
     assert len(papers) == 6
+
+
+def test_the_schema_check_knows_the_newest_migration_without_alembic() -> None:
+    """`ensure_schema` compares the database's revision with the head read from the migration
+    files (Alembic is imported only to upgrade): it must be Alembic's own head."""
+    from alembic.script import ScriptDirectory
+
+    from bot.storage.db import alembic_config, head_revision
+
+    head = ScriptDirectory.from_config(alembic_config(make_engine("sqlite://"))).get_current_head()
+    assert head_revision() == head

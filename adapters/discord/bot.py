@@ -71,7 +71,7 @@ class DiscordFrontEnd:
         """Log in (which syncs the commands), then run the gateway in the background."""
         token = self.settings.discord_bot_token
         assert token is not None
-        await self.client.login(token.reveal())
+        await self.client.login(token.get_secret_value())
         self.logged_in.set()
         self._gateway = asyncio.create_task(self._connect(), name="discord-gateway")
         logger.info("Discord: logged in as %s", self.client.user)

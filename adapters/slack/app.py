@@ -66,7 +66,7 @@ class SlackFrontEnd:
         self._session: aiohttp.ClientSession | None = None
         self.api_timeout = DEFAULT_TIMEOUT  # seconds for one Web API call (set before start())
         self.client = make_client(
-            base_url=self.base_url, token=single_token.reveal() if single_token else None
+            base_url=self.base_url, token=single_token.get_secret_value() if single_token else None
         )
         self.pacer = ChannelPacer()
         self._owns_service = service is None
@@ -84,7 +84,7 @@ class SlackFrontEnd:
             assert settings.slack_client_id and settings.slack_client_secret
             oauth_settings = AsyncOAuthSettings(
                 client_id=settings.slack_client_id,
-                client_secret=settings.slack_client_secret.reveal(),
+                client_secret=settings.slack_client_secret.get_secret_value(),
                 scopes=list(BOT_SCOPES),
                 user_scopes=[],
                 installation_store=self.installations,
@@ -96,13 +96,13 @@ class SlackFrontEnd:
                 logger=logger,
                 installation_store=self.installations,
                 client_id=settings.slack_client_id,
-                client_secret=settings.slack_client_secret.reveal(),
+                client_secret=settings.slack_client_secret.get_secret_value(),
                 cache_enabled=True,
                 client=self.client,
             )
         return AsyncApp(
             client=self.client,  # with client=, Bolt takes the token from client.token
-            signing_secret=settings.slack_signing_secret.reveal(),
+            signing_secret=settings.slack_signing_secret.get_secret_value(),
             oauth_settings=oauth_settings,
             authorize=authorize,  # type: ignore[arg-type]  # Bolt takes AsyncAuthorize too
             process_before_response=False,
@@ -114,7 +114,7 @@ class SlackFrontEnd:
     def mount(self, web_app: web.Application) -> None:
         """/slack/events (HTTP mode) and, with OAuth, /slack/install and /slack/oauth_redirect."""
         assert self.settings.slack_signing_secret is not None
-        secret = self.settings.slack_signing_secret.reveal()
+        secret = self.settings.slack_signing_secret.get_secret_value()
         routes.mount(web_app, self.app, signing_secret=secret, events=not self.socket_mode)
 
     async def start(self) -> None:
@@ -133,7 +133,7 @@ class SlackFrontEnd:
         """Open the Socket Mode connection; a token Slack refuses fails here, at start-up (the
         library would retry it forever in the background while nothing answers commands)."""
         assert self.settings.slack_app_token is not None
-        token = self.settings.slack_app_token.reveal()
+        token = self.settings.slack_app_token.get_secret_value()
         try:
             opened = await self.client.apps_connections_open(app_token=token)
         except SlackApiError as exc:
@@ -179,7 +179,7 @@ class SlackFrontEnd:
         if self.installations is not None:
             return await self.installations.bot_token(workspace_id)
         token = self.settings.slack_bot_token
-        return token.reveal() if token else None
+        return token.get_secret_value() if token else None
 
     def client_for(self, token: str) -> AsyncWebClient:
         return make_client(

@@ -82,6 +82,11 @@ class Place:
 
 
 TERMINAL = Place(platform="terminal", workspace_id="local", channel_id="terminal", user_id="local")
+# The terminal has no poster: `digest HH:MM` there would promise a post that never comes.
+NO_TERMINAL_POST = (
+    "The terminal has no daily post: `papers serve` posts to Slack and Discord channels only. "
+    "`papers digest now` shows the papers not seen here yet."
+)
 
 
 class Core:
@@ -169,15 +174,14 @@ class Core:
     def _add(self, place: Place, label: str) -> list[Reply]:
         with read_session(self.engine) as session:
             channel = self._existing_channel(session, place)
-            following = channel is not None and store.subscription_for(
-                session, channel=channel, label=label
-            )
+            following = channel and store.subscription_for(session, channel=channel, label=label)
             keyword = store.find_keyword(session, label)
             needs_fetch = keyword is None or keyword.last_success_at is None
         if following:
             with write_session(self.engine) as session:
                 self.channel(session, place)  # reactivates a channel the bot had left
-            return [Text(f"This channel already follows “{label}”.", ephemeral=True)]
+            # The label as first typed here, whatever spelling asked again.
+            return [Text(f"This channel already follows “{following.label}”.", ephemeral=True)]
         outcome: RefreshOutcome | None = None
         if needs_fetch:
             outcome = self.refresh(label)
@@ -200,7 +204,7 @@ class Core:
             newest = catalog.newest_papers(session, [keyword.id], limit=3)  # type: ignore[list-item]
         if outcome is not None and not outcome.ok:
             note = f"Now following “{label}”, but arXiv could not be asked ({outcome.reason}); it will be fetched at the next refresh."
-            return [Text(note)]
+            return [Text(note, failed=True)]
         heading = f"Now following “{label}”: {count} paper{'s' if count != 1 else ''} found."
         if not newest:
             return [Text(heading)]
@@ -226,11 +230,14 @@ class Core:
     def _keywords(self, place: Place) -> Reply:
         with read_session(self.engine) as session:
             channel = self._existing_channel(session, place)
+            digest = self._digest_text(channel)
+            if place.platform == TERMINAL.platform:
+                digest = "No daily post in the terminal; `papers digest now` shows what is new."
             if channel is None:
-                return KeywordTable(rows=(), digest=self._digest_text(None))
+                return KeywordTable(rows=(), digest=digest)
             return KeywordTable(
                 rows=tuple(store.keyword_rows(session, channel)),
-                digest=self._digest_text(channel),
+                digest=digest,
                 paused=channel.paused,
                 harvest=harvest_line(last_harvest(session)),
             )
@@ -255,27 +262,31 @@ class Core:
     def _list(self, place: Place, label: str | None, limit: int) -> Reply:
         with read_session(self.engine) as session:
             channel = self._existing_channel(session, place)
-            subs = store.channel_subscriptions(session, channel) if channel else []
             if label is not None:
+                subs = store.channel_subscriptions(session, channel) if channel else []
                 named = store.followed(subs, label)
                 if named is None:
                     raise BadInput(f"This channel does not follow “{label}”.", "list")
-                chosen = [named]
-            elif not subs:
-                return Text(
-                    "This channel follows no keywords yet. Start with `add <keyword>`.",
-                    ephemeral=True,
-                )
+                assert named[1].id is not None  # a stored keyword
+                keyword_ids, name = [named[1].id], quoted(named[0].label)
             else:
-                chosen = subs
-            papers = catalog.newest_papers(session, [k.id for _, k in chosen], limit=limit)  # type: ignore[misc]
-        name = quoted(chosen[0][0].label) if label is not None else "this channel's keywords"
+                # Ids only: a channel of 500 keywords costs no 500 loaded rows here.
+                keyword_ids = store.followed_keyword_ids(session, channel) if channel else []
+                if not keyword_ids:
+                    return Text(
+                        "This channel follows no keywords yet. Start with `add <keyword>`.",
+                        ephemeral=True,
+                    )
+                name = "this channel's keywords"
+            papers = catalog.newest_papers(session, keyword_ids, limit=limit)
         if not papers:
             return Text(f"No papers stored yet for {name}.")
         heading = f"Newest {len(papers)} paper{'s' if len(papers) != 1 else ''} for {name}"
         return Papers(heading=heading, groups=(PaperGroup(label="", papers=tuple(papers)),))
 
     def _set_digest(self, place: Place, command: DigestAt | DigestOff) -> Reply:
+        if place.platform == TERMINAL.platform:
+            return error(NO_TERMINAL_POST)
         with write_session(self.engine) as session:
             channel = self.channel(session, place)
             if isinstance(command, DigestOff):

@@ -179,6 +179,12 @@ def channel_subscriptions(session: Session, channel: Channel) -> list[tuple[Subs
     return [(s, k) for s, k in rows]
 
 
+def followed_keyword_ids(session: Session, channel: Channel) -> list[int]:
+    """The ids of the channel's keywords."""
+    query = select(Subscription.keyword_id).where(Subscription.channel_id == channel.id)
+    return list(session.exec(query))
+
+
 def workspace_subscriptions(session: Session, workspace: Workspace) -> list[tuple[str, int]]:
     """(label, keyword id) of every keyword followed anywhere in the workspace, first added first."""
     rows = session.exec(
