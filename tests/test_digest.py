@@ -195,7 +195,7 @@ def delivered(core: Core, place: Place) -> set[str]:
 
 def channel_of(core: Core, place: Place) -> Channel:
     with read_session(core.engine) as session:
-        channel = core._existing_channel(session, place)
+        channel = core.existing_channel(session, place)
         assert channel is not None
         return channel
 

@@ -18,7 +18,7 @@ from bot.storage.db import read_session, write_session
 from bot.text import squash
 
 if TYPE_CHECKING:
-    from bot.commands.core import Core, Place
+    from bot.commands.context import Context, Place
 
 TOKEN_BYTES = 24  # 192 random bits (SPEC: at least 128)
 FEED_PAPERS = 50
@@ -56,11 +56,11 @@ def feed_url(base: str, token: str) -> str:
     return f"{base}/feeds/{token}.atom"
 
 
-def run(core: Core, place: Place, command: Feed) -> list[Reply]:
+def run(ctx: Context, place: Place, command: Feed) -> list[Reply]:
     """A new URL for the channel's feed; with `reset`, the channel's earlier URLs stop first."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    with write_session(core.engine) as session:
-        channel = core.channel(session, place)
+    with write_session(ctx.engine) as session:
+        channel = ctx.channel(session, place)
         assert channel.id is not None
         if command.reset:
             feeds.drop_tokens(session, channel_id=channel.id)
@@ -71,9 +71,9 @@ def run(core: Core, place: Place, command: Feed) -> list[Reply]:
                 "feed",
             )
         feeds.add_token(
-            session, channel_id=channel.id, token_hash=token_hash(token), now=core.clock()
+            session, channel_id=channel.id, token_hash=token_hash(token), now=ctx.clock()
         )
-    url = feed_url(core.settings.listener_url, token)
+    url = feed_url(ctx.settings.listener_url, token)
     if command.reset:
         note = "Every earlier feed URL of this channel stopped working. The new one, only for you:"
     else:
@@ -82,10 +82,10 @@ def run(core: Core, place: Place, command: Feed) -> list[Reply]:
     return [Text(f"{note}\n{url}\n{after}", ephemeral=True)]
 
 
-def document(core: Core, token: str) -> FeedDocument | None:
+def document(ctx: Context, token: str) -> FeedDocument | None:
     """The feed of the channel whose token this is; None for an unknown (or reset) token, found
     by the token's hash exactly as a known one is."""
-    with read_session(core.engine) as session:
+    with read_session(ctx.engine) as session:
         channel = feeds.channel_of(session, token_hash(token))
         if channel is None:
             return None
@@ -96,7 +96,7 @@ def document(core: Core, token: str) -> FeedDocument | None:
     # The feed changes when a paper is updated, newly matched, or a keyword is added here.
     moments = [changed, *(p.updated for p in papers), *(seen for _p, seen in rows)]
     return FeedDocument(
-        url=feed_url(core.settings.listener_url, token),
+        url=feed_url(ctx.settings.listener_url, token),
         title="Daily Papers: " + (squash(", ".join(labels))[:200] or "no keywords yet"),
         papers=papers,
         last_modified=max(moments).replace(microsecond=0),

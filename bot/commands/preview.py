@@ -19,28 +19,28 @@ from bot.storage.db import read_session, write_session
 from bot.storage.models import Keyword
 
 if TYPE_CHECKING:
-    from bot.commands.core import Core, Place
+    from bot.commands.context import Context, Place
 
 PREVIEW_COOLDOWN = timedelta(seconds=60)
 SHOWN = 3
 
 
-def preview(core: Core, place: Place, label: str) -> Reply:
+def preview(ctx: Context, place: Place, label: str) -> Reply:
     spec = store.spec_of(label)  # the grammar checked it
-    answer = _from_store(core, spec, label, fetched_today=True)
+    answer = _from_store(ctx, spec, label, fetched_today=True)
     if answer is not None:
         return answer
-    outage = core.gateway.outage()
+    outage = ctx.gateway.outage()
     if outage is not None:  # said at once; the channel's cooldown is not used up
         return Text(outage.describe() + ".", ephemeral=True)
-    wait = _take_turn(core, place)
+    wait = _take_turn(ctx, place)
     if wait is not None:
         return Text(
             f"A preview in this channel asked arXiv less than {_seconds(PREVIEW_COOLDOWN)} s "
             f"ago; try again in {wait} s.",
             ephemeral=True,
         )
-    outcome = core.refresher.refresh(label)
+    outcome = ctx.refresher.refresh(label)
     if outcome.rejected:
         return error(f"arXiv rejected the keyword “{label}”: {outcome.reason}. Try other words.")
     if not outcome.ok:
@@ -48,17 +48,19 @@ def preview(core: Core, place: Place, label: str) -> Reply:
             f"arXiv could not be asked for “{label}” ({outcome.reason}); try again later.",
             ephemeral=True,
         )
-    answer = _from_store(core, spec, label, fetched_today=False)
+    answer = _from_store(ctx, spec, label, fetched_today=False)
     assert answer is not None  # the refresh stored the keyword
     return answer
 
 
-def _from_store(core: Core, spec: KeywordSpec, label: str, *, fetched_today: bool) -> Reply | None:
+def _from_store(
+    ctx: Context, spec: KeywordSpec, label: str, *, fetched_today: bool
+) -> Reply | None:
     """The answer from what is stored, or None if the keyword is not stored (or, with
     `fetched_today`, was not fetched successfully today in TIMEZONE)."""
-    with read_session(core.engine) as session:
+    with read_session(ctx.engine) as session:
         keyword = store.find_keyword(session, spec)
-        if keyword is None or (fetched_today and not _fetched_on(keyword, core)):
+        if keyword is None or (fetched_today and not _fetched_on(keyword, ctx)):
             return None
         count = catalog.match_count(session, keyword.id or 0)
         newest = catalog.newest_papers(session, [keyword.id or 0], limit=SHOWN)
@@ -74,18 +76,18 @@ def _from_store(core: Core, spec: KeywordSpec, label: str, *, fetched_today: boo
     )
 
 
-def _fetched_on(keyword: Keyword, core: Core) -> bool:
+def _fetched_on(keyword: Keyword, ctx: Context) -> bool:
     if keyword.last_success_at is None:
         return False
-    zone = ZoneInfo(core.settings.timezone)
-    return store.as_utc(keyword.last_success_at).astimezone(zone).date() == core.today()
+    zone = ZoneInfo(ctx.settings.timezone)
+    return store.as_utc(keyword.last_success_at).astimezone(zone).date() == ctx.today()
 
 
-def _take_turn(core: Core, place: Place) -> int | None:
+def _take_turn(ctx: Context, place: Place) -> int | None:
     """Record this channel's preview request now, or the seconds it must wait."""
-    now: datetime = core.clock()
-    with write_session(core.engine) as session:
-        channel = core.channel(session, place)
+    now: datetime = ctx.clock()
+    with write_session(ctx.engine) as session:
+        channel = ctx.channel(session, place)
         last = channel.last_preview_request_at
         if last is not None and now - store.as_utc(last) < PREVIEW_COOLDOWN:
             return math.ceil((store.as_utc(last) + PREVIEW_COOLDOWN - now).total_seconds())

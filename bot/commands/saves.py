@@ -17,7 +17,7 @@ from bot.storage.models import Paper, Workspace
 from bot.text import quoted, squash
 
 if TYPE_CHECKING:
-    from bot.commands.core import Core, Place
+    from bot.commands.context import Context, Place
 
 SHOWN = 50  # papers listed by `saved`; `saved bibtex` has them all
 NOTHING_SAVED = (
@@ -26,23 +26,23 @@ NOTHING_SAVED = (
 )
 
 
-def run(core: Core, place: Place, command: Save | Unsave | Saved) -> list[Reply]:
+def run(ctx: Context, place: Place, command: Save | Unsave | Saved) -> list[Reply]:
     if not place.user_id:  # every front end names the person; refuse rather than share
         raise BadInput("Saved papers are personal, and this request does not say who you are.")
     match command:
         case Save(arxiv_id=arxiv_id):
-            return [_save(core, place, arxiv_id)]
+            return [_save(ctx, place, arxiv_id)]
         case Unsave(arxiv_id=arxiv_id):
-            return [_unsave(core, place, arxiv_id)]
+            return [_unsave(ctx, place, arxiv_id)]
         case Saved(bibtex=True):
-            return [_bibtex(core, place)]
+            return [_bibtex(ctx, place)]
         case Saved():
-            return [_list(core, place)]
+            return [_list(ctx, place)]
     raise AssertionError(f"unhandled command {command!r}")
 
 
-def _save(core: Core, place: Place, arxiv_id: str) -> Reply:
-    with write_session(core.engine) as session:
+def _save(ctx: Context, place: Place, arxiv_id: str) -> Reply:
+    with write_session(ctx.engine) as session:
         paper = session.get(Paper, arxiv_id)
         if paper is None:
             raise BadInput(
@@ -61,7 +61,7 @@ def _save(core: Core, place: Place, arxiv_id: str) -> Reply:
             workspace_id=_id(workspace),
             user_id=place.user_id,
             paper_id=arxiv_id,
-            now=core.clock(),
+            now=ctx.clock(),
         )
         title = quoted(squash(paper.title))
     if not new:
@@ -73,8 +73,8 @@ def _save(core: Core, place: Place, arxiv_id: str) -> Reply:
     )
 
 
-def _unsave(core: Core, place: Place, arxiv_id: str) -> Reply:
-    with write_session(core.engine) as session:
+def _unsave(ctx: Context, place: Place, arxiv_id: str) -> Reply:
+    with write_session(ctx.engine) as session:
         person = _person(session, place)
         removed = bool(person) and saves.unsave(session, **person, paper_id=arxiv_id)
     if not removed:
@@ -84,8 +84,8 @@ def _unsave(core: Core, place: Place, arxiv_id: str) -> Reply:
     return Text(f"Removed arXiv:{arxiv_id} from your saved papers.", ephemeral=True)
 
 
-def _list(core: Core, place: Place) -> Reply:
-    with read_session(core.engine) as session:
+def _list(ctx: Context, place: Place) -> Reply:
+    with read_session(ctx.engine) as session:
         person = _person(session, place)
         rows = saves.saved_papers(session, **person, limit=SHOWN) if person else []
         total = saves.saved_count(session, **person) if rows else 0
@@ -101,8 +101,8 @@ def _list(core: Core, place: Place) -> Reply:
     return Text("\n".join(lines), ephemeral=True)
 
 
-def _bibtex(core: Core, place: Place) -> Reply:
-    with read_session(core.engine) as session:
+def _bibtex(ctx: Context, place: Place) -> Reply:
+    with read_session(ctx.engine) as session:
         person = _person(session, place)
         rows = saves.saved_papers(session, **person) if person else []
     if not rows:
