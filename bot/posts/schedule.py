@@ -1,5 +1,6 @@
-"""The scheduler of `papers serve`: a plain loop that every 30 seconds starts the daily refresh
-once its time has come (then prunes old claims) and a pass over the posts that are due.
+"""The scheduler of `papers serve`: APScheduler triggers a sweep every 30 seconds that starts
+the daily refresh once its time has come (then prunes old claims) and a pass over the posts
+that are due.
 
 A post goes out within a sweep of its time; a claim left by a dead process is taken over
 within its lease and a sweep. The loop only says "now": the claims of `bot.posts.claims`
@@ -15,7 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.commands.core import Core
 from bot.posts.poster import Poster
@@ -36,18 +41,22 @@ class DigestScheduler:
         self.startup_delay = startup_delay
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh: asyncio.Task[Any] | None = None
-        self._loop: asyncio.Task[None] | None = None
+        # Only the trigger: a late or missed sweep is simply the next one (coalesced), and
+        # whether a post goes out is the claims' decision, not the scheduler's.
+        self._trigger = AsyncIOScheduler(
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
+        )
 
     def start(self) -> None:
         if self.startup_delay <= 0:
             self.sweep()
-        self._loop = asyncio.create_task(self._sweeps(self.startup_delay or self.sweep_seconds))
+        first = datetime.now(UTC) + timedelta(seconds=self.startup_delay or self.sweep_seconds)
+        every = IntervalTrigger(seconds=self.sweep_seconds, start_date=first, timezone=UTC)
+        self._trigger.add_job(self._sweep_job, every, id="sweep", misfire_grace_time=None)
+        self._trigger.start()
 
-    async def _sweeps(self, first: float) -> None:
-        await asyncio.sleep(first)
-        while True:
-            self.sweep()
-            await asyncio.sleep(self.sweep_seconds)
+    async def _sweep_job(self) -> None:
+        self.sweep()  # on the event loop: it only spawns tasks
 
     def sweep(self) -> None:
         """The daily refresh (which runs once a day across processes) unless it is running,
@@ -79,8 +88,8 @@ class DigestScheduler:
     async def stop(self, grace: float = 20.0) -> None:
         """No more sweeps, then the runner's graceful stop: parts in flight get `grace`
         seconds, unfinished claims are handed back at once; a refresh running is cancelled."""
-        if self._loop is not None:
-            self._loop.cancel()
+        if self._trigger.running:
+            self._trigger.shutdown(wait=False)
         await self.runner.stop(grace)
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=1.0)
