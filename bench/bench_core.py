@@ -27,7 +27,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from bot.arxiv.gateway import ArxivGateway, FetchedPaper, to_fetched
+from bot.arxiv.answers import FetchedPaper
+from bot.arxiv.api import to_fetched
+from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import TERMINAL, Core
 from bot.config import Settings
 from bot.storage import catalog, store
