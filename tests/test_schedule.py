@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
-from bot.arxiv.daily import REFRESH_LEASE_NAME, DailyRefresh
+from bot.arxiv.daily import REFRESH_LEASE_NAME, DailyRefresh, last_refresh_slot
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Add
@@ -213,3 +214,12 @@ async def test_two_processes_on_one_database_post_once_per_channel_and_refresh_o
     assert sorted(c.status for c in claims(core)) == ["sent"] * 8
     assert {c.owner for c in claims(core)} <= {"a", "b"}
     assert timedelta(0) <= sent[0].at - utc(2026, 3, 2, 9) < timedelta(seconds=30)
+
+
+def test_the_refresh_slot_is_the_last_fetch_time_and_a_broken_time_is_an_error() -> None:
+    now = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    assert last_refresh_slot(now, "05:30") == datetime(2026, 3, 2, 5, 30, tzinfo=UTC)
+    assert last_refresh_slot(now, "06:30") == datetime(2026, 3, 1, 6, 30, tzinfo=UTC)
+    # FETCH_TIME is validated at start-up: one that does not parse here is a bug, not 01:00.
+    with pytest.raises(ValueError, match="HH:MM"):
+        last_refresh_slot(now, "25:00")

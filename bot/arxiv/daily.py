@@ -21,7 +21,7 @@ from bot.keywords import keyword_key
 from bot.storage import store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import Keyword, Lease
-from bot.timeparse import parse_hhmm
+from bot.timeparse import clock_of
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,7 +111,7 @@ def default_owner() -> str:
 
 def last_refresh_slot(now: datetime, fetch_time: str) -> datetime:
     """The most recent daily refresh time (UTC) at or before `now`."""
-    hour, minute = parse_hhmm(fetch_time) or (1, 0)
+    hour, minute = clock_of(fetch_time)
     slot = now.astimezone(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
     return slot if slot <= now else slot - timedelta(days=1)
 
