@@ -183,7 +183,7 @@ class DailyRefresh:
             labels, await asyncio.gather(*waits, return_exceptions=True), strict=True
         ):
             if isinstance(result, Exception):
-                logger.error("refreshing %r before a post broke: %r", label, result)
+                logger.error("refreshing %r before a post broke", label, exc_info=result)
 
     def _refresh_once(self, label: str, since: datetime) -> asyncio.Future[RefreshOutcome]:
         key = (keyword_key(label), since)
