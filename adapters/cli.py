@@ -111,7 +111,9 @@ def _command(name: str, rest: list[str]) -> int:
         print(f"papers: {exc}", file=sys.stderr)
         return BAD_INPUT
     except Exception as exc:
-        print(f"papers: {_explain(exc, settings, name)}", file=sys.stderr)
+        from adapters.cli_failures import explain
+
+        print(f"papers: {explain(exc, settings, name)}", file=sys.stderr)
         return FAILURE
 
 
@@ -267,40 +269,6 @@ def _db(settings: Settings, rest: list[str]) -> int:
         return BAD_INPUT
     print(f"backed up to {rest[1]}")
     return OK
-
-
-def _explain(exc: Exception, settings: Settings, name: str) -> str:
-    """One line for a failure an operator can act on; an unexpected one is logged with its
-    traceback first (that is a bug)."""
-    import sqlite3
-
-    from sqlalchemy.exc import DBAPIError
-
-    from bot.storage.db import DamagedDatabase
-
-    if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.filename}: {exc.strerror}"
-    if isinstance(exc, DBAPIError | sqlite3.Error):  # the latter raw, from `db backup`
-        cause = exc.orig if isinstance(exc, DBAPIError) else exc
-        return f"cannot use the database {_where(settings)}: {' '.join(str(cause).split())}"
-    if isinstance(exc, DamagedDatabase):
-        return f"the database {_where(settings)} is damaged ({exc}); nothing was written."
-    import logging
-
-    logging.getLogger("papers").exception("papers %s failed", name)
-    return f"{name} failed: {exc}"
-
-
-def _where(settings: Settings) -> str:
-    """The database a message names: the SQLite file's full path, or the URL sans password."""
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return str(Path(url.database).resolve())
-    return url.render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,15 @@ def parse_hhmm(text: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
+def clock_of(hhmm: str) -> tuple[int, int]:
+    """(hour, minute) of a clock time validated before (a setting, a channel's stored time):
+    one that does not parse is a bug, raised rather than replaced by some default time."""
+    clock = parse_hhmm(hhmm)
+    if clock is None:
+        raise ValueError(f"not a 24-hour HH:MM clock time: {hhmm!r}")
+    return clock
+
+
 MAX_ZONE_LENGTH = 64  # the longest IANA name is 32 characters
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 ADAPTERS = Path(__file__).resolve().parent.parent / "adapters"
 # The composition root builds the engine the core is given (and runs migrations); it is where
 # the store may be named, not in a front end.
-COMPOSITION_ROOT = {"composition.py", "cli.py", "serve.py"}
+COMPOSITION_ROOT = {"composition.py", "cli.py", "cli_failures.py", "serve.py"}
 STORE = ("bot.storage", "bot.db", "bot.store", "bot.catalog", "bot.models")
 
 

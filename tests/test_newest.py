@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from bot.arxiv.gateway import FetchedPaper
 from bot.storage import catalog, store
+from bot.storage.catalog import newest
 from bot.storage.db import read_session, write_session
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -77,8 +78,8 @@ def test_the_answer_does_not_depend_on_the_way_it_is_found(
     chosen: list[int],
     limit: int,
 ) -> None:
-    monkeypatch.setattr(catalog, "FEW_KEYWORDS", few)
-    monkeypatch.setattr(catalog, "RECENT", recent)
+    monkeypatch.setattr(newest, "FEW_KEYWORDS", few)
+    monkeypatch.setattr(newest, "RECENT", recent)
     with read_session(engine) as session:
         found = catalog.newest_papers(session, [keywords[i] for i in chosen], limit=limit)
     assert [p.arxiv_id for p in found] == _expected(chosen, limit)

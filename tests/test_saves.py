@@ -254,7 +254,7 @@ def test_the_migration_adds_saves_feeds_and_categories_to_a_database_with_rows(
                 "'', '2025-01-01 00:00:00', '2025-01-01 00:00:00', '2025-01-01 00:00:00')"
             )
         )
-    upgrade(engine)
+    upgrade(engine, "0009")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
         row = conn.execute(text("SELECT title, primary_category, categories FROM papers")).one()

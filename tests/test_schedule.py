@@ -5,13 +5,16 @@ across restarts, the once-a-day refresh, a graceful stop, and two processes on o
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
+from sqlalchemy import text
 from sqlmodel import select
 
-from bot.arxiv.daily import REFRESH_LEASE_NAME, DailyRefresh
+from bot.arxiv.daily import REFRESH_LEASE_NAME, DailyRefresh, last_refresh_slot
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Add
@@ -213,3 +216,24 @@ async def test_two_processes_on_one_database_post_once_per_channel_and_refresh_o
     assert sorted(c.status for c in claims(core)) == ["sent"] * 8
     assert {c.owner for c in claims(core)} <= {"a", "b"}
     assert timedelta(0) <= sent[0].at - utc(2026, 3, 2, 9) < timedelta(seconds=30)
+
+
+def test_the_refresh_slot_is_the_last_fetch_time_and_a_broken_time_is_an_error() -> None:
+    now = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    assert last_refresh_slot(now, "05:30") == datetime(2026, 3, 2, 5, 30, tzinfo=UTC)
+    assert last_refresh_slot(now, "06:30") == datetime(2026, 3, 1, 6, 30, tzinfo=UTC)
+    # FETCH_TIME is validated at start-up: one that does not parse here is a bug, not 01:00.
+    with pytest.raises(ValueError, match="HH:MM"):
+        last_refresh_slot(now, "25:00")
+
+
+async def test_a_refresh_before_a_post_that_breaks_is_logged_with_its_traceback(
+    core: Core, arxiv_api: ArxivStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    arxiv_api.add_entries("Alpha", [make_entry(arxiv_id="2501.00001")])
+    with write_session(core.engine) as session:  # arXiv answers; storing it fails
+        session.execute(text("DROP TABLE matches"))
+    with caplog.at_level(logging.ERROR, logger="bot.arxiv.daily"):
+        await DailyRefresh(core).refresh_stale(["Alpha"])
+    (record,) = [r for r in caplog.records if "before a post broke" in r.getMessage()]
+    assert record.exc_info is not None and record.exc_info[1] is not None  # with its traceback

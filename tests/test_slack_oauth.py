@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from sqlalchemy import MetaData, inspect
 
 from adapters.slack.installations import ThreadedInstallationStore, ThreadedOAuthStateStore
 from adapters.slack.tenancy import split_tenant, tenant_id
@@ -333,3 +337,28 @@ def test_racing_callbacks_cannot_both_consume_a_state(core: Core) -> None:
     with ThreadPoolExecutor(8) as pool:
         wins = list(pool.map(states.consume, [s for s in issued for _ in range(4)]))
     assert sum(wins) == len(issued)  # each state won exactly once, no "database is locked"
+
+
+def _layout(columns: list[Any]) -> dict[str, tuple[bool, int | None]]:
+    """name -> (nullable, string length) of a table's columns, declared or reflected."""
+    return {
+        c["name"] if isinstance(c, dict) else c.name: (
+            bool(c["nullable"] if isinstance(c, dict) else c.nullable),
+            getattr(c["type"] if isinstance(c, dict) else c.type, "length", None),
+        )
+        for c in columns
+    }
+
+
+def test_slack_sdk_stores_read_and_write_the_tables_of_migration_0003(core: Core) -> None:
+    """slack_sdk's stores run their SQL on tables our migration made: a library upgrade that
+    changes their layout must show up here, not as a failed install."""
+    meta = MetaData()
+    declared = [
+        SQLAlchemyInstallationStore.build_installations_table(meta, "slack_installations"),
+        SQLAlchemyInstallationStore.build_bots_table(meta, "slack_bots"),
+        SQLAlchemyOAuthStateStore.build_oauth_states_table(meta, "slack_oauth_states"),
+    ]
+    database = inspect(core.engine)
+    for table in declared:
+        assert _layout(database.get_columns(table.name)) == _layout(list(table.columns))

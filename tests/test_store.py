@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -26,7 +26,8 @@ from bot.storage.db import (
     upgrade,
     write_session,
 )
-from bot.storage.models import Channel, Match, Paper, Subscription, Workspace
+from bot.storage.models import Channel, DigestClaim, Match, Paper, Subscription, Workspace
+from tests.conftest import snapshot
 
 TABLES = {
     "workspaces",
@@ -237,6 +238,61 @@ def test_an_older_schema_with_data_upgrades_to_the_last_migration(database_url: 
         assert conn.execute(text("SELECT status, attempts FROM digest_claims")).one() == ("sent", 0)
         assert conn.execute(text("SELECT external_id FROM channels")).scalar() == "C1"
     assert {"slack_installations", "slack_bots", "slack_oauth_states"} <= set(table_names(engine))
+    engine.dispose()
+
+
+# Migration 0011: each of these repeated the first column of the table's unique constraint.
+REDUNDANT = {
+    "channels": ("ix_channels_workspace_id", "workspace_id"),
+    "subscriptions": ("ix_subscriptions_channel_id", "channel_id"),
+    "digest_claims": ("ix_digest_claims_channel_id", "channel_id"),
+}
+
+
+def _indexes(engine: Engine, table: str) -> set[str]:
+    return {index["name"] or "" for index in inspect(engine).get_indexes(table)}
+
+
+def _plan(engine: Engine, table: str, column: str) -> str:
+    """How the database finds a table's rows by `column` (PostgreSQL: any index over a scan)."""
+    query = f"SELECT * FROM {table} WHERE {column} = 1"
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            return " ".join(row[-1] for row in conn.execute(text(f"EXPLAIN QUERY PLAN {query}")))
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        return " ".join(row[0] for row in conn.execute(text(f"EXPLAIN {query}")))
+
+
+def test_indexes_repeating_a_unique_constraints_first_column_go_and_rows_stay(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine, "0009")
+    with write_session(engine) as session:
+        workspace = store.ensure_workspace(session, platform="slack", external_id="T1")
+        channel = store.ensure_channel(session, workspace=workspace, external_id="C1")
+        keyword = store.ensure_keyword(session, "Alpha")
+        store.subscribe(session, channel=channel, keyword=keyword, label="Alpha")
+        session.add(
+            DigestClaim(
+                channel_id=channel.id, local_date=date(2026, 1, 1), lease_until=datetime.now(UTC)
+            )
+        )
+    before = snapshot(engine)
+    assert all(name in _indexes(engine, t) for t, (name, _) in REDUNDANT.items())
+
+    upgrade(engine, "0011")
+    assert snapshot(engine) == before
+    for table, (name, column) in REDUNDANT.items():
+        assert name not in _indexes(engine, table)
+        plan = _plan(engine, table, column)  # the unique constraint's index answers instead
+        assert "INDEX" in plan.upper() and "Seq Scan" not in plan and "SCAN " not in plan, plan
+    with pytest.raises(IntegrityError), write_session(engine) as session:
+        session.add(Subscription(channel_id=channel.id, keyword_id=keyword.id, label="again"))
+
+    downgrade(engine, "0009")
+    assert all(name in _indexes(engine, t) for t, (name, _) in REDUNDANT.items())
+    assert snapshot(engine) == before
     engine.dispose()
 
 

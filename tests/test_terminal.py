@@ -231,20 +231,23 @@ def test_a_backup_of_a_damaged_database_says_so_and_leaves_no_file(
     assert (home / "copy.db").stat().st_size > 0
 
 
-@pytest.mark.parametrize("kind", ["garbage", "unopenable"])
+@pytest.mark.parametrize("kind", ["garbage", "unopenable", "unreachable server"])
 def test_a_database_that_cannot_be_used_is_one_line_naming_it(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
-    path = home / "papers.db"
+    named = str(home / "papers.db")
     if kind == "garbage":
-        path.write_bytes(b"not a database, " * 512)
-    else:
-        path = home / "missing-folder" / "papers.db"
-        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
+        (home / "papers.db").write_bytes(b"not a database, " * 512)
+    elif kind == "unopenable":
+        named = str(home / "missing-folder" / "papers.db")
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{named}")
+    else:  # named by its URL, without the password
+        monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none")
+        named = "postgresql+psycopg://nobody:***@127.0.0.1:1/none"
     assert papers("list") == 1
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and str(path) in err
-    assert "SELECT" not in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and f"cannot use the database {named}: " in err
+    assert "SELECT" not in err and "Traceback" not in err and "s3cret" not in err
 
 
 def test_the_terminal_refuses_digest_at_a_time(

@@ -21,7 +21,7 @@ from bot.keywords import keyword_key
 from bot.storage import store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import Keyword, Lease
-from bot.timeparse import parse_hhmm
+from bot.timeparse import clock_of
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,7 +111,7 @@ def default_owner() -> str:
 
 def last_refresh_slot(now: datetime, fetch_time: str) -> datetime:
     """The most recent daily refresh time (UTC) at or before `now`."""
-    hour, minute = parse_hhmm(fetch_time) or (1, 0)
+    hour, minute = clock_of(fetch_time)
     slot = now.astimezone(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
     return slot if slot <= now else slot - timedelta(days=1)
 
@@ -183,7 +183,7 @@ class DailyRefresh:
             labels, await asyncio.gather(*waits, return_exceptions=True), strict=True
         ):
             if isinstance(result, Exception):
-                logger.error("refreshing %r before a post broke: %r", label, result)
+                logger.error("refreshing %r before a post broke", label, exc_info=result)
 
     def _refresh_once(self, label: str, since: datetime) -> asyncio.Future[RefreshOutcome]:
         key = (keyword_key(label), since)

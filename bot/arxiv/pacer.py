@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Float, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -170,8 +171,10 @@ class Pacer:
                         .where(_ROW.c.name == self.name, _ROW.c.holder == holder)
                         .values(held_until=_EpochNow() + self.lease)
                     )
-            except Exception as exc:  # the request goes on; the lease may lapse
+            except SQLAlchemyError as exc:  # the database away: the request goes on
                 logger.warning("could not renew the arXiv turn: %s", type(exc).__name__)
+            except Exception:  # a bug: told with its traceback, and the request goes on
+                logger.exception("renewing the arXiv turn broke")
 
     def _release(self, turn: Turn) -> None:
         with write_session(self.engine) as session:

@@ -132,16 +132,19 @@ class Refresher:
         with write_session(self.engine, durable=False) as session:
             if not result.papers and confirmed is None:
                 keyword = store.ensure_keyword(session, spec)
-                had = catalog.match_count(session, keyword.id or 0)
+                assert keyword.id is not None  # a stored keyword
+                had = catalog.match_count(session, keyword.id)
                 if had:
                     reason = f"arXiv answered no papers for a keyword that had {had}"
                     store.record_fetch(session, spec, status="failed", error=reason)
                     return RefreshOutcome(label=label, ok=False, reason=reason)
             # Same transaction: the "ok" lands together with the papers, or not at all.
             keyword_id = store.record_fetch(session, spec, status="ok")
-            if keyword_id is None:
+            if keyword_id is None:  # not stored yet: a keyword's first fetch
                 store.ensure_keyword(session, spec)
-                keyword_id = store.record_fetch(session, spec, status="ok") or 0
+                keyword_id = store.record_fetch(session, spec, status="ok")
+            # Stored just above, in this transaction: never matches recorded for keyword 0.
+            assert keyword_id is not None
             new = catalog.record_answer(session, keyword_id=keyword_id, papers=result.papers)
             # A keyword's own query answers for its harvested candidates too.
             _drop_candidates(session, confirmed or (keyword_id, None))

@@ -62,8 +62,9 @@ def _from_store(
         keyword = store.find_keyword(session, spec)
         if keyword is None or (fetched_today and not _fetched_on(keyword, ctx)):
             return None
-        count = catalog.match_count(session, keyword.id or 0)
-        newest = catalog.newest_papers(session, [keyword.id or 0], limit=SHOWN)
+        assert keyword.id is not None  # a stored keyword
+        count = catalog.match_count(session, keyword.id)
+        newest = catalog.newest_papers(session, [keyword.id], limit=SHOWN)
     if not newest:
         return Text(
             f"Nothing on arXiv matches “{label}” yet. Nothing was followed.", ephemeral=True

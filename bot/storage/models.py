@@ -37,10 +37,11 @@ class Channel(SQLModel, table=True):
     """Where keywords are followed and the daily post goes."""
 
     __tablename__ = "channels"
+    # The unique constraint's index serves lookups by workspace_id too (no index of its own).
     __table_args__ = (UniqueConstraint("workspace_id", "external_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE", index=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", ondelete="CASCADE")
     external_id: str = Field(max_length=64)
     active: bool = Field(default=True)
     digest_enabled: bool = Field(default=True)
@@ -90,10 +91,11 @@ class Subscription(SQLModel, table=True):
     """A channel follows a keyword, under the label as it was first typed there."""
 
     __tablename__ = "subscriptions"
+    # The unique constraint's index serves lookups by channel_id too (no index of its own).
     __table_args__ = (UniqueConstraint("channel_id", "keyword_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE", index=True)
+    channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE")
     keyword_id: int = Field(foreign_key="keywords.id", ondelete="CASCADE", index=True)
     label: str = Field(max_length=400)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
@@ -148,13 +150,14 @@ class DigestClaim(SQLModel, table=True):
     renews while it works); "open" until it settles as sent, empty or failed."""
 
     __tablename__ = "digest_claims"
+    # The unique constraint's index serves lookups by channel_id too (no index of its own).
     __table_args__ = (
         UniqueConstraint("channel_id", "local_date"),
         Index("ix_digest_claims_status", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE", index=True)
+    channel_id: int = Field(foreign_key="channels.id", ondelete="CASCADE")
     local_date: date
     status: str = Field(default="open", max_length=16)
     owner: str = Field(default="", max_length=100)  # "" once handed back
