@@ -45,7 +45,7 @@ class UsageError(Exception):
 
 
 def usage() -> str:
-    from bot.commands.grammar import USAGES
+    from bot.commands.usage import USAGES
 
     chat = [
         f"  papers {u.syntax:<23}  {u.summary}" for u in USAGES if u.name not in _TERMINAL_FORMS
