@@ -44,8 +44,8 @@ from bot.keywords import keyword_key, parse_keyword
 from bot.storage.db import ensure_schema, make_engine, write_session
 from bot.storage.models import Keyword, Subscription
 from bot.storage.store import keyword_columns
-from tests.conftest import FIXTURES
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.support.common import FIXTURES
 
 SEEDS = (
     "Clothes Changing Person ReID",

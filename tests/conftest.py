@@ -1,26 +1,29 @@
 """Shared fixtures: a fresh database per test (SQLite, or PostgreSQL via TEST_DATABASE_URL),
-a loopback arXiv stand-in, and a `Core` wired to both. No test may reach the real network."""
+a loopback arXiv stand-in, a `Core` wired to both, and the chat platforms' stand-ins. No test may
+reach the real network."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import Engine, text
-from sqlalchemy import inspect as inspect_db
 
+from adapters.discord.bot import DiscordFrontEnd
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core
 from bot.config import Settings
 from bot.storage.db import ensure_schema, make_engine
 from tests.fakes.arxiv_server import ArxivStandIn
-
-# Test data lives in the repository: the suite runs on a fresh clone with nothing beside it.
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+from tests.fakes.discord_server import DiscordStandIn
+from tests.support.common import test_settings
+from tests.support.discord import MESSAGE, started
 
 _real_connect = socket.socket.connect
 
@@ -98,25 +101,6 @@ def arxiv_api() -> Iterator[ArxivStandIn]:
         yield server
 
 
-def test_settings(
-    arxiv_api: ArxivStandIn, database_url: str = "sqlite://", **overrides: object
-) -> Settings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "arxiv_api_url": arxiv_api.url,
-        "arxiv_oai_url": arxiv_api.oai_url,
-        "arxiv_delay_seconds": 0.0,
-        "arxiv_timeout_seconds": 2.0,
-        "arxiv_retries": 2,
-        "arxiv_backoff_seconds": 0.01,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-test_settings.__test__ = False  # type: ignore[attr-defined]
-
-
 @pytest.fixture
 def settings(arxiv_api: ArxivStandIn, database_url: str) -> Settings:
     return test_settings(arxiv_api, database_url)
@@ -127,12 +111,49 @@ def core(settings: Settings, engine: Engine) -> Core:
     return Core(settings, engine, ArxivGateway(settings, engine))
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table: "nothing stored" means this did not change (the bookkeeping of
-    commands received, which makes a command run once, aside)."""
-    with engine.connect() as conn:
-        return {
-            t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()), key=repr)
-            for t in inspect_db(engine).get_table_names()
-            if t not in ("alembic_version", "command_claims")
-        }
+# -- chat platforms -------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # slack_sdk sends every request through HTTP(S)_PROXY when set (it ignores NO_PROXY).
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def memory_core(arxiv_api: ArxivStandIn) -> Iterator[Core]:
+    """A core on one in-memory SQLite database, for tests whose point is not the store
+    (the store-facing Slack tests run on every backend through conftest's `core`)."""
+    settings = test_settings(arxiv_api)
+    engine = make_engine("sqlite://")
+    ensure_schema(engine)
+    yield Core(settings, engine, ArxivGateway(settings, engine))
+    engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def ds() -> AsyncIterator[DiscordStandIn]:
+    # patch=False: the front end reaches the stand-in through DISCORD_API_URL / _GATEWAY_URL
+    async with DiscordStandIn(heartbeat_interval_ms=200, patch=False) as standin:
+        yield standin
+        assert standin.server_errors == []
+        assert standin.unknown_requests == []
+        assert standin.judge() == []  # no live link, no typed markdown in anything posted
+
+
+@pytest_asyncio.fixture
+async def fe(
+    ds: DiscordStandIn, core: Core, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[DiscordFrontEnd]:
+    caplog.set_level(logging.INFO)
+    front_end = await started(core, ds)
+    try:
+        yield front_end
+    finally:
+        await front_end.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    # everything that carried a message said "mention nobody"
+    messages = [p for p in ds.posted if p.kind != "callback" or p.type == MESSAGE]
+    assert all(p.allowed_mentions == {"parse": []} for p in messages)

@@ -12,7 +12,6 @@ import pytest
 import requests
 from lxml import etree
 
-from tests.conftest import FIXTURES
 from tests.fakes.arxiv_server import (
     ArxivStandIn,
     empty,
@@ -23,6 +22,7 @@ from tests.fakes.arxiv_server import (
     ok,
     status,
 )
+from tests.support.common import FIXTURES
 
 VTON_FEED = FIXTURES / "dailyarxiv" / "feeds" / "virtual-try-on.atom.xml"
 ERROR_FEED = FIXTURES / "arxiv-api" / "arxiv_error_http400_bad_id.atom.xml"

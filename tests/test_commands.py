@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,8 +28,9 @@ from bot.commands.grammar import (
 from bot.replies import KeywordTable, Papers, Text
 from bot.storage.db import read_session
 from bot.storage.models import Channel, Subscription
-from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry, status
+from tests.support.cli import run_papers
+from tests.support.common import snapshot
 
 
 @pytest.mark.parametrize(
@@ -204,24 +203,6 @@ def test_fetch_is_rate_limited_per_channel(core: Core, arxiv_api: ArxivStandIn) 
     assert len(arxiv_api.requests) == 2
 
 
-def _papers(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "ARXIV_API_URL": "http://127.0.0.1:9/api/query",
-        "ARXIV_OAI_URL": "http://127.0.0.1:9/oai",
-        "ARXIV_RETRIES": "0",
-        "PATH": "",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -234,17 +215,17 @@ def _papers(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_terminal_bad_input_exits_2_with_message_on_stderr(tmp_path: Path, args: list[str]) -> None:
-    result = _papers(tmp_path, *args)
+    result = run_papers(tmp_path, *args)
     assert result.returncode == 2, result
     assert result.stdout == ""
     assert "papers:" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_terminal_success_and_failure_exit_codes(tmp_path: Path) -> None:
-    listed = _papers(tmp_path, "keywords")
+    listed = run_papers(tmp_path, "keywords")
     assert listed.returncode == 0 and "No keywords followed" in listed.stdout
-    _papers(tmp_path, "add", "Unreachable Topic")
-    fetched = _papers(tmp_path, "fetch")
+    run_papers(tmp_path, "add", "Unreachable Topic")
+    fetched = run_papers(tmp_path, "fetch")
     assert fetched.returncode == 1
     assert "“Unreachable Topic”: failed (arXiv could not be reached)" in fetched.stdout
 

@@ -4,190 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from pydantic import SecretStr
 from sqlmodel import select
 
-from adapters import command_service
-from adapters.command_service import CommandService
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.format import Attachment, Message
 from adapters.discord.interactions import DM_REFUSAL, MANAGERS, within_upload_limit
-from bot.commands.core import Core, Place
-from bot.commands.grammar import Add
-from bot.config import Settings
-from bot.replies import Text
+from bot.commands.core import Core
 from bot.storage import store
 from bot.storage.db import read_session
-from bot.storage.models import Channel, Subscription, Workspace
-from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry
+from bot.storage.models import Channel, Workspace
+from tests.fakes.arxiv_server import ArxivStandIn, hang
 from tests.fakes.discord_server import (
     EPHEMERAL,
-    EVERYONE_PERMISSIONS,
     DiscordStandIn,
     Posted,
-    SentInteraction,
 )
-
-MANAGE_CHANNELS = 1 << 4
-MANAGE_GUILD = 1 << 5
-MANAGER = EVERYONE_PERMISSIONS | MANAGE_CHANNELS
-MEMBER = EVERYONE_PERMISSIONS
-DEFERRED, MESSAGE, AUTOCOMPLETE = 5, 4, 8
-NOT_MANAGER = f"Only {MANAGERS} can do that here. Anyone can use `keywords`, `list`, `readme`, `preview`, `save`, `saved`, `unsave` and `help`."
-
-
-async def _no_identify_wait(shard_id: int | None, *, initial: bool = False) -> None:
-    return None  # discord.py sleeps 5 s before a re-IDENTIFY; pointless on loopback
-
-
-def discord_settings(settings: Settings, ds: DiscordStandIn, **changes: Any) -> Settings:
-    values: dict[str, Any] = {
-        "discord_bot_token": SecretStr(ds.token),
-        "discord_guild_id": int(ds.guild_id),
-        "discord_api_url": ds.api_base,
-        "discord_gateway_url": ds.gateway_url,
-    }
-    values.update(changes)
-    return settings.model_copy(update=values)
-
-
-async def started(
-    core: Core, ds: DiscordStandIn, *, service: CommandService | None = None, **changes: Any
-) -> DiscordFrontEnd:
-    settings = discord_settings(core.settings, ds, **changes)
-    core = Core(settings, core.engine, core.gateway, clock=core.clock)
-    options = {"guild_ready_timeout": 0.05}
-    front_end = DiscordFrontEnd(core, service=service, client_options=options)
-    front_end.client.before_identify_hook = _no_identify_wait  # type: ignore[method-assign]
-    await front_end.start()
-    await ds.wait_until_ready(count=ds.ready_count + 1)
-    await asyncio.wait_for(front_end.client.wait_until_ready(), 3)
-    return front_end
-
-
-@pytest_asyncio.fixture
-async def ds() -> AsyncIterator[DiscordStandIn]:
-    # patch=False: the front end reaches the stand-in through DISCORD_API_URL / _GATEWAY_URL
-    async with DiscordStandIn(heartbeat_interval_ms=200, patch=False) as standin:
-        yield standin
-        assert standin.server_errors == []
-        assert standin.unknown_requests == []
-        assert standin.judge() == []  # no live link, no typed markdown in anything posted
-
-
-@pytest_asyncio.fixture
-async def fe(
-    ds: DiscordStandIn, core: Core, caplog: pytest.LogCaptureFixture
-) -> AsyncIterator[DiscordFrontEnd]:
-    caplog.set_level(logging.INFO)
-    front_end = await started(core, ds)
-    try:
-        yield front_end
-    finally:
-        await front_end.stop()
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == []
-    # everything that carried a message said "mention nobody"
-    messages = [p for p in ds.posted if p.kind != "callback" or p.type == MESSAGE]
-    assert all(p.allowed_mentions == {"parse": []} for p in messages)
-
-
-# -- helpers ------------------------------------------------------------------
-
-
-def entries(n: int, prefix: str = "2401", **fields: Any) -> list[bytes]:
-    base = datetime(2024, 1, 1, tzinfo=UTC)
-    return [
-        make_entry(
-            arxiv_id=f"{prefix}.{i:05d}",
-            title=fields.get("title", f"Paper {i}"),
-            summary=fields.get("summary", f"Abstract {i}."),
-            authors=("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"),
-            updated=base + timedelta(days=i),
-        )
-        for i in range(1, n + 1)
-    ]
-
-
-async def answers(ds: DiscordStandIn, sent: SentInteraction, count: int = 1) -> list[Posted]:
-    """The callback plus follow-ups once `count` messages with content have arrived."""
-
-    def ready() -> list[Posted] | None:
-        posted = [p for p in ds.callbacks(sent) + ds.followups(sent) if p.type != DEFERRED]
-        return posted if len(posted) >= count else None
-
-    return await ds.wait_for(ready)
-
-
-def parts(ds: DiscordStandIn, sent: SentInteraction) -> list[Posted]:
-    """Every message of the answer: the response (unless a deferral) and the follow-ups."""
-    return [p for p in ds.callbacks(sent) + ds.followups(sent) if p.type != DEFERRED]
-
-
-def subscriptions(core: Core) -> list[tuple[str, str, str]]:
-    """(guild, channel, label) of every subscription."""
-    with read_session(core.engine) as session:
-        rows = session.exec(
-            select(Workspace.external_id, Channel.external_id, Subscription.label)
-            .join(Channel, Channel.workspace_id == Workspace.id)
-            .join(Subscription, Subscription.channel_id == Channel.id)
-        ).all()
-    return sorted((str(g), str(c), str(label)) for g, c, label in rows)
-
-
-def channel_row(core: Core, ds: DiscordStandIn, channel_id: str | None = None) -> Channel | None:
-    with read_session(core.engine) as session:
-        workspace = store.find_workspace(session, platform="discord", external_id=ds.guild_id)
-        if workspace is None:
-            return None
-        return store.find_channel(
-            session, workspace=workspace, external_id=channel_id or ds.channel_id
-        )
-
-
-def follow(
-    core: Core,
-    ds: DiscordStandIn,
-    *labels: str,
-    channel_id: str | None = None,
-    guild_id: str | None = None,
-) -> None:
-    """Follow keywords through the core, as a manager of the channel would."""
-    place = Place("discord", guild_id or ds.guild_id, channel_id or ds.channel_id)
-    for label in labels:
-        replies = core.execute(place, Add(label))
-        assert not any(isinstance(r, Text) and r.error for r in replies), replies
-
-
-def assert_nothing_public(ds: DiscordStandIn, sent: SentInteraction) -> None:
-    """An ephemeral answer leaves no public message: either it was the first response, or the
-    public "thinking" message of a deferral was deleted before the ephemeral follow-up (Discord
-    makes the first follow-up after a deferral that very message, ephemeral flag or not)."""
-    callbacks = ds.callbacks(sent)
-    if callbacks[0].type == MESSAGE:
-        assert callbacks[0].flags & EPHEMERAL
-        return
-    deletes = ds.requests_to("DELETE", rf"^/webhooks/\d+/{sent.token}/messages/@original$")
-    (followup, *_) = ds.followups(sent)
-    assert len(deletes) == 1 and deletes[0].time < followup.request.time
-    assert ds.original_message(sent) is None
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := predicate()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.02)
-    return result
-
+from tests.support.discord import (
+    AUTOCOMPLETE,
+    DEFERRED,
+    MANAGE_CHANNELS,
+    MANAGE_GUILD,
+    MANAGER,
+    MEMBER,
+    MESSAGE,
+    NOT_MANAGER,
+    answers,
+    assert_nothing_public,
+    channel_row,
+    discord_settings,
+    entries,
+    eventually,
+    follow,
+    parts,
+    slow_core,
+    started,
+    subscriptions,
+)
 
 # -- connecting and registering -------------------------------------------------
 
@@ -257,11 +113,6 @@ async def test_sharded_client(ds: DiscordStandIn, core: Core) -> None:
 
 
 # -- every subcommand ---------------------------------------------------------------
-
-
-def slow_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every command takes longer than the core's quick answer: it is deferred first."""
-    monkeypatch.setattr(command_service, "QUICK_SECONDS", 0.0)
 
 
 async def test_add_fetches_and_follows(

@@ -37,8 +37,8 @@ from bot.replies import (
     PaperView,
     Text,
 )
-from tests.conftest import FIXTURES
 from tests.fakes.discord_server import live_links
+from tests.support.common import FIXTURES
 
 
 def paper(n: int = 1, **changes: object) -> PaperView:

@@ -18,7 +18,7 @@ from bot.commands.core import Core
 from bot.posts.poster import Poster, PostFailed
 from bot.replies import PaperGroup, Papers, PaperView
 from tests.fakes.discord_server import DiscordStandIn
-from tests.test_discord_bot import started
+from tests.support.discord import started
 
 
 @pytest_asyncio.fixture

@@ -16,7 +16,6 @@ from adapters.discord import answers as discord_answers
 from adapters.discord import interactions
 from adapters.discord.bot import DiscordFrontEnd
 from bot.commands.core import Core
-from tests import test_discord_bot as harness
 from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry
 from tests.fakes.discord_server import (
     EMBED_LINKS,
@@ -26,7 +25,7 @@ from tests.fakes.discord_server import (
     live_links,
     rendered_texts,
 )
-from tests.test_discord_bot import (
+from tests.support.discord import (
     DEFERRED,
     MANAGER,
     MESSAGE,
@@ -38,8 +37,6 @@ from tests.test_discord_bot import (
     started,
     subscriptions,
 )
-
-ds, fe = harness.ds, harness.fe  # fixtures: the stand-in, and a front end started against it
 
 EVIL = "see [a](http://evil.example/1) and [b](http://evil.example/2) ||x||"
 LABEL = "||spoiler|| **loud** [c](http://evil.example/3)"

@@ -12,14 +12,12 @@ from adapters.discord.bot import DiscordFrontEnd
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Saved
 from bot.replies import PaperGroup, Papers, Text
-from tests import test_discord_bot
-from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.fakes.discord_server import EPHEMERAL, DiscordStandIn, Posted
-from tests.test_discord_bot import MANAGER, MESSAGE, answers, entries, follow, started
+from tests.support.common import snapshot
+from tests.support.discord import MANAGER, MESSAGE, answers, entries, follow, started
 
 # The Discord front end's fixtures: the stand-in and a started front end.
-ds, fe = test_discord_bot.ds, test_discord_bot.fe
 
 ADA, BOB = "4001", "4002"
 SUPPRESS_EMBEDS = 1 << 2

@@ -23,9 +23,9 @@ from bot.commands.core import Core, Place
 from bot.commands.feeds import FEED_PAPERS, MAX_URLS, token_hash
 from bot.commands.grammar import Feed, parse
 from bot.replies import Text
-from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import serve_web_app
+from tests.support.common import snapshot
 
 A = Place("slack", "T1", "CA", user_id="U1")
 B = Place("slack", "T1", "CB", user_id="U1")

@@ -17,7 +17,6 @@ from bot.keywords import parse_keyword
 from bot.replies import KeywordTable, Text
 from bot.storage.db import read_session
 from bot.storage.models import Keyword, Match, Paper
-from tests.conftest import test_settings
 from tests.fakes.arxiv_server import (
     ArxivStandIn,
     empty,
@@ -28,6 +27,7 @@ from tests.fakes.arxiv_server import (
     ok,
     status,
 )
+from tests.support.common import test_settings
 
 
 def _entries(n: int, *, start: int = 0, version: int = 1) -> list[bytes]:

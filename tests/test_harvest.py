@@ -19,8 +19,8 @@ from bot.config import Settings
 from bot.health import health_report
 from bot.replies import KeywordTable, Text
 from bot.storage.db import ensure_schema, make_engine
-from tests.conftest import snapshot, test_settings
 from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry, ok, status
+from tests.support.common import snapshot, test_settings
 
 KEYWORDS = (
     "Virtual Try-On",

@@ -10,8 +10,8 @@ from bot.commands.core import Core, Place
 from bot.commands.grammar import parse
 from bot.replies import KeywordTable, Papers, Text
 from bot.storage.db import ensure_schema, make_engine, upgrade
-from tests.conftest import test_settings
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.support.common import test_settings
 
 T0 = "'2026-01-01 00:00:00'"
 ROWS = [

@@ -17,8 +17,8 @@ from bot.keywords import BadKeyword, clean_label, complete_rules, is_term, parse
 from bot.replies import KeywordTable, Papers, Text
 from bot.storage.db import read_session
 from bot.storage.models import Keyword, Subscription
-from tests.conftest import FIXTURES, snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.support.common import FIXTURES, snapshot
 
 EDITING = '(ti:"image editing" OR abs:"image editing")'
 

@@ -4,8 +4,6 @@ the same commands, answers only for the asker, rules shown in `keywords`, the `i
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -22,10 +20,10 @@ from bot.replies import KeywordRow, KeywordTable
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.discord_server import EPHEMERAL, DiscordStandIn
 from tests.fakes.slack_server import SlackWebAPI
-from tests.test_discord_bot import AUTOCOMPLETE, MANAGER, answers, assert_nothing_public, started
-from tests.test_discord_bot import subscriptions as discord_subscriptions
-from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
-    _no_proxy,
+from tests.support.cli import run_papers
+from tests.support.discord import AUTOCOMPLETE, MANAGER, answers, assert_nothing_public, started
+from tests.support.discord import subscriptions as discord_subscriptions
+from tests.support.slack import (
     block_texts,
     labels,
     running,
@@ -135,33 +133,15 @@ async def test_discord_preview_and_add_take_the_same_text_and_complete_in(
     assert "Usage: preview <keyword>" in refused.content
 
 
-def _papers(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "ARXIV_API_URL": "http://127.0.0.1:9/api/query",
-        "ARXIV_OAI_URL": "http://127.0.0.1:9/oai",
-        "ARXIV_RETRIES": "0",
-        "PATH": "",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
-
-
 def test_terminal_rules_are_keyword_text_never_options(tmp_path: Path) -> None:
     """`papers add image editing -medical in:cs.CV` and the quoted form are one command.
     (arXiv is unreachable here: each add follows the keyword and exits 1 saying so.)"""
-    first = _papers(tmp_path, "add", "image", "editing", "-medical", "in:cs.CV")
+    first = run_papers(tmp_path, "add", "image", "editing", "-medical", "in:cs.CV")
     assert first.returncode == 1 and "Now following" in first.stderr, first.stderr
-    again = _papers(tmp_path, "add", "image editing -medical in:cs.CV")
+    again = run_papers(tmp_path, "add", "image editing -medical in:cs.CV")
     assert again.returncode == 0 and "already follows" in again.stdout
-    dash = _papers(tmp_path, "add", "image", "editing", "-h")  # an exclusion, not an option
+    dash = run_papers(tmp_path, "add", "image", "editing", "-h")  # an exclusion, not an option
     assert dash.returncode == 1 and "Now following “image editing -h”" in dash.stderr
-    listed = _papers(tmp_path, "keywords")
+    listed = run_papers(tmp_path, "keywords")
     assert "image editing -medical in:cs.CV" in listed.stdout
     assert "  excluding medical · in cs.CV" in listed.stdout

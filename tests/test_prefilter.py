@@ -10,8 +10,8 @@ from bot.arxiv.answers import HarvestedPaper, split_entry_id
 from bot.arxiv.harvest import parse_file
 from bot.arxiv.prefilter import KeywordIndex, terms
 from bot.keywords import parse_keyword
-from tests.conftest import FIXTURES
 from tests.fakes.arxiv_server import DAILYARXIV_FEEDS, DAILYARXIV_PHRASES, slug
+from tests.support.common import FIXTURES
 
 A = "{http://www.w3.org/2005/Atom}"
 

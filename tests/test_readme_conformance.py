@@ -9,8 +9,8 @@ import pytest
 from bot.commands.core import TERMINAL, Core
 from bot.commands.grammar import parse
 from bot.replies import Papers, Text
-from tests.conftest import FIXTURES
 from tests.fakes.arxiv_server import ArxivStandIn
+from tests.support.common import FIXTURES
 
 EXPECTED = (FIXTURES / "dailyarxiv" / "expected-README.md").read_text(encoding="utf-8")
 LAST_UPDATE = re.compile(r"^Last update: \d{4}-\d{2}-\d{2}$", re.M)

@@ -19,13 +19,12 @@ from bot.commands.core import Core
 from bot.config import Settings
 from bot.storage.db import ensure_schema, make_engine
 from tests import fanout
-from tests.conftest import test_settings
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.discord_server import DiscordStandIn
 from tests.fakes.slack_server import SlackWebAPI
-from tests.test_digest import run_due_digests
-from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
-    _no_proxy,
+from tests.support.common import test_settings
+from tests.support.digest import run_due_digests
+from tests.support.slack import (
     block_texts,
     running,
 )

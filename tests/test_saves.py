@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,12 +22,14 @@ from bot.replies import File, Text
 from bot.storage import catalog, saves, store
 from bot.storage.db import ensure_schema, make_engine, read_session, upgrade, write_session
 from bot.storage.models import Paper
-from tests.conftest import snapshot, test_settings
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
+from tests.support.cli import run_papers
+from tests.support.common import snapshot, test_settings
 
 ADA = Place("slack", "T1", "C1", user_id="U_ADA")
 BOB = Place("slack", "T1", "C1", user_id="U_BOB")
 HOSTILE = "Braces {and} 100% R&D: Café Müller — naïve } {"
+PUBLIC_URL = "https://papers.example.org"
 
 
 def _follow(core: Core, arxiv_api: ArxivStandIn, n: int = 3, **fields: object) -> None:
@@ -276,23 +276,6 @@ def test_the_migration_adds_saves_feeds_and_categories_to_a_database_with_rows(
 # -- the terminal -------------------------------------------------------------------------------
 
 
-def _papers(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "ARXIV_API_URL": "http://127.0.0.1:9/api/query",
-        "PUBLIC_URL": "https://papers.example.org",
-        "PATH": "",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
-
-
 def test_papers_save_saved_bibtex_to_a_file_and_feed_in_the_terminal(
     tmp_path: Path, arxiv_api: ArxivStandIn
 ) -> None:
@@ -302,13 +285,13 @@ def test_papers_save_saved_bibtex_to_a_file_and_feed_in_the_terminal(
     _follow(local, arxiv_api, n=1)
     engine.dispose()
 
-    saved = _papers(tmp_path, "save", "2501.00001")
+    saved = run_papers(tmp_path, "save", "2501.00001", PUBLIC_URL=PUBLIC_URL)
     assert saved.returncode == 0 and "Saved “Diffusion paper 1”" in saved.stdout
-    written = _papers(tmp_path, "saved", "bibtex", "-o", "mine.bib")
+    written = run_papers(tmp_path, "saved", "bibtex", "-o", "mine.bib", PUBLIC_URL=PUBLIC_URL)
     assert written.returncode == 0 and written.stdout == ""
     assert (tmp_path / "mine.bib").read_text(encoding="utf-8").startswith("@misc{2501.00001,")
-    feed = _papers(tmp_path, "feed")
+    feed = run_papers(tmp_path, "feed", PUBLIC_URL=PUBLIC_URL)
     assert feed.returncode == 0
     assert re.search(r"^https://papers\.example\.org/feeds/[\w-]{32}\.atom$", feed.stdout, re.M)
-    wrong = _papers(tmp_path, "save", "12345")
+    wrong = run_papers(tmp_path, "save", "12345", PUBLIC_URL=PUBLIC_URL)
     assert wrong.returncode == 2 and "is not an arXiv id" in wrong.stderr

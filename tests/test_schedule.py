@@ -25,7 +25,7 @@ from bot.posts.schedule import start_scheduler
 from bot.storage.db import make_engine, read_session, write_session
 from bot.storage.models import DigestClaim, Lease
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
-from tests.test_digest import (
+from tests.support.digest import (
     SLACK,
     FakePoster,
     add_paper,

@@ -16,8 +16,8 @@ from adapters.serve import run
 from bot.commands.core import Core
 from tests.fakes.discord_server import DiscordStandIn
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI
-from tests.test_discord_bot import MANAGER, answers, discord_settings
-from tests.test_slack_harness import SECRET, slack_core
+from tests.support.discord import MANAGER, answers, discord_settings
+from tests.support.slack import SECRET, slack_core
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,15 +15,13 @@ from bot.commands.core import Core, Place
 from bot.storage import catalog, store
 from bot.storage.db import read_session
 from bot.storage.models import Channel
-from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry
 from tests.fakes.slack_server import Call, SlackWebAPI, Tamper, app_uninstalled_event
-from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
-    _no_proxy,
+from tests.support.common import snapshot
+from tests.support.slack import (
     block_texts,
     eventually,
     labels,
-    memory_core,
     mrkdwn_texts,
     running,
 )
@@ -321,7 +319,7 @@ async def test_arxiv_text_is_escaped_and_typed_entities_are_unescaped(
 
 
 async def test_slow_arxiv_is_acknowledged_within_3_seconds_then_answered(
-    memory_core: Core,  # noqa: F811  (a fixture, imported from the harness)
+    memory_core: Core,
     arxiv_api: ArxivStandIn,
 ):
     core = memory_core

@@ -17,7 +17,7 @@ from adapters.slack.format import (
 )
 from adapters.slack.mrkdwn import clip, escape, sections_of, unescape
 from bot.replies import File, KeywordRow, KeywordTable, PaperGroup, Papers, Text
-from tests.test_slack_harness import paper, papers_reply
+from tests.support.slack import paper, papers_reply
 
 
 def _within_limits(message: SlackMessage) -> None:

@@ -24,18 +24,17 @@ from bot.commands.core import Core
 from bot.posts.poster import Part, PostFailed
 from bot.storage import store
 from bot.storage.db import read_session
-from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import (
     SlackWebAPI,
     app_uninstalled_event,
     tokens_revoked_event,
 )
-from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
+from tests.support.common import snapshot
+from tests.support.slack import (
     CLIENT_ID,
     CLIENT_SECRET,
     Running,
-    _no_proxy,
     block_texts,
     eventually,
     labels,

@@ -20,10 +20,8 @@ from adapters.slack.poster import MARKER_EVENT, ChannelPacer
 from bot.commands.core import Core
 from bot.posts.poster import Part, PostFailed
 from tests.fakes.slack_server import Call, SlackWebAPI
-from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
+from tests.support.slack import (
     BOT_TOKEN,
-    _no_proxy,
-    memory_core,
     papers_reply,
     slack_core,
 )
@@ -32,7 +30,7 @@ WHERE = {"workspace_id": "T0TEST", "channel_id": "C0PAPERS"}
 
 
 @pytest.fixture
-def core(memory_core: Core) -> Core:  # noqa: F811  (a fixture, imported from the harness)
+def core(memory_core: Core) -> Core:
     """The poster never reads the store in one-workspace mode: in-memory SQLite is enough
     (OAuth tokens from the database are tested on both backends in test_slack_oauth.py)."""
     return memory_core

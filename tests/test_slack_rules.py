@@ -16,7 +16,6 @@ from adapters.slack.app import SlackFrontEnd
 from bot.commands.core import Core
 from bot.config import ConfigError
 from bot.health import health_report
-from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import (
     SignedSlackClient,
@@ -25,13 +24,12 @@ from tests.fakes.slack_server import (
     serve_web_app,
     slash_command_payload,
 )
-from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
+from tests.support.common import snapshot
+from tests.support.slack import (
     APP_TOKEN,
     SECRET,
-    _no_proxy,
     eventually,
     labels,
-    memory_core,
     running,
     slack_core,
 )
@@ -60,7 +58,7 @@ def _serious(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_any_unverified_request_gets_401_whatever_its_body_and_logs_no_error(
-    memory_core: Core,  # noqa: F811  (a fixture, imported from the harness)
+    memory_core: Core,
     arxiv_api: ArxivStandIn,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -81,7 +79,7 @@ async def test_any_unverified_request_gets_401_whatever_its_body_and_logs_no_err
 
 
 async def test_a_signed_but_malformed_body_is_refused_without_a_traceback(
-    memory_core: Core,  # noqa: F811
+    memory_core: Core,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     front = SlackFrontEnd(slack_core(memory_core, slack_api_url="http://127.0.0.1:9/api/"))
@@ -137,7 +135,7 @@ async def test_a_command_runs_once_across_replicas_sharing_the_database(
 
 
 async def test_help_marks_managers_only_when_slack_managers_restricts_them(
-    memory_core: Core,  # noqa: F811
+    memory_core: Core,
     arxiv_api: ArxivStandIn,
 ) -> None:
     async with SlackWebAPI() as api:
@@ -159,7 +157,7 @@ async def test_help_marks_managers_only_when_slack_managers_restricts_them(
 
 
 async def test_a_refused_app_token_fails_start_up_naming_slack_app_token(
-    memory_core: Core,  # noqa: F811
+    memory_core: Core,
 ) -> None:
     async with SlackWebAPI() as api:
         api.revoke_token(APP_TOKEN)
@@ -177,7 +175,7 @@ async def test_a_refused_app_token_fails_start_up_naming_slack_app_token(
 
 
 async def test_healthz_reports_socket_mode_down_when_the_connection_is_lost(
-    memory_core: Core,  # noqa: F811
+    memory_core: Core,
 ) -> None:
     async with (
         SlackWebAPI() as api,

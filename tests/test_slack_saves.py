@@ -11,10 +11,10 @@ import bibtexparser
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Saved
 from bot.replies import Text
-from tests.conftest import snapshot
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import SlackWebAPI
-from tests.test_slack_harness import _no_proxy, block_texts, running  # noqa: F401
+from tests.support.common import snapshot
+from tests.support.slack import block_texts, running
 
 ALICE = Place("slack", "T0TEST", "C0TEST", user_id="U0USER")  # the stand-in's default user
 

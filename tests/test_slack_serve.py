@@ -16,9 +16,8 @@ from adapters.slack.routes import EVENTS_PATH
 from bot.commands.core import Core
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI
-from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
+from tests.support.slack import (
     SECRET,
-    _no_proxy,
     eventually,
     slack_core,
 )

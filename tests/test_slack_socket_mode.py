@@ -9,9 +9,8 @@ from pydantic import SecretStr
 from bot.commands.core import Core
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 from tests.fakes.slack_server import SlackWebAPI, block_actions_payload, slash_command_payload
-from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse fixture)
+from tests.support.slack import (
     APP_TOKEN,
-    _no_proxy,
     block_texts,
     eventually,
     labels,

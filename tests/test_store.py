@@ -27,7 +27,7 @@ from bot.storage.db import (
     write_session,
 )
 from bot.storage.models import Channel, DigestClaim, Match, Paper, Subscription, Workspace
-from tests.conftest import snapshot
+from tests.support.common import snapshot
 
 TABLES = {
     "workspaces",

@@ -1,18 +1,17 @@
-"""Shared pieces of the Slack front-end tests (no tests here): the app running on 127.0.0.1
-against the loopback Slack Web API stand-in, with arXiv behind its own stand-in."""
+"""The Slack front end running on 127.0.0.1 against the loopback Slack Web API stand-in, and
+readers of what it sent (helpers of the Slack tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -22,9 +21,7 @@ from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core
 from bot.replies import PaperGroup, Papers, PaperView
 from bot.storage import store
-from bot.storage.db import ensure_schema, make_engine, read_session
-from tests.conftest import test_settings
-from tests.fakes.arxiv_server import ArxivStandIn
+from bot.storage.db import read_session
 from tests.fakes.slack_server import SignedSlackClient, SlackWebAPI, serve_web_app
 
 SECRET = "signing-secret-test"
@@ -32,24 +29,6 @@ BOT_TOKEN = "xoxb-test-token"
 APP_TOKEN = "xapp-1-test"
 CLIENT_ID = "111.222"
 CLIENT_SECRET = "client-secret-test"
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # slack_sdk sends every request through HTTP(S)_PROXY when set (it ignores NO_PROXY).
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def memory_core(arxiv_api: ArxivStandIn) -> Iterator[Core]:
-    """A core on one in-memory SQLite database, for tests whose point is not the store
-    (the store-facing Slack tests run on every backend through conftest's `core`)."""
-    settings = test_settings(arxiv_api)
-    engine = make_engine("sqlite://")
-    ensure_schema(engine)
-    yield Core(settings, engine, ArxivGateway(settings, engine))
-    engine.dispose()
 
 
 @dataclass
