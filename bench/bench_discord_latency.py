@@ -87,7 +87,7 @@ async def measure(
 
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
-    async with DiscordStandIn(patch=False) as ds:
+    async with DiscordStandIn() as ds:
         settings = Settings(
             database_url=url,
             discord_bot_token=SecretStr(ds.token),

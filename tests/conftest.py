@@ -134,8 +134,7 @@ def memory_core(arxiv_api: ArxivStandIn) -> Iterator[Core]:
 
 @pytest_asyncio.fixture
 async def ds() -> AsyncIterator[DiscordStandIn]:
-    # patch=False: the front end reaches the stand-in through DISCORD_API_URL / _GATEWAY_URL
-    async with DiscordStandIn(heartbeat_interval_ms=200, patch=False) as standin:
+    async with DiscordStandIn(heartbeat_interval_ms=200) as standin:
         yield standin
         assert standin.server_errors == []
         assert standin.unknown_requests == []
