@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from bot.commands.grammar import (
     parse,
 )
 from bot.replies import KeywordTable, Papers, Text
+from bot.storage import catalog, store
 from bot.storage.db import read_session
 from bot.storage.models import Channel, Subscription
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry, status
@@ -178,6 +180,59 @@ def test_two_workspaces_neither_sees_nor_changes_the_other(
     table_a = core.execute(a, parse("keywords"))[0]
     assert isinstance(table_a, KeywordTable)
     assert [r.label for r in table_a.rows] == ["Shared Topic", "Only In A"]
+
+
+def test_a_channels_answers_say_what_each_command_did(
+    core: Core, engine: Engine, arxiv_api: ArxivStandIn
+) -> None:
+    """The words and store effects every front end shows (they only convert and place them)."""
+    day = lambda d: datetime(2024, 1, d, tzinfo=UTC)  # noqa: E731
+    arxiv_api.add_entries(
+        "diffusion", [make_entry(f"2401.0000{d}", updated=day(d)) for d in (1, 2, 3)]
+    )
+    arxiv_api.add_entries(
+        "retrieval", [make_entry(f"2402.0000{d}", updated=day(d)) for d in (1, 2, 3)]
+    )
+    place, other = Place("discord", "G1", "C1"), Place("discord", "G1", "C1", user_id="U2")
+    core.execute(place, Add("diffusion"))
+    core.execute(place, Add("retrieval"))
+    # what an add found counts as seen: the next post carries only what comes later
+    assert core.execute(place, DigestNow()) == [
+        Text("Nothing new since the last post.", ephemeral=True)
+    ]
+    (every,) = core.execute(place, List(None, 5))
+    assert (
+        isinstance(every, Papers) and every.heading == "Newest 5 papers for this channel's keywords"
+    )
+    (two,) = core.execute(place, List("retrieval", 2))
+    assert isinstance(two, Papers) and two.heading == "Newest 2 papers for “retrieval”"
+    assert [p.arxiv_id for g in two.groups for p in g.papers] == ["2402.00003", "2402.00002"]
+    (table,) = core.execute(place, Keywords())
+    assert isinstance(table, KeywordTable) and table.digest == "Daily post at 09:00 UTC."
+    first = table.rows[0]
+    assert (first.label, first.papers, first.newest, first.status) == (
+        "diffusion",
+        3,
+        date(2024, 1, 3),
+        "ok",
+    )
+    arxiv_api.add_entries("diffusion", [make_entry("2401.00004", updated=day(4))])
+    (fetched,) = core.execute(place, Fetch())
+    assert isinstance(fetched, Text) and fetched.text.startswith(
+        "Fetched:\n“diffusion”: 4 papers, 1 new"
+    )
+    (again,) = core.execute(other, Fetch())
+    assert isinstance(again, Text) and "try again in" in again.text
+    assert core.execute(place, DigestAt("07:30", "Europe/Berlin")) == [
+        Text("Daily post at 07:30 Europe/Berlin.")
+    ]
+    assert core.execute(place, DigestOff()) == [Text("Daily post: off.")]
+    (removed,) = core.execute(place, Remove("DIFFUSION"))
+    assert isinstance(removed, Text)
+    assert removed.text == "Stopped following “diffusion” here. Its papers stay stored."
+    with read_session(engine) as session:
+        keyword = store.find_keyword(session, "diffusion")
+        assert keyword is not None and catalog.match_count(session, keyword.id) == 4  # type: ignore[arg-type]
 
 
 def test_digest_settings_are_stored(core: Core, engine: Engine) -> None:

@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from discord import app_commands
 from sqlmodel import select
 
 from adapters.discord.bot import DiscordFrontEnd
+from adapters.discord.commands import papers_group
 from adapters.discord.format import Attachment, Message
 from adapters.discord.interactions import DM_REFUSAL, MANAGERS, within_upload_limit
 from bot.commands.core import Core
+from bot.commands.grammar import (
+    DEFAULT_LIMIT,
+    Add,
+    DigestAt,
+    DigestNow,
+    DigestOff,
+    Fetch,
+    Help,
+    Keywords,
+    List,
+    Preview,
+    Readme,
+    Remove,
+)
+from bot.commands.saves_grammar import Feed, Saved
 from bot.storage import store
 from bot.storage.db import read_session
 from bot.storage.models import Channel, Workspace
@@ -158,87 +176,54 @@ def assert_followed_diffusion(ds: DiscordStandIn, core: Core, answer: Posted) ->
     assert subscriptions(core) == [(ds.guild_id, ds.channel_id, "Diffusion")]
 
 
-async def test_remove_answers_at_once(ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core) -> None:
-    follow(core, ds, "diffusion", "retrieval")
-    sent = await ds.send_interaction("remove", {"keyword": "DIFFUSION"}, permissions=MANAGER)
-    (callback,) = await answers(ds, sent)
-    assert callback.kind == "callback" and callback.type == MESSAGE and callback.flags == 0
-    assert callback.content == "Stopped following “diffusion” here. Its papers stay stored."
-    assert subscriptions(core) == [(ds.guild_id, ds.channel_id, "retrieval")]
+# -- options to commands: each subcommand's typed options become the core's command --------------
 
 
-async def test_keywords_table(
-    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+class _Recorder:
+    """The runner the group's handlers call: records the command each one builds."""
+
+    def __init__(self) -> None:
+        self.commands: list[object] = []
+
+    async def run(self, interaction: object, make: Callable[[], object]) -> None:
+        self.commands.append(make())
+
+    async def keyword_choices(self, interaction: object, current: str) -> list[object]:
+        return []
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "options", "command"),
+    [
+        ("add", {"keyword": "  Diffusion "}, Add("Diffusion")),
+        ("remove", {"keyword": "DIFFUSION"}, Remove("DIFFUSION")),
+        ("keywords", {}, Keywords()),
+        ("list", {}, List(None, DEFAULT_LIMIT)),
+        ("list", {"keyword": "retrieval", "limit": 2}, List("retrieval", 2)),
+        (
+            "digest",
+            {"time": "7:30", "timezone": "Europe/Berlin"},
+            DigestAt("07:30", "Europe/Berlin"),
+        ),
+        ("digest", {"time": "off"}, DigestOff()),
+        ("digest", {"time": "now"}, DigestNow()),
+        ("readme", {}, Readme(whole_workspace=False)),
+        ("readme", {"scope": "all"}, Readme(whole_workspace=True)),
+        ("fetch", {}, Fetch()),
+        ("preview", {"keyword": "diffusion"}, Preview("diffusion")),
+        ("saved", {"format": "bibtex"}, Saved(bibtex=True)),
+        ("feed", {"reset": True}, Feed(reset=True)),
+        ("help", {}, Help()),
+    ],
+)
+async def test_each_subcommand_builds_the_cores_command_from_its_options(
+    subcommand: str, options: dict[str, Any], command: object
 ) -> None:
-    arxiv_api.add_entries("diffusion", entries(2))
-    follow(core, ds, "diffusion")
-    sent = await ds.send_interaction("keywords")  # anyone may
-    (callback,) = await answers(ds, sent)
-    assert callback.type == MESSAGE
-    (embed,) = callback.embeds
-    assert embed["description"] == "**diffusion**: 2 papers, newest 2024-01-03, last fetch ok"
-    assert embed["footer"]["text"] == "Daily post at 09:00 UTC."
-
-
-async def test_list_and_list_keyword_limit(
-    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
-) -> None:
-    arxiv_api.add_entries("diffusion", entries(6))
-    arxiv_api.add_entries("retrieval", entries(3, prefix="2402"))
-    follow(core, ds, "diffusion", "retrieval")
-
-    sent = await ds.send_interaction("list")
-    (answer,) = await answers(ds, sent)
-    assert [c.type for c in ds.callbacks(sent)] == [MESSAGE]
-    assert answer.content == "Newest 5 papers for this channel's keywords"
-    assert len(answer.embeds) == 5
-
-    sent = await ds.send_interaction("list", {"keyword": "retrieval", "limit": 2})
-    (followup,) = await answers(ds, sent)
-    assert followup.content == "Newest 2 papers for “retrieval”"
-    assert [e["url"] for e in followup.embeds] == [
-        "https://arxiv.org/abs/2402.00003v1",
-        "https://arxiv.org/abs/2402.00002v1",
-    ]
-
-
-async def test_list_twenty_long_papers_is_split(
-    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
-) -> None:
-    arxiv_api.add_entries("diffusion", entries(20, summary="long abstract " * 200))
-    follow(core, ds, "diffusion")
-    sent = await ds.send_interaction("list", {"limit": 20})
-    await answers(ds, sent)
-    await ds.wait_for(lambda: sum(len(f.embeds) for f in parts(ds, sent)) == 20)
-    answer = parts(ds, sent)
-    assert len(answer) > 2 and all(len(f.embeds) <= 10 for f in answer)
-    assert [f.request.status for f in answer] == [200] * len(answer)
-
-
-async def test_digest_time_off_and_now(
-    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
-) -> None:
-    sent = await ds.send_interaction(
-        "digest", {"time": "7:30", "timezone": "Europe/Berlin"}, permissions=MANAGER
-    )
-    (callback,) = await answers(ds, sent)
-    assert callback.type == MESSAGE and callback.content == "Daily post at 07:30 Europe/Berlin."
-    channel = channel_row(core, ds)
-    assert channel is not None and (channel.digest_time, channel.digest_timezone) == (
-        "07:30",
-        "Europe/Berlin",
-    )
-
-    sent = await ds.send_interaction("digest", {"time": "off"}, permissions=MANAGER)
-    (callback,) = await answers(ds, sent)
-    assert callback.content == "Daily post: off."
-    assert channel_row(core, ds).digest_enabled is False  # type: ignore[union-attr]
-
-    sent = await ds.send_interaction("digest", {"time": "now"}, permissions=MANAGER)
-    (nothing,) = await answers(ds, sent)
-    assert nothing.content == "Nothing new since the last post."
-    assert nothing.flags & EPHEMERAL  # for the one who asked, not the channel
-    assert_nothing_public(ds, sent)
+    recorder = _Recorder()
+    handler = papers_group(recorder).get_command(subcommand)
+    assert isinstance(handler, app_commands.Command)
+    await handler.callback(SimpleNamespace(), **options)  # type: ignore[arg-type]
+    assert recorder.commands == [command]
 
 
 async def test_readme_uploads_a_file(
@@ -260,24 +245,6 @@ async def test_readme_uploads_a_file(
     sent = await ds.send_interaction("readme", {"scope": "all"})
     (followup,) = await answers(ds, sent)
     assert "## diffusion\n" in followup.files[0].text and "## retrieval\n" in followup.files[0].text
-
-
-async def test_fetch(
-    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
-) -> None:
-    arxiv_api.add_entries("diffusion", entries(2))
-    follow(core, ds, "diffusion")
-    arxiv_api.add_entries("diffusion", entries(3)[2:])
-    sent = await ds.send_interaction("fetch", permissions=MANAGER)
-    (fetched,) = await answers(ds, sent)
-    assert fetched.content == "Fetched:\n“diffusion”: 3 papers, 1 new"
-    assert not fetched.flags & EPHEMERAL
-
-    # another manager, within the cooldown: rate-limited, said only to them
-    again = await ds.send_interaction("fetch", user_id=ds.owner_id)
-    (answer,) = await answers(ds, again)
-    assert answer.flags & EPHEMERAL and "try again in" in answer.content
-    assert_nothing_public(ds, again)
 
 
 async def test_help(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
