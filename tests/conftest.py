@@ -22,8 +22,9 @@ from bot.config import Settings
 from bot.storage.db import ensure_schema, make_engine
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.fakes.discord_server import DiscordStandIn
+from tests.support.cli import DEAD_ARXIV
 from tests.support.common import test_settings
-from tests.support.discord import MESSAGE, started
+from tests.support.discord import MESSAGE, judge, started
 
 _real_connect = socket.socket.connect
 
@@ -47,6 +48,9 @@ def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     SLACK_BOT_TOKEN or LOG_LEVEL must not reach the tests."""
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
+    # ...and a `papers` subprocess that inherits this environment never tries the real arXiv
+    for name in ("ARXIV_API_URL", "ARXIV_OAI_URL"):
+        monkeypatch.setenv(name, DEAD_ARXIV[name])
 
 
 def _postgres_url() -> str | None:
@@ -138,7 +142,7 @@ async def ds() -> AsyncIterator[DiscordStandIn]:
         yield standin
         assert standin.server_errors == []
         assert standin.unknown_requests == []
-        assert standin.judge() == []  # no live link, no typed markdown in anything posted
+        assert judge(standin) == []  # no live link, no typed markdown in anything posted
 
 
 @pytest_asyncio.fixture

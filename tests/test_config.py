@@ -21,6 +21,8 @@ def settings_from(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
 
 
 def test_defaults_match_the_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARXIV_API_URL")  # conftest points them at a dead port for subprocesses
+    monkeypatch.delenv("ARXIV_OAI_URL")
     settings = settings_from(monkeypatch)
     assert settings.database_url == "sqlite:///papers.db"
     assert settings.arxiv_api_url == "https://export.arxiv.org/api/query"

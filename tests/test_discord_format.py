@@ -37,8 +37,8 @@ from bot.replies import (
     PaperView,
     Text,
 )
-from tests.fakes.discord_server import live_links
 from tests.support.common import FIXTURES
+from tests.support.discord import live_links
 
 
 def paper(n: int = 1, **changes: object) -> PaperView:

@@ -22,8 +22,6 @@ from tests.fakes.discord_server import (
     EPHEMERAL,
     EVERYONE_PERMISSIONS,
     DiscordStandIn,
-    live_links,
-    rendered_texts,
 )
 from tests.support.discord import (
     DEFERRED,
@@ -33,6 +31,9 @@ from tests.support.discord import (
     channel_row,
     entries,
     follow,
+    judge,
+    live_links,
+    rendered_texts,
     slow_core,
     started,
     subscriptions,
@@ -66,7 +67,7 @@ async def test_masked_links_and_typed_labels_are_escaped_in_every_answer(
     assert shown[0].content is not None and shown[0].content.startswith(f"Now following {escaped}")
     assert shown[2].content == f"Fetched:\n{escaped}: 1 papers, 0 new"
     assert shown[3].content == f"Stopped following {escaped} here. Its papers stay stored."
-    assert ds.judge() == []
+    assert judge(ds) == []
 
 
 async def test_papers_is_offered_in_servers_only(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:

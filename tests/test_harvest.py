@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +19,7 @@ from bot.health import health_report
 from bot.replies import KeywordTable, Text
 from bot.storage.db import ensure_schema, make_engine
 from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry, ok, status
+from tests.support.cli import start_papers
 from tests.support.common import snapshot, test_settings
 
 KEYWORDS = (
@@ -198,12 +198,7 @@ def _papers_fetch(settings: Settings) -> subprocess.Popen[bytes]:
         "ARXIV_DELAY_SECONDS": "0",
         "ARXIV_TIMEOUT_SECONDS": "60",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "fetch"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_papers(env, "fetch", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _wait_for(condition: object, timeout: float = 20.0) -> None:

@@ -23,6 +23,7 @@ from bot.storage.db import read_session, write_session
 from bot.storage.models import ArxivPacer, Keyword, Lease
 from bot.storage.store import as_utc
 from tests.fakes.arxiv_server import ArxivStandIn, hang, make_entry, status
+from tests.support.cli import start_papers
 
 DELAY = 0.2
 LABELS = ("Neural Fields", "Point Clouds", "Optical Flow", "Scene Graphs")
@@ -66,9 +67,7 @@ def test_two_serve_processes_and_a_cli_fetch_take_turns(
     children = [
         subprocess.Popen([sys.executable, "-c", SERVE_LIKE, *LABELS], env=env),
         subprocess.Popen([sys.executable, "-c", SERVE_LIKE, *LABELS[::-1]], env=env),
-        subprocess.Popen(
-            [sys.executable, "-m", "adapters.cli", "fetch"], env=env, stderr=subprocess.DEVNULL
-        ),
+        start_papers(env, "fetch", stderr=subprocess.DEVNULL),
     ]
     assert [child.wait(timeout=60) for child in children] == [0, 0, 0]
 

@@ -87,6 +87,12 @@ def _role(role_id: str, name: str, permissions: int, position: int) -> dict[str,
     return {"id": role_id, "name": name, "permissions": str(permissions), "position": position}
 
 
+# What discord.py reads of every message, besides what the bot sent.
+_MESSAGE: dict[str, Any] = {"content": "", "embeds": [], "components": [], "tts": False}
+_MESSAGE |= {"mention_everyone": False, "mentions": [], "mention_roles": [], "pinned": False}
+_MESSAGE |= {"edited_timestamp": None}
+
+
 @dataclass
 class RecordedFile:
     """One uploaded multipart file (``files[n]``)."""
@@ -276,42 +282,6 @@ def _command_errors(cmd: dict[str, Any], where: str = "") -> dict[str, str]:
     for i, opt in enumerate(options):
         errors.update(_command_errors(opt, f"{where}options.{i}."))
     return errors
-
-
-# "[" after an even number of backslashes (none included) opens a link; after an odd one it is text
-_LIVE_LINK = re.compile(r"(?<!\\)(?:\\\\)*\[([^\]\n]*)\]\(\s*<?(https?://[^)\s>]+)")
-_MARKUP = "*_~|["
-
-
-def live_links(text: str) -> list[str]:
-    """Every masked link Discord would render clickable, except those to arxiv.org."""
-    return [
-        f"[{label}]({url})"
-        for label, url in _LIVE_LINK.findall(text)
-        if not re.match(r"https?://(export\.)?arxiv\.org/", url)
-    ]
-
-
-def _echoed_raw(text: str, typed: str) -> bool:
-    """`typed` appears in `text` with one of its markup characters not escaped."""
-    if not any(c in typed for c in _MARKUP):
-        return False
-    pattern = "".join(
-        f"(\\\\)?{re.escape(c)}" if c in _MARKUP else re.escape(c) for c in " ".join(typed.split())
-    )
-    return any(None in m.groups() for m in re.finditer(pattern, text))
-
-
-def rendered_texts(data: dict[str, Any]) -> list[str]:
-    """Every text of a message that Discord renders as markdown."""
-    texts = [data.get("content") or ""]
-    for embed in data.get("embeds") or []:
-        texts += [embed.get("title") or "", embed.get("description") or ""]
-        texts += [(embed.get("footer") or {}).get("text") or ""]
-        texts += [
-            f"{f.get('name') or ''} {f.get('value') or ''}" for f in embed.get("fields") or []
-        ]
-    return [t for t in texts if t]
 
 
 class DiscordStandIn:
@@ -677,20 +647,6 @@ class DiscordStandIn:
     def registered_commands(self, guild_id: int | str | None = None) -> list[dict[str, Any]]:
         return self.commands.get(str(guild_id) if guild_id else None, [])
 
-    def judge(self) -> list[str]:
-        """What a reader would see go wrong in everything posted: a live masked link not to
-        arXiv, or typed text echoed with its markdown unescaped ("||x||" as a spoiler)."""
-        found = []
-        for posted in self.posted:
-            for text in rendered_texts(posted.data):
-                found += [f"{posted.kind}: live link {link}" for link in live_links(text)]
-                found += [
-                    f"{posted.kind}: unescaped echo {t!r}"
-                    for t in self.typed
-                    if _echoed_raw(text, t)
-                ]
-        return found
-
     def requests_to(self, method: str, pattern: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
 
@@ -823,34 +779,16 @@ class DiscordStandIn:
         flags: int = 0,
         message_id: str | None = None,
     ) -> dict[str, Any]:
-        attachments = [
-            {
-                "id": snowflake(),
-                "filename": f.filename,
-                "size": len(f.data),
-                "url": "http://127.0.0.1:9/a",
-            }
-            | {"proxy_url": "http://127.0.0.1:9/a", "content_type": f.content_type}
+        url = "http://127.0.0.1:9/attachment"
+        message = dict(_MESSAGE, id=message_id or snowflake(), channel_id=channel_id)
+        message |= {"type": 20 if webhook else 0, "author": self.bot_user, "timestamp": _now()}
+        message |= {k: body.get(k) or _MESSAGE[k] for k in ("content", "embeds", "components")}
+        message["flags"] = flags | int(body.get("flags") or 0)
+        message["attachments"] = [
+            {"id": snowflake(), "filename": f.filename, "size": len(f.data), "url": url}
+            | {"proxy_url": url, "content_type": f.content_type}
             for f in files
         ]
-        message = {
-            "id": message_id or snowflake(),
-            "type": 20 if webhook else 0,
-            "channel_id": channel_id,
-            "author": self.bot_user,
-            "content": body.get("content") or "",
-            "timestamp": _now(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": attachments,
-            "embeds": body.get("embeds") or [],
-            "components": body.get("components") or [],
-            "pinned": False,
-            "flags": flags | int(body.get("flags") or 0),
-        }
         if channel := self._channel(channel_id):
             message["guild_id"] = channel["guild_id"]
         if webhook:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 # A loopback port nothing listens on: a `papers` subprocess never reaches arXiv by accident.
 DEAD_ARXIV = {
@@ -31,3 +32,8 @@ def run_papers(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedPr
         cwd=tmp_path,
         timeout=60,
     )
+
+
+def start_papers(env: dict[str, str], *args: str, **popen: Any) -> subprocess.Popen[bytes]:
+    """`papers <args>` started in the background with exactly `env` (e.g. against the stand-in)."""
+    return subprocess.Popen([sys.executable, "-m", "adapters.cli", *args], env=env, **popen)

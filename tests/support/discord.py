@@ -4,6 +4,7 @@ what it answered (helpers of the Discord tests)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,3 +163,54 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
 def slow_core(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every command takes longer than the core's quick answer: it is deferred first."""
     monkeypatch.setattr(command_service, "QUICK_SECONDS", 0.0)
+
+
+# -- judging what was posted ------------------------------------------------------------
+
+# "[" after an even number of backslashes (none included) opens a link; after an odd one it is text
+_LIVE_LINK = re.compile(r"(?<!\\)(?:\\\\)*\[([^\]\n]*)\]\(\s*<?(https?://[^)\s>]+)")
+_MARKUP = "*_~|["
+
+
+def live_links(text: str) -> list[str]:
+    """Every masked link Discord would render clickable, except those to arxiv.org."""
+    return [
+        f"[{label}]({url})"
+        for label, url in _LIVE_LINK.findall(text)
+        if not re.match(r"https?://(export\.)?arxiv\.org/", url)
+    ]
+
+
+def _echoed_raw(text: str, typed: str) -> bool:
+    """`typed` appears in `text` with one of its markup characters not escaped."""
+    if not any(c in typed for c in _MARKUP):
+        return False
+    pattern = "".join(
+        f"(\\\\)?{re.escape(c)}" if c in _MARKUP else re.escape(c) for c in " ".join(typed.split())
+    )
+    return any(None in m.groups() for m in re.finditer(pattern, text))
+
+
+def rendered_texts(data: dict[str, Any]) -> list[str]:
+    """Every text of a message that Discord renders as markdown."""
+    texts = [data.get("content") or ""]
+    for embed in data.get("embeds") or []:
+        texts += [embed.get("title") or "", embed.get("description") or ""]
+        texts += [(embed.get("footer") or {}).get("text") or ""]
+        texts += [
+            f"{f.get('name') or ''} {f.get('value') or ''}" for f in embed.get("fields") or []
+        ]
+    return [t for t in texts if t]
+
+
+def judge(ds: DiscordStandIn) -> list[str]:
+    """What a reader would see go wrong in everything posted: a live masked link not to
+    arXiv, or typed text echoed with its markdown unescaped ("||x||" as a spoiler)."""
+    found = []
+    for posted in ds.posted:
+        for text in rendered_texts(posted.data):
+            found += [f"{posted.kind}: live link {link}" for link in live_links(text)]
+            found += [
+                f"{posted.kind}: unescaped echo {t!r}" for t in ds.typed if _echoed_raw(text, t)
+            ]
+    return found
