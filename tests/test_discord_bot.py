@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -50,6 +49,7 @@ from tests.support.discord import (
     MEMBER,
     MESSAGE,
     NOT_MANAGER,
+    CommandRecorder,
     answers,
     assert_nothing_public,
     channel_row,
@@ -179,19 +179,6 @@ def assert_followed_diffusion(ds: DiscordStandIn, core: Core, answer: Posted) ->
 # -- options to commands: each subcommand's typed options become the core's command --------------
 
 
-class _Recorder:
-    """The runner the group's handlers call: records the command each one builds."""
-
-    def __init__(self) -> None:
-        self.commands: list[object] = []
-
-    async def run(self, interaction: object, make: Callable[[], object]) -> None:
-        self.commands.append(make())
-
-    async def keyword_choices(self, interaction: object, current: str) -> list[object]:
-        return []
-
-
 @pytest.mark.parametrize(
     ("subcommand", "options", "command"),
     [
@@ -219,7 +206,7 @@ class _Recorder:
 async def test_each_subcommand_builds_the_cores_command_from_its_options(
     subcommand: str, options: dict[str, Any], command: object
 ) -> None:
-    recorder = _Recorder()
+    recorder = CommandRecorder()
     handler = papers_group(recorder).get_command(subcommand)
     assert isinstance(handler, app_commands.Command)
     await handler.callback(SimpleNamespace(), **options)  # type: ignore[arg-type]

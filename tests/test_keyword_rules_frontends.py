@@ -4,25 +4,25 @@ the same commands, answers only for the asker, rules shown in `keywords`, the `i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
-import pytest_asyncio
+import pytest
+from discord import app_commands
 
 from adapters.discord import format as discord_format
-from adapters.discord.bot import DiscordFrontEnd
-from adapters.discord.commands import rule_choices
+from adapters.discord.commands import papers_group, preview_command, rule_choices
 from adapters.slack import format as slack_format
 from adapters.terminal_format import format_reply
 from bot.commands.core import Core
+from bot.commands.grammar import Add, Preview
+from bot.commands.usage import BadInput
 from bot.replies import KeywordRow, KeywordTable
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
-from tests.fakes.discord_server import EPHEMERAL, DiscordStandIn
 from tests.fakes.slack_server import SlackWebAPI
 from tests.support.cli import run_papers
-from tests.support.discord import AUTOCOMPLETE, MANAGER, answers, assert_nothing_public, started
-from tests.support.discord import subscriptions as discord_subscriptions
+from tests.support.discord import CommandRecorder
 from tests.support.slack import (
     block_texts,
     labels,
@@ -84,53 +84,30 @@ async def test_slack_preview_is_ephemeral_and_add_takes_the_rules(
     assert len(arxiv_api.requests) == 1, "previewed today: the add asked arXiv nothing"
 
 
-@pytest_asyncio.fixture
-async def discord(core: Core) -> AsyncIterator[tuple[DiscordStandIn, DiscordFrontEnd]]:
-    async with DiscordStandIn(heartbeat_interval_ms=200) as ds:
-        front_end = await started(core, ds)
-        try:
-            yield ds, front_end
-        finally:
-            await front_end.stop()
-
-
-async def test_discord_preview_and_add_take_the_same_text_and_complete_in(
-    core: Core, arxiv_api: ArxivStandIn, discord: tuple[DiscordStandIn, DiscordFrontEnd]
-) -> None:
-    ds, _ = discord
-    (papers,) = ds.registered_commands(ds.guild_id)
-    subs = {o["name"]: o for o in papers["options"]}
+async def test_discord_add_and_preview_take_the_rules_as_keyword_text_and_complete_in() -> None:
+    """The handlers only convert (the core applies the rules: test_keyword_rules); a private
+    answer's placement is tested in test_discord_rules."""
+    recorder = CommandRecorder()
+    group = papers_group(recorder)
     for name in ("add", "preview"):
-        (keyword,) = subs[name]["options"]
-        assert (keyword["name"], keyword["required"], keyword["autocomplete"]) == (
-            "keyword",
-            True,
-            True,
-        )
-    sent = await ds.send_autocomplete(
-        "preview", {"keyword": "image editing in:cs.G"}, focused="keyword"
-    )
-    (callback,) = await answers(ds, sent)
-    assert callback.type == AUTOCOMPLETE
-    assert [c["value"] for c in callback.data["choices"]] == [
-        "image editing in:cs.GL",
-        "image editing in:cs.GR",
-        "image editing in:cs.GT",
-    ]
-
-    arxiv_api.add_entries("image editing", [make_entry(arxiv_id="2501.00001", title="Edit")])
-    sent = await ds.send_interaction("preview", {"keyword": TYPED})  # anyone may
-    (answer,) = await answers(ds, sent)
-    assert answer.flags & EPHEMERAL and answer.content.startswith(f"Preview of “{TYPED}”")
-    assert_nothing_public(ds, sent)
-    assert discord_subscriptions(core) == []
-    sent = await ds.send_interaction("add", {"keyword": TYPED}, permissions=MANAGER)
-    await answers(ds, sent)
-    assert discord_subscriptions(core) == [(ds.guild_id, ds.channel_id, TYPED)]
-    sent = await ds.send_interaction("preview", {"keyword": "x in:cs.XX"})
-    (refused,) = await answers(ds, sent)
-    assert refused.flags & EPHEMERAL and "'cs.XX' is not an arXiv category" in refused.content
-    assert "Usage: preview <keyword>" in refused.content
+        handler = group.get_command(name)
+        assert isinstance(handler, app_commands.Command)
+        (keyword,) = handler.parameters
+        assert (keyword.name, keyword.required, keyword.autocomplete) == ("keyword", True, True)
+        choices = await handler._params["keyword"].autocomplete(
+            SimpleNamespace(), "image editing in:cs.G"
+        )  # type: ignore[misc]
+        assert [c.value for c in choices] == [
+            "image editing in:cs.GL",
+            "image editing in:cs.GR",
+            "image editing in:cs.GT",
+        ]
+        await handler.callback(SimpleNamespace(), keyword=TYPED)  # type: ignore[arg-type]
+    assert recorder.commands == [Add(TYPED), Preview(TYPED)]
+    with pytest.raises(BadInput) as refused:
+        preview_command("x in:cs.XX")
+    assert "'cs.XX' is not an arXiv category" in str(refused.value)
+    assert "Usage: preview <keyword>" in str(refused.value)
 
 
 def test_terminal_rules_are_keyword_text_never_options(tmp_path: Path) -> None:

@@ -419,10 +419,6 @@ class DiscordStandIn:
         return len(self.ops(OP_RESUME))
 
     @property
-    def heartbeat_count(self) -> int:
-        return len(self.ops(OP_HEARTBEAT))
-
-    @property
     def connection_count(self) -> int:
         return len(self.connections)
 
@@ -632,9 +628,6 @@ class DiscordStandIn:
 
     def followups(self, sent: str | SentInteraction) -> list[Posted]:
         return self._posted("followup", sent, 3)
-
-    def edits(self, sent: str | SentInteraction) -> list[Posted]:
-        return self._posted("edit", sent, 3)
 
     def channel_messages(self, channel_id: int | str) -> list[Posted]:
         return self._posted("channel_message", str(channel_id), 2)

@@ -214,3 +214,16 @@ def judge(ds: DiscordStandIn) -> list[str]:
                 f"{posted.kind}: unescaped echo {t!r}" for t in ds.typed if _echoed_raw(text, t)
             ]
     return found
+
+
+class CommandRecorder:
+    """The runner `papers_group` hands its handlers: records the command each one builds."""
+
+    def __init__(self) -> None:
+        self.commands: list[object] = []
+
+    async def run(self, interaction: object, make: Callable[[], object]) -> None:
+        self.commands.append(make())
+
+    async def keyword_choices(self, interaction: object, current: str) -> list[object]:
+        return []
