@@ -28,7 +28,7 @@ from tests.test_slack_harness import (  # noqa: F401  (_no_proxy is an autouse f
     slack_core,
 )
 
-WHERE = {"workspace_id": "T0TEST", "channel_id": "C0PAPERS"}
+WHERE = {"workspace": "T0TEST", "channel": "C0PAPERS"}
 
 
 @pytest.fixture
