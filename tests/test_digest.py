@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -646,6 +647,29 @@ async def test_a_live_holder_renews_its_lease_through_a_long_send(
     outcomes = await run_due_digests(core, [slow], renew_seconds=0.05)
     assert statuses(outcomes) == ["sent"] and other.attempts == []
     assert slow.to("C1") == [["2603.00100"]]
+
+
+async def test_renewals_failing_through_an_outage_log_one_traceback(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
+
+    renew = claims_mod.renew
+
+    def database_away_for_renewals(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("claim-renewals"):
+            raise OSError("the database went away")
+        return renew(*args, **kwargs)  # mark_sending's own check of the claim still works
+
+    monkeypatch.setattr(claims_mod, "renew", database_away_for_renewals)
+    slow = FakePoster(during_send=lambda: asyncio.sleep(0.5))
+    time_machine.move_to(utc(2026, 3, 2, 9), tick=False)
+    outcomes = await run_due_digests(core, [slow], renew_seconds=0.05)
+    failures = [r for r in caplog.records if r.getMessage().startswith("renewing 1 daily-post")]
+    assert statuses(outcomes) == ["sent"] and len(failures) >= 3
+    assert [bool(r.exc_info) for r in failures] == [True] + [False] * (len(failures) - 1)
 
 
 async def test_a_graceful_stop_finishes_parts_in_flight_and_hands_back_the_rest_at_once(
