@@ -136,7 +136,7 @@ def _execute(core: Core, place: Place, command: Command, delivery: str | None) -
         logger.exception(
             "/papers %s failed",
             type(command).__name__.lower(),
-            extra={"workspace": place.workspace_id, "channel": place.channel_id},
+            extra={"workspace": place.workspace, "channel": place.channel},
         )
         note = " The fetch may still have run." if isinstance(command, Fetch) else ""
         return [error(SORRY + note)]

@@ -103,10 +103,10 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
             engine,
             keywords=args.keywords,
             papers=args.papers,
-            channel=Place(platform="discord", workspace_id=ds.guild_id, channel_id=ds.channel_id),
+            channel=Place(platform="discord", workspace=ds.guild_id, channel=ds.channel_id),
             followed=args.followed,
             others=[
-                Place(platform="discord", workspace_id=ds.guild_id, channel_id=str(10**17 + i))
+                Place(platform="discord", workspace=ds.guild_id, channel=str(10**17 + i))
                 for i in range(others)
             ],
             second_match_every=5,

@@ -108,12 +108,12 @@ def main() -> None:
         places = [
             Place(
                 platform=platforms[c % 2],
-                workspace_id=f"{platforms[c % 2]}-W{c % 2}",
-                channel_id=f"C{c}",
+                workspace=f"{platforms[c % 2]}-W{c % 2}",
+                channel=f"C{c}",
             )
             for c in range(args.channels)
         ]
-        terminal = Place(platform="terminal", workspace_id="local", channel_id="terminal")
+        terminal = Place(platform="terminal", workspace="local", channel="terminal")
         load_seconds = scale_data.load(
             engine,
             keywords=args.keywords,
@@ -128,8 +128,8 @@ def main() -> None:
             f"store: {args.keywords} keywords, {args.papers} papers, {args.channels} channels on {engine.dialect.name} (loaded in {load_seconds:.0f} s)"
         )
         wide = min(500, args.keywords)
-        spread = Place(platform="slack", workspace_id="slack-W0", channel_id="C-spread")
-        burst = Place(platform="slack", workspace_id="slack-W0", channel_id="C-burst")
+        spread = Place(platform="slack", workspace="slack-W0", channel="C-spread")
+        burst = Place(platform="slack", workspace="slack-W0", channel="C-burst")
         scale_data.follow(engine, spread, range(0, args.keywords, args.keywords // wide)[:wide])
         scale_data.follow(engine, burst, range(wide))
         settings = Settings(database_url=url, arxiv_delay_seconds=0)

@@ -116,9 +116,9 @@ async def run(args: argparse.Namespace, url: str) -> list[Figures]:
         engine,
         keywords=args.keywords,
         papers=args.papers,
-        channel=Place(platform="slack", workspace_id=TEAM, channel_id=CHANNEL),
+        channel=Place(platform="slack", workspace=TEAM, channel=CHANNEL),
         followed=args.followed,
-        others=[Place(platform="slack", workspace_id="T0OTHER", channel_id="C0OTHER")],
+        others=[Place(platform="slack", workspace="T0OTHER", channel="C0OTHER")],
         analyze=False,  # as measured so far: planner statistics left to the database
     )
     print(

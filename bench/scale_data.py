@@ -85,7 +85,7 @@ def load(
     ensure_schema(engine)
     start = time.perf_counter()
     places = [channel, *others]
-    workspaces = list(dict.fromkeys((p.platform, p.workspace_id) for p in places))
+    workspaces = list(dict.fromkeys((p.platform, p.workspace) for p in places))
     with engine.begin() as conn:
         conn.execute(
             insert(Workspace),
@@ -120,8 +120,8 @@ def load(
             insert(Channel),
             [
                 {
-                    "workspace_id": 1 + workspaces.index((p.platform, p.workspace_id)),
-                    "external_id": p.channel_id,
+                    "workspace_id": 1 + workspaces.index((p.platform, p.workspace)),
+                    "external_id": p.channel,
                     "active": True,
                     "digest_enabled": True,
                     "paused": False,
@@ -195,14 +195,14 @@ def follow(engine: Engine, place: Place, numbers: Sequence[int]) -> None:
     with engine.begin() as conn:
         workspace = conn.execute(
             text("SELECT id FROM workspaces WHERE platform = :p AND external_id = :w"),
-            {"p": place.platform, "w": place.workspace_id},
+            {"p": place.platform, "w": place.workspace},
         ).scalar_one()
         conn.execute(
             insert(Channel),
             [
                 {
                     "workspace_id": workspace,
-                    "external_id": place.channel_id,
+                    "external_id": place.channel,
                     "active": True,
                     "digest_enabled": True,
                     "paused": False,
@@ -213,7 +213,7 @@ def follow(engine: Engine, place: Place, numbers: Sequence[int]) -> None:
         )
         channel = conn.execute(
             text("SELECT id FROM channels WHERE workspace_id = :w AND external_id = :c"),
-            {"w": workspace, "c": place.channel_id},
+            {"w": workspace, "c": place.channel},
         ).scalar_one()
         conn.execute(
             insert(Subscription),

@@ -122,9 +122,7 @@ def test_store_errors_change_nothing(core: Core, engine: Engine, arxiv_api: Arxi
 
 
 def test_managers_only_commands_are_refused_for_others(core: Core, engine: Engine) -> None:
-    guest = Place(
-        platform="slack", workspace_id="T1", channel_id="C1", user_id="U2", is_manager=False
-    )
+    guest = Place(platform="slack", workspace="T1", channel="C1", user_id="U2", is_manager=False)
     for text in (
         "add Anything",
         "remove Anything",
@@ -166,8 +164,8 @@ def test_two_workspaces_neither_sees_nor_changes_the_other(
     core: Core, arxiv_api: ArxivStandIn
 ) -> None:
     arxiv_api.add_entries("Shared Topic", [make_entry(arxiv_id="2501.00001")])
-    a = Place(platform="slack", workspace_id="TA", channel_id="C1")
-    b = Place(platform="slack", workspace_id="TB", channel_id="C1")
+    a = Place(platform="slack", workspace="TA", channel="C1")
+    b = Place(platform="slack", workspace="TB", channel="C1")
     core.execute(a, parse("add Shared Topic"))
     core.execute(a, parse("add Only In A"))
     table_b = core.execute(b, parse("keywords"))[0]
@@ -236,7 +234,7 @@ def test_a_channels_answers_say_what_each_command_did(
 
 
 def test_digest_settings_are_stored(core: Core, engine: Engine) -> None:
-    place = Place(platform="slack", workspace_id="T1", channel_id="C1")
+    place = Place(platform="slack", workspace="T1", channel="C1")
     reply = core.execute(place, parse("digest 07:15 America/New_York"))[0]
     assert isinstance(reply, Text) and "07:15 America/New_York" in reply.text
     core.execute(place, parse("digest off"))

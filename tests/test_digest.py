@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -114,7 +115,7 @@ async def test_a_stale_keyword_is_fetched_once_for_all_its_channels_and_a_failed
     core: Core, arxiv_api: ArxivStandIn, time_machine: Any
 ) -> None:
     time_machine.move_to(utc(2026, 3, 1, 10), tick=False)
-    places = [Place(platform="slack", workspace_id="T1", channel_id=f"C{i}") for i in range(4)]
+    places = [Place(platform="slack", workspace="T1", channel=f"C{i}") for i in range(4)]
     for place in places:
         follow(core, arxiv_api, place, "Diffusion")
     arxiv_api.add_entries("Diffusion", [entry("2603.00100", utc(2026, 3, 1, 20))])
@@ -122,7 +123,7 @@ async def test_a_stale_keyword_is_fetched_once_for_all_its_channels_and_a_failed
     asked = len(arxiv_api.requests)
     await run_at(core, [poster], utc(2026, 3, 2, 9), time_machine)
     assert len(arxiv_api.requests) == asked + 1
-    assert [poster.to(p.channel_id) for p in places] == [[["2603.00100"]]] * 4
+    assert [poster.to(p.channel) for p in places] == [[["2603.00100"]]] * 4
     # arXiv is down the next morning: the post carries what was stored meanwhile.
     add_paper(core, "Diffusion", "2603.00200", utc(2026, 3, 2, 20))
     arxiv_api.always(status(503))
@@ -331,7 +332,7 @@ async def test_429_on_every_try_is_retried_with_backoff_all_day_and_blocks_no_on
     core: Core, arxiv_api: ArxivStandIn, time_machine: Any
 ) -> None:
     time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
-    busy = Place(platform="slack", workspace_id="T1", channel_id="C2")
+    busy = Place(platform="slack", workspace="T1", channel="C2")
     follow(core, arxiv_api, SLACK, "Diffusion")
     follow(core, arxiv_api, busy, "Diffusion")
     add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
@@ -363,7 +364,7 @@ async def test_three_days_of_permanent_refusal_pause_the_channel_and_others_post
     core: Core, arxiv_api: ArxivStandIn, time_machine: Any, refusal: str
 ) -> None:
     time_machine.move_to(utc(2026, 3, 1, 10), tick=False)
-    places = [Place(platform="slack", workspace_id="T1", channel_id=f"C{i}") for i in (1, 2, 3)]
+    places = [Place(platform="slack", workspace="T1", channel=f"C{i}") for i in (1, 2, 3)]
     for place in places:
         follow(core, arxiv_api, place, "Diffusion")
     poster = FakePoster(script={"C1": [PostFailed(refusal, permanent=True)] * 3})
@@ -408,7 +409,7 @@ async def test_one_slow_channel_delays_no_other(
     core: Core, arxiv_api: ArxivStandIn, time_machine: Any
 ) -> None:
     time_machine.move_to(utc(2026, 3, 1, 10), tick=False)
-    places = [Place(platform="discord", workspace_id="G1", channel_id=f"D{i}") for i in range(6)]
+    places = [Place(platform="discord", workspace="G1", channel=f"D{i}") for i in range(6)]
     for place in places:
         follow(core, arxiv_api, place, "Diffusion")
     add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 1, 20))
@@ -427,7 +428,7 @@ async def test_channels_are_posted_concurrently_up_to_the_bound(
 ) -> None:
     time_machine.move_to(utc(2026, 3, 1, 10), tick=False)
     for i in range(6):
-        place = Place(platform="slack", workspace_id="T1", channel_id=f"C{i}")
+        place = Place(platform="slack", workspace="T1", channel=f"C{i}")
         follow(core, arxiv_api, place, "Diffusion")
     add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 1, 20))
     poster = FakePoster(slow={f"C{i}": 0.2 for i in range(6)})
@@ -491,11 +492,34 @@ async def test_a_live_holder_renews_its_lease_through_a_long_send(
     assert slow.to("C1") == [["2603.00100"]]
 
 
+async def test_renewals_failing_through_an_outage_log_one_traceback(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    add_paper(core, "Diffusion", "2603.00100", utc(2026, 3, 2, 7))
+
+    renew = claims_mod.renew
+
+    def database_away_for_renewals(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("claim-renewals"):
+            raise OSError("the database went away")
+        return renew(*args, **kwargs)  # mark_sending's own check of the claim still works
+
+    monkeypatch.setattr(claims_mod, "renew", database_away_for_renewals)
+    slow = FakePoster(during_send=lambda: asyncio.sleep(0.5))
+    time_machine.move_to(utc(2026, 3, 2, 9), tick=False)
+    outcomes = await run_due_digests(core, [slow], renew_seconds=0.05)
+    failures = [r for r in caplog.records if r.getMessage().startswith("renewing 1 daily-post")]
+    assert statuses(outcomes) == ["sent"] and len(failures) >= 3
+    assert [bool(r.exc_info) for r in failures] == [True] + [False] * (len(failures) - 1)
+
+
 async def test_a_graceful_stop_finishes_parts_in_flight_and_hands_back_the_rest_at_once(
     core: Core, arxiv_api: ArxivStandIn, time_machine: Any
 ) -> None:
     time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
-    places = [Place(platform="slack", workspace_id="T1", channel_id=f"C{i}") for i in range(4)]
+    places = [Place(platform="slack", workspace="T1", channel=f"C{i}") for i in range(4)]
     for place in places:
         follow(core, arxiv_api, place, "Diffusion")
         follow(core, arxiv_api, place, "Retrieval")
@@ -669,9 +693,7 @@ async def test_dst_change_days_get_one_post_on_each_local_day(
         change_day - timedelta(days=1), datetime.min.time(), tzinfo=UTC
     ) - timedelta(hours=12)
     time_machine.move_to(start - timedelta(hours=1), tick=False)
-    places = {
-        hhmm: Place(platform="slack", workspace_id="T1", channel_id=hhmm) for hhmm in expected
-    }
+    places = {hhmm: Place(platform="slack", workspace="T1", channel=hhmm) for hhmm in expected}
     for hhmm, place in places.items():
         follow(core, arxiv_api, place, "Diffusion")
         core.execute(place, DigestAt(hhmm, zone))
@@ -684,7 +706,7 @@ async def test_dst_change_days_get_one_post_on_each_local_day(
         when += timedelta(minutes=30)
     days = [change_day - timedelta(days=1), change_day, change_day + timedelta(days=1)]
     for hhmm, place in places.items():
-        posts = [m.at for m in poster.messages if m.channel == place.channel_id]
+        posts = [m.at for m in poster.messages if m.channel == place.channel]
         local_days = [p.astimezone(ZoneInfo(zone)).date() for p in posts]
         assert len(local_days) == len(set(local_days)), hhmm  # never two on one local day
         assert [p for p, d in zip(posts, local_days, strict=True) if d in days] == expected[hhmm], (

@@ -58,7 +58,7 @@ def digest(count: int, abstract: str = "An abstract.") -> Papers:
 
 
 def where(ds: DiscordStandIn) -> dict[str, str]:
-    return {"workspace_id": ds.guild_id, "channel_id": ds.channel_id}
+    return {"workspace": ds.guild_id, "channel": ds.channel_id}
 
 
 async def test_is_a_poster(fe: DiscordFrontEnd) -> None:
@@ -116,7 +116,7 @@ async def test_unknown_channel_is_looked_up_and_refused(
 ) -> None:
     [part] = fe.poster.render(digest(2), claim=1)
     with pytest.raises(PostFailed) as info:
-        await fe.poster.send(workspace_id=ds.guild_id, channel_id="123456789012345678", part=part)
+        await fe.poster.send(workspace=ds.guild_id, channel="123456789012345678", part=part)
     assert info.value.permanent and not info.value.maybe_delivered
     assert ds.requests_to("GET", r"^/channels/123456789012345678$")[0].status == 404
 
@@ -147,7 +147,7 @@ async def test_a_channel_of_another_guild_is_refused(
     other = ds.add_guild(name="Other")
     [part] = fe.poster.render(digest(2), claim=1)
     with pytest.raises(PostFailed) as info:
-        await fe.poster.send(workspace_id=other["id"], channel_id=ds.channel_id, part=part)
+        await fe.poster.send(workspace=other["id"], channel=ds.channel_id, part=part)
     assert info.value.permanent
     assert ds.channel_messages(ds.channel_id) == []
 

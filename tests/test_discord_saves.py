@@ -119,7 +119,7 @@ async def test_daily_posts_carry_save_buttons(
         groups=(PaperGroup("diffusion", tuple(_views(core, "2401.00002", "2401.00001"))),),
     )
     for part in fe.poster.render(post, claim=1):  # stored between render and send: as JSON
-        await fe.poster.send(workspace_id=ds.guild_id, channel_id=ds.channel_id, part=part)
+        await fe.poster.send(workspace=ds.guild_id, channel=ds.channel_id, part=part)
     (posted,) = await ds.wait_for(lambda: ds.channel_messages(ds.channel_id))
     assert posted.message is not None
     assert [b["custom_id"] for b in _buttons(posted.message)] == [

@@ -87,8 +87,8 @@ def test_existing_keywords_keep_working_after_the_rules_migration(
 
     settings = test_settings(arxiv_api, database_url)
     core = Core(settings, engine, ArxivGateway(settings, engine))
-    c1 = Place(platform="slack", workspace_id="T1", channel_id="C1")
-    c2 = Place(platform="slack", workspace_id="T1", channel_id="C2")
+    c1 = Place(platform="slack", workspace="T1", channel="C1")
+    c2 = Place(platform="slack", workspace="T1", channel="C2")
     (table,) = core.execute(c1, parse("keywords"))
     assert isinstance(table, KeywordTable)
     assert [(r.label, r.papers) for r in table.rows] == [("AR/VR", 2), ("Virtual Try-On", 0)]

@@ -160,7 +160,7 @@ def test_two_spellings_of_the_same_rules_share_a_key_and_are_fetched_once(
     assert len({parse_keyword(text).key for text in [same[0], *others]}) == 6
 
     for channel, typed in enumerate(same[:2]):
-        place = Place(platform="slack", workspace_id="T1", channel_id=f"C{channel}")
+        place = Place(platform="slack", workspace="T1", channel=f"C{channel}")
         core.execute(place, parse(f"add {typed}"))
     assert len(arxiv_api.requests) == 1, "fetched once for both channels"
     core.execute(TERMINAL, parse("add image editing"))

@@ -18,7 +18,7 @@ from bot.storage.db import read_session, write_session
 from bot.storage.models import ArxivPacer, Channel, Keyword, Subscription
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 
-SLACK = Place(platform="slack", workspace_id="T1", channel_id="C1", user_id="U1", is_manager=False)
+SLACK = Place(platform="slack", workspace="T1", channel="C1", user_id="U1", is_manager=False)
 
 
 def _entries(n: int) -> list[bytes]:
@@ -44,7 +44,7 @@ def test_preview_follows_nothing_and_a_second_preview_the_same_day_asks_nothing(
     )
     assert [p.title for p in first.groups[0].papers] == ["Paper 4", "Paper 3", "Paper 2"]
     (second,) = core.execute(SLACK, parse("preview Image Editing in:cs.cv -Medical"))
-    other = Place(platform="discord", workspace_id="G1", channel_id="C9")
+    other = Place(platform="discord", workspace="G1", channel="C9")
     (third,) = core.execute(other, parse(typed))
     assert second == first.__class__(
         heading=first.heading.replace(
@@ -96,7 +96,7 @@ def test_previews_that_ask_arxiv_are_limited_per_channel(
     core.execute(SLACK, parse("preview alpha"))
     (refused,) = core.execute(SLACK, parse("preview beta"))
     assert isinstance(refused, Text) and refused.ephemeral and "try again in 60 s" in refused.text
-    elsewhere = Place(platform="slack", workspace_id="T1", channel_id="C2")
+    elsewhere = Place(platform="slack", workspace="T1", channel="C2")
     assert isinstance(core.execute(elsewhere, parse("preview beta"))[0], Text)
     assert len(arxiv_api.requests) == 2, "the cooldown is per channel"
     now[0] += PREVIEW_COOLDOWN

@@ -67,7 +67,7 @@ def test_two_people_in_one_channel_each_see_only_their_own_saves(
     assert ada.ephemeral and bob.ephemeral
     assert "2501.00001" in ada.text and "2501.00002" not in ada.text
     assert "2501.00001" not in bob.text and "2501.00002" in bob.text
-    other_workspace = dataclasses.replace(ADA, workspace_id="T2")  # the same user id elsewhere
+    other_workspace = dataclasses.replace(ADA, workspace="T2")  # the same user id elsewhere
     assert "no papers yet" in _text(core, other_workspace, "saved").text
 
 

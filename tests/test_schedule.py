@@ -188,8 +188,8 @@ async def test_two_processes_on_one_database_post_once_per_channel_and_refresh_o
     core: Core, arxiv_api: ArxivStandIn, time_machine: Any
 ) -> None:
     time_machine.move_to(utc(2026, 3, 2, 0, 0), tick=False)
-    places = [Place(platform="slack", workspace_id="T1", channel_id=f"C{i}") for i in range(4)]
-    places += [Place(platform="discord", workspace_id="G1", channel_id=f"D{i}") for i in range(4)]
+    places = [Place(platform="slack", workspace="T1", channel=f"C{i}") for i in range(4)]
+    places += [Place(platform="discord", workspace="G1", channel=f"D{i}") for i in range(4)]
     for place in places:
         core.execute(place, Add("Diffusion"))
     arxiv_api.add_entries("Diffusion", [entry("2603.00100", utc(2026, 3, 2, 0, 30))])
@@ -209,7 +209,7 @@ async def test_two_processes_on_one_database_post_once_per_channel_and_refresh_o
         thread.start()
     await asyncio.to_thread(lambda: [t.join(30) for t in threads])
     sent = results["a"]["sent"] + results["b"]["sent"]
-    assert sorted(m.channel for m in sent) == sorted(p.channel_id for p in places)
+    assert sorted(m.channel for m in sent) == sorted(p.channel for p in places)
     assert all(m.papers == ("2603.00100",) for m in sent)
     assert sorted([results["a"]["refreshed"], results["b"]["refreshed"]]) == [False, True]
     assert [r.path for r in arxiv_api.requests[asked:]] == ["/oai", "/api/query"]  # + confirm

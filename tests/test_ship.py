@@ -55,6 +55,8 @@ def test_compose_runs_the_bot_against_postgres() -> None:
     assert db["image"].startswith("postgres:")
     assert bot["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
     assert bot["depends_on"]["db"]["condition"] == "service_healthy"
+    # A deploy's SIGTERM must leave the bot its grace (20 s) before Docker's SIGKILL.
+    assert int(bot["stop_grace_period"].removesuffix("s")) > Settings().shutdown_grace_seconds
     known = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert set(bot["environment"]) <= known
 

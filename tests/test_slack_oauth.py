@@ -206,13 +206,13 @@ async def test_uninstall_stops_one_workspace_and_forgets_its_token(
 
         with pytest.raises(PostFailed) as gone:
             await slack.front.poster.send(
-                workspace_id="T0AAA", channel_id="C0TEST", part=Part(1, {"text": "x"})
+                workspace="T0AAA", channel="C0TEST", part=Part(1, {"text": "x"})
             )
         before = snapshot(core.engine)
         refused = await slack.answer("add Beta", "after", team_id="T0AAA")
         after = snapshot(core.engine)
         await slack.front.poster.send(
-            workspace_id="T0BBB", channel_id="C0TEST", part=Part(1, {"text": "still here"})
+            workspace="T0BBB", channel="C0TEST", part=Part(1, {"text": "still here"})
         )
 
     assert gone.value.permanent is True

@@ -26,7 +26,7 @@ from tests.support.slack import (
     slack_core,
 )
 
-WHERE = {"workspace_id": "T0TEST", "channel_id": "C0PAPERS"}
+WHERE = {"workspace": "T0TEST", "channel": "C0PAPERS"}
 
 
 @pytest.fixture

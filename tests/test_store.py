@@ -132,7 +132,7 @@ def test_deactivating_a_workspace_stops_its_channels_and_keeps_data(
 ) -> None:
     from bot.commands.core import Place
 
-    place = Place(platform="discord", workspace_id="G1", channel_id="100")
+    place = Place(platform="discord", workspace="G1", channel="100")
     core.execute(place, parse("add Keeps Data"))
     with write_session(engine) as session:
         assert store.deactivate_workspace(session, platform="discord", external_id="G1") == 1

@@ -81,8 +81,8 @@ def place_of(interaction: discord.Interaction) -> Place:
     guild = interaction.guild
     return Place(
         platform=PLATFORM,
-        workspace_id=str(interaction.guild_id),
-        channel_id=str(interaction.channel_id),
+        workspace=str(interaction.guild_id),
+        channel=str(interaction.channel_id),
         user_id=str(interaction.user.id),
         is_manager=is_manager(interaction),
         workspace_name=guild.name if guild is not None else "",

@@ -72,12 +72,12 @@ class DiscordPoster:
             bodies.append({"content": content, "embeds": embeds, "nonce": nonce, "saves": saves})
         return parts_of(post, bodies)
 
-    async def send(self, *, workspace_id: str, channel_id: str, part: Part) -> str:
-        channel = await self._channel(workspace_id, channel_id)
+    async def send(self, *, workspace: str, channel: str, part: Part) -> str:
+        target = await self._channel(workspace, channel)
         body = part.body
         extra: dict[str, Any] = {"view": save_view(body["saves"])} if body.get("saves") else {}
         async with self._errors(sending=True):
-            message = await channel.send(
+            message = await target.send(
                 content=body["content"],
                 embeds=[discord.Embed.from_dict(e) for e in body["embeds"]],
                 nonce=body["nonce"],
@@ -87,14 +87,14 @@ class DiscordPoster:
         return str(message.id)
 
     async def find(
-        self, *, workspace_id: str, channel_id: str, claim: int, since: datetime
+        self, *, workspace: str, channel: str, claim: int, since: datetime
     ) -> dict[int, str]:
         """The claim's parts among the bot's messages in the channel since `since`."""
-        channel = await self._channel(workspace_id, channel_id)
+        target = await self._channel(workspace, channel)
         me = self.client.user.id if self.client.user else None
         found: dict[int, str] = {}
         async with self._errors():
-            async for message in channel.history(limit=HISTORY_LIMIT, after=since):
+            async for message in target.history(limit=HISTORY_LIMIT, after=since):
                 text = message.embeds[-1].footer.text if message.embeds else message.content
                 mark = read_marker(text or "") if message.author.id == me else None
                 if mark is not None and mark[0] == claim:
@@ -116,27 +116,27 @@ class DiscordPoster:
                 maybe_delivered=sending,
             ) from exc
 
-    async def _channel(self, workspace_id: str, channel_id: str) -> Any:
-        if not channel_id.isdigit() or not workspace_id.isdigit():
-            raise PostFailed(f"not a Discord channel id: {channel_id!r}", permanent=True)
+    async def _channel(self, workspace: str, channel: str) -> Any:
+        if not channel.isdigit() or not workspace.isdigit():
+            raise PostFailed(f"not a Discord channel id: {channel!r}", permanent=True)
         try:
             await asyncio.wait_for(self.logged_in.wait(), self.timeout_seconds)
         except TimeoutError:
             raise PostFailed("the Discord client is not logged in") from None
-        channel: Any = self.client.get_channel(int(channel_id))
-        if channel is None:
+        found: Any = self.client.get_channel(int(channel))
+        if found is None:
             async with self._errors():
-                channel = await self.client.fetch_channel(int(channel_id))
-        guild = getattr(channel, "guild", None)
-        if guild is None or str(guild.id) != workspace_id:
+                found = await self.client.fetch_channel(int(channel))
+        guild = getattr(found, "guild", None)
+        if guild is None or str(guild.id) != workspace:
             # Never post across tenants, whatever the stored ids say.
             raise PostFailed(
-                f"channel {channel_id} is not a text channel of guild {workspace_id}",
+                f"channel {channel} is not a text channel of guild {workspace}",
                 permanent=True,
             )
-        if not isinstance(channel, discord.abc.Messageable):
-            raise PostFailed(f"channel {channel_id} does not take messages", permanent=True)
-        return channel
+        if not isinstance(found, discord.abc.Messageable):
+            raise PostFailed(f"channel {channel} does not take messages", permanent=True)
+        return found
 
 
 def failure(exc: discord.HTTPException, *, sending: bool = True) -> PostFailed:

@@ -87,12 +87,12 @@ class Answers:
                 elif message.ephemeral:
                     payload = message.payload()
                     await client.chat_postEphemeral(
-                        channel=place.channel_id, user=place.user_id, **payload
+                        channel=place.channel, user=place.user_id, **payload
                     )
                 else:
                     if message.upload is None:  # the posting limit is chat.postMessage's
-                        await self.pacer.wait(f"{place.workspace_id}/{place.channel_id}")
-                    await send(client, place.channel_id, message)
+                        await self.pacer.wait(f"{place.workspace}/{place.channel}")
+                    await send(client, place.channel, message)
             except Exception as exc:  # refused, or an unreachable response_url: say so once
                 await self._tell_failure(respond, place, _reason(exc), message)
                 return
@@ -117,7 +117,7 @@ class Answers:
         logger.warning(
             "Slack refused an answer: %s",
             reason,
-            extra={"workspace": place.workspace_id, "channel": place.channel_id},
+            extra={"workspace": place.workspace, "channel": place.channel},
         )
         what = f"upload {message.upload.filename}" if message.upload else "post the answer"
         hint = (

@@ -174,10 +174,10 @@ class SlackFrontEnd:
 
     # -- tokens for the poster ------------------------------------------------------------
 
-    async def bot_token(self, workspace_id: str) -> str | None:
+    async def bot_token(self, workspace: str) -> str | None:
         """The bot token for a workspace: the single one, or the installation's."""
         if self.installations is not None:
-            return await self.installations.bot_token(workspace_id)
+            return await self.installations.bot_token(workspace)
         token = self.settings.slack_bot_token
         return token.get_secret_value() if token else None
 

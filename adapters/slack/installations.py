@@ -88,9 +88,9 @@ class ThreadedInstallationStore(AsyncInstallationStore):
         )
         await asyncio.to_thread(forget)
 
-    async def bot_token(self, workspace_id: str) -> str | None:
+    async def bot_token(self, workspace: str) -> str | None:
         """The newest bot token of a tenant (an org-wide install answers for its workspaces)."""
-        enterprise, team, org_wide = split_tenant(workspace_id)
+        enterprise, team, org_wide = split_tenant(workspace)
         bot = await self.async_find_bot(
             enterprise_id=enterprise, team_id=team, is_enterprise_install=org_wide
         )

@@ -123,8 +123,8 @@ class Listeners:
         name = getattr(context.authorize_result, "team", None) or command.get("team_domain")
         return Place(
             platform=PLATFORM,
-            workspace_id=context_tenant(context),
-            channel_id=command["channel_id"],
+            workspace=context_tenant(context),
+            channel=command["channel_id"],
             user_id=user,
             is_manager=not self.managers or user in self.managers,
             workspace_name=(name or "")[:200],
@@ -176,9 +176,9 @@ class Listeners:
         if tokens.get("bot"):
             await self._leave(context_tenant(context), "bot token revoked")
 
-    async def _leave(self, workspace_id: str, why: str) -> None:
-        stopped = await self.service.ask(self.core.leave_workspace, PLATFORM, workspace_id)
-        logger.info("%s: %d channel(s) stopped", why, stopped, extra={"workspace": workspace_id})
+    async def _leave(self, workspace: str, why: str) -> None:
+        stopped = await self.service.ask(self.core.leave_workspace, PLATFORM, workspace)
+        logger.info("%s: %d channel(s) stopped", why, stopped, extra={"workspace": workspace})
 
 
 def _progress(command: Command) -> dict[str, Any]:

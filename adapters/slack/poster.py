@@ -118,24 +118,24 @@ class SlackPoster:
             ],
         )
 
-    async def send(self, *, workspace_id: str, channel_id: str, part: Part) -> str:
-        client = await self._client(workspace_id)
-        await self.pacer.wait(f"{workspace_id}/{channel_id}")
+    async def send(self, *, workspace: str, channel: str, part: Part) -> str:
+        client = await self._client(workspace)
+        await self.pacer.wait(f"{workspace}/{channel}")
         async with slack_errors():
-            answer = await client.chat_postMessage(channel=channel_id, **part.body)
+            answer = await client.chat_postMessage(channel=channel, **part.body)
         return str(answer["ts"])
 
     async def find(
-        self, *, workspace_id: str, channel_id: str, claim: int, since: datetime
+        self, *, workspace: str, channel: str, claim: int, since: datetime
     ) -> dict[int, str]:
         """The claim's parts among the channel's messages since `since` (by their metadata)."""
-        client = await self._client(workspace_id)
+        client = await self._client(workspace)
         found: dict[int, str] = {}
         cursor = None
         for _ in range(HISTORY_PAGES):
             async with slack_errors():
                 answer = await client.conversations_history(
-                    channel=channel_id,
+                    channel=channel,
                     oldest=f"{since.timestamp():.6f}",
                     include_all_metadata=True,
                     limit=200,
@@ -151,23 +151,23 @@ class SlackPoster:
                 break
         return found
 
-    async def _client(self, workspace_id: str) -> AsyncWebClient:
-        token = await self._tokens(workspace_id)
+    async def _client(self, workspace: str) -> AsyncWebClient:
+        token = await self._tokens(workspace)
         if not token:
             raise PostFailed("the Slack app is not installed in this workspace", permanent=True)
         return self._clients(token)
 
 
-async def send(client: AsyncWebClient, channel_id: str, message: SlackMessage) -> None:
+async def send(client: AsyncWebClient, channel: str, message: SlackMessage) -> None:
     """One message (or file upload) into a channel (command answers); refusals as `PostFailed`."""
     async with slack_errors():
         if message.upload is not None:
             await client.files_upload_v2(
-                channel=channel_id,
+                channel=channel,
                 filename=message.upload.filename,
                 title=message.upload.filename,
                 content=message.upload.content,
                 initial_comment=message.text,
             )
         else:
-            await client.chat_postMessage(channel=channel_id, **message.payload())
+            await client.chat_postMessage(channel=channel, **message.payload())

@@ -52,8 +52,8 @@ def pressed_by(body: dict[str, Any], context: Any) -> Place:
     )
     return Place(
         platform=PLATFORM,
-        workspace_id=context_tenant(context),
-        channel_id=str(channel),
+        workspace=context_tenant(context),
+        channel=str(channel),
         user_id=str((body.get("user") or {}).get("id") or ""),
         is_manager=False,  # saving is for anyone; nothing here manages the channel
     )

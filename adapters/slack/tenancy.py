@@ -18,14 +18,14 @@ def tenant_id(
     raise ValueError("a Slack request without team or enterprise id")
 
 
-def split_tenant(workspace_id: str) -> tuple[str | None, str | None, bool]:
+def split_tenant(workspace: str) -> tuple[str | None, str | None, bool]:
     """(enterprise_id, team_id, is_enterprise_install) of a `tenant_id`."""
-    if ":" in workspace_id:
-        enterprise, team = workspace_id.split(":", 1)
+    if ":" in workspace:
+        enterprise, team = workspace.split(":", 1)
         return enterprise, team, False
-    if workspace_id.startswith("E"):
-        return workspace_id, None, True
-    return None, workspace_id, False
+    if workspace.startswith("E"):
+        return workspace, None, True
+    return None, workspace, False
 
 
 def context_tenant(context: Any) -> str:

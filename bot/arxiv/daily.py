@@ -10,18 +10,24 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
-from bot.arxiv.refresh import RefreshOutcome
-from bot.commands.core import Core
+from bot.arxiv.announced import AnnouncementRefresh
+from bot.arxiv.refresh import Refresher, RefreshOutcome
 from bot.keywords import keyword_key
 from bot.storage import store
 from bot.storage.db import read_session, write_session
 from bot.storage.models import Keyword, Lease
 from bot.timeparse import clock_of
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from bot.arxiv.gateway import ArxivGateway
+    from bot.config import Settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,11 +128,21 @@ def is_stale(keyword: Keyword, since: datetime) -> bool:
     return last is None or store.as_utc(last) < since
 
 
+class Deployment(Protocol):
+    """The parts of a deployment the daily refresh uses (`bot.commands.core.Core` is one)."""
+
+    settings: Settings
+    engine: Engine
+    gateway: ArxivGateway
+    refresher: Refresher
+    clock: Callable[[], datetime]
+
+
 class DailyRefresh:
     """Refreshes every followed keyword once a day across processes, and stale keywords
     before a post."""
 
-    def __init__(self, core: Core, *, owner: str | None = None) -> None:
+    def __init__(self, core: Deployment, *, owner: str | None = None) -> None:
         self.core = core
         self.owner = owner or default_owner()
         self._arxiv_turn = asyncio.Lock()
@@ -196,7 +212,7 @@ class DailyRefresh:
         # The gateway sends one request at a time anyway; queueing here rather than in the
         # gateway keeps the thread pool free for the database work of the posts.
         async with self._arxiv_turn:
-            return await asyncio.to_thread(self.core.refresh, label)
+            return await asyncio.to_thread(self.core.refresher.refresh, label)
 
     def _take(self, run_date: date, now: datetime) -> bool:
         with read_session(self.core.engine) as session:
@@ -215,12 +231,13 @@ class DailyRefresh:
             if not self._write(renew_refresh_lease, owner=self.owner, now=now):
                 raise RuntimeError("the daily-refresh lease was taken over")
 
-        return self.core.refresh_all(self._still_stale(slot), progress=renew)
+        run = AnnouncementRefresh(self.core.refresher, clock=self.core.clock)
+        return run.run(self._still_stale(slot), progress=renew)
 
     def _still_stale(self, slot: datetime) -> list[str]:
         """Followed keywords not refreshed since the slot (a post may have refreshed some)."""
-        labels = self.core.followed_keywords()
         with read_session(self.core.engine) as session:
+            labels = store.followed_phrases(session)
             found = {k.key: k for k in store.find_keywords(session, labels)}
         return [
             label

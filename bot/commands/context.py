@@ -25,8 +25,8 @@ class Place:
     """Where a command comes from, taken from the verified request, never from its text."""
 
     platform: str  # "slack", "discord" or "terminal"
-    workspace_id: str
-    channel_id: str
+    workspace: str  # the platform's ids: Slack team, Discord guild, "local"
+    channel: str
     user_id: str = ""
     is_manager: bool = True
     workspace_name: str = ""
@@ -35,7 +35,7 @@ class Place:
     managers: str = ""
 
 
-TERMINAL = Place(platform="terminal", workspace_id="local", channel_id="terminal", user_id="local")
+TERMINAL = Place(platform="terminal", workspace="local", channel="terminal", user_id="local")
 
 
 class Context(Protocol):

@@ -132,18 +132,18 @@ class Core:
         workspace = store.ensure_workspace(
             session,
             platform=place.platform,
-            external_id=place.workspace_id,
+            external_id=place.workspace,
             name=place.workspace_name,
         )
-        return store.ensure_channel(session, workspace=workspace, external_id=place.channel_id)
+        return store.ensure_channel(session, workspace=workspace, external_id=place.channel)
 
     def existing_channel(self, session: Session, place: Place) -> Channel | None:
         workspace = store.find_workspace(
-            session, platform=place.platform, external_id=place.workspace_id
+            session, platform=place.platform, external_id=place.workspace
         )
         if workspace is None:
             return None
-        return store.find_channel(session, workspace=workspace, external_id=place.channel_id)
+        return store.find_channel(session, workspace=workspace, external_id=place.channel)
 
     def today(self) -> date:
         return self.clock().astimezone(ZoneInfo(self.settings.timezone)).date()
@@ -163,10 +163,10 @@ class Core:
             subs = store.channel_subscriptions(session, channel) if channel else []
             return [s.label for s, _ in subs]
 
-    def leave_workspace(self, platform: str, workspace_id: str) -> int:
+    def leave_workspace(self, platform: str, workspace: str) -> int:
         """The bot left a workspace: its channels stop (their data stays); how many stopped."""
         with write_session(self.engine) as session:
-            return store.deactivate_workspace(session, platform=platform, external_id=workspace_id)
+            return store.deactivate_workspace(session, platform=platform, external_id=workspace)
 
     def leave_channel(self, place: Place) -> bool:
         """A channel was deleted: it stops at once (its data stays); False if it was unknown."""
@@ -184,7 +184,7 @@ class Core:
         changes = isinstance(command, MANAGER_COMMANDS)
         if delivery is None and not changes:
             return "new"  # nothing to remember: reading twice is harmless
-        typist = (place.platform, place.workspace_id, place.channel_id, place.user_id)
+        typist = (place.platform, place.workspace, place.channel, place.user_id)
         # Bookkeeping: a claim lost in a crash lets a command run twice, never not at all.
         with write_session(self.engine, durable=False) as session:
             return once.received(

@@ -30,14 +30,12 @@ def readme(ctx: Context, place: Place, *, whole_workspace: bool = False) -> str:
 
 def _sections(session: Session, place: Place, whole_workspace: bool) -> list[tuple[str, int]]:
     """(label, keyword id) of each section, first added first."""
-    workspace = store.find_workspace(
-        session, platform=place.platform, external_id=place.workspace_id
-    )
+    workspace = store.find_workspace(session, platform=place.platform, external_id=place.workspace)
     if workspace is None:
         return []
     if whole_workspace:
         return store.workspace_subscriptions(session, workspace)
-    channel = store.find_channel(session, workspace=workspace, external_id=place.channel_id)
+    channel = store.find_channel(session, workspace=workspace, external_id=place.channel)
     if channel is None:
         return []
     return [(s.label, k.id) for s, k in store.channel_subscriptions(session, channel) if k.id]

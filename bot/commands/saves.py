@@ -53,7 +53,7 @@ def _save(ctx: Context, place: Place, arxiv_id: str) -> Reply:
         workspace = store.ensure_workspace(
             session,
             platform=place.platform,
-            external_id=place.workspace_id,
+            external_id=place.workspace,
             name=place.workspace_name,
         )
         new = saves.save(
@@ -123,7 +123,7 @@ def _person(session: Session, place: Place) -> dict[str, Any]:
 
 
 def _workspace(session: Session, place: Place) -> Workspace | None:
-    return store.find_workspace(session, platform=place.platform, external_id=place.workspace_id)
+    return store.find_workspace(session, platform=place.platform, external_id=place.workspace)
 
 
 def _id(workspace: Workspace) -> int:

@@ -55,7 +55,7 @@ class Claim:
     @property
     def where(self) -> dict[str, str]:
         """The channel as a `Poster` takes it."""
-        return {"workspace_id": self.due.workspace_id, "channel_id": self.due.channel}
+        return {"workspace": self.due.workspace, "channel": self.due.channel}
 
     def __str__(self) -> str:
         return f"the {self.due.local_date} post of channel {self.due.channel_id}"

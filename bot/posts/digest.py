@@ -32,7 +32,7 @@ class DueChannel:
 
     channel_id: int
     platform: str
-    workspace_id: str  # the platform's ids, what a Poster needs
+    workspace: str  # the platform's ids, what a Poster needs
     channel: str
     local_date: date
 

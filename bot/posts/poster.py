@@ -50,12 +50,12 @@ class Poster(Protocol):
         """The post as the messages to send, in order, each marked with (claim, part number)."""
         ...
 
-    async def send(self, *, workspace_id: str, channel_id: str, part: Part) -> str:
+    async def send(self, *, workspace: str, channel: str, part: Part) -> str:
         """Send one part; the platform's message id. Raises `PostFailed`; honours rate limits."""
         ...
 
     async def find(
-        self, *, workspace_id: str, channel_id: str, claim: int, since: datetime
+        self, *, workspace: str, channel: str, claim: int, since: datetime
     ) -> dict[int, str]:
         """Part number -> message id of the claim's parts in the channel's messages since
         `since`. Raises `PostFailed` (`permanent` when the platform refuses the read-back)."""

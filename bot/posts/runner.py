@@ -75,7 +75,7 @@ class DigestRunner:
         # busy-waiting); PostgreSQL takes a few. Renewals get a thread of their own: behind a
         # morning's writes, a live holder's lease could run out and another process post too.
         self._threads = ThreadPoolExecutor(1 if is_sqlite(core.engine) else 4)
-        self._renewals = ThreadPoolExecutor(1)
+        self._renewals = ThreadPoolExecutor(1, thread_name_prefix="claim-renewals")
 
     async def run_due(self, now: datetime | None = None) -> list[DigestOutcome]:
         """Post every channel whose time has passed and whose day is unsettled and free;
@@ -224,6 +224,7 @@ class DigestRunner:
     async def _renew(self) -> None:
         """Every `renew_seconds`, extend the leases of the claims we hold (a lost one is
         noticed by its sender before its next part)."""
+        failing = False
         while self._held:
             await asyncio.sleep(self.renew_seconds)
             held = list(self._held)
@@ -231,8 +232,13 @@ class DigestRunner:
             try:
                 kept = await asyncio.get_running_loop().run_in_executor(self._renewals, renew)
             except Exception as exc:
-                logger.warning("renewing %d daily-post claims failed: %r", len(held), exc)
+                # The traceback once per outage, not every 20 s while the database is away.
+                logger.warning(
+                    "renewing %d daily-post claims failed: %r", len(held), exc, exc_info=not failing
+                )
+                failing = True
                 continue
+            failing = False
             self._held -= set(held) - kept
 
     async def stop(self, grace: float) -> None:

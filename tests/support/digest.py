@@ -24,7 +24,7 @@ from bot.storage.db import read_session, write_session
 from bot.storage.models import Channel, DigestClaim, DigestPart
 from tests.fakes.arxiv_server import ArxivStandIn, make_entry
 
-SLACK = Place(platform="slack", workspace_id="T1", channel_id="C1")
+SLACK = Place(platform="slack", workspace="T1", channel="C1")
 
 
 # -- the platform edge --------------------------------------------------------------------
@@ -73,7 +73,8 @@ class FakePoster:
             ],
         )
 
-    async def send(self, *, workspace_id: str, channel_id: str, part: Part) -> str:
+    async def send(self, *, workspace: str, channel: str, part: Part) -> str:
+        channel_id = channel
         self.attempts.append(channel_id)
         self.busy += 1
         self.most_busy = max(self.most_busy, self.busy)
@@ -101,8 +102,9 @@ class FakePoster:
             self.busy -= 1
 
     async def find(
-        self, *, workspace_id: str, channel_id: str, claim: int, since: datetime
+        self, *, workspace: str, channel: str, claim: int, since: datetime
     ) -> dict[int, str]:
+        channel_id = channel
         self.read_backs += 1
         if self.refuse_read_back:
             raise PostFailed("missing_scope", permanent=True)
