@@ -83,6 +83,9 @@ BAD = [
     ("readme everything", "Unknown scope"),
     ("keywords please", "takes no arguments"),
     ("fetch now", "takes no arguments"),
+    ("remove", "empty"),
+    ('add "\\"', "Nothing is left"),
+    ("digest 25:00", "not a time"),
 ]
 
 

@@ -31,6 +31,7 @@ from bot.commands.grammar import (
     Remove,
 )
 from bot.commands.saves_grammar import Feed, Saved
+from bot.commands.usage import BadInput
 from bot.storage import store
 from bot.storage.db import read_session
 from bot.storage.models import Channel, Workspace
@@ -321,8 +322,23 @@ async def test_dm_is_refused(ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core
         ("list", {"limit": 0}, "The limit must be a number from 1 to 20, got “0”."),
         ("list", {"limit": 21}, "The limit must be a number from 1 to 20, got “21”."),
         ("list", {"keyword": "''"}, "Nothing is left of the keyword"),
+    ],
+)
+async def test_bad_options_are_refused_with_the_usage(
+    subcommand: str, options: dict[str, Any], problem: str
+) -> None:
+    handler = papers_group(CommandRecorder()).get_command(subcommand)
+    assert isinstance(handler, app_commands.Command)
+    with pytest.raises(BadInput) as refused:
+        await handler.callback(SimpleNamespace(), **options)  # type: ignore[arg-type]
+    assert problem in str(refused.value) and "Usage:" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "options", "problem"),
+    [
+        ("add", {"keyword": "   "}, "The keyword is empty."),  # refused by the handler
         ("remove", {"keyword": "never followed"}, "This channel does not follow “never followed”."),
-        ("list", {"keyword": "never followed"}, "This channel does not follow “never followed”."),
     ],
 )
 async def test_bad_input_is_ephemeral_and_changes_nothing(
