@@ -1,4 +1,7 @@
-"""The Discord front end end to end: the real discord.py client against the loopback stand-in."""
+"""The Discord front end's own part: typed options to the core's commands and who is a manager
+(the handlers and permissions called directly), and end to end with the real discord.py client
+against the loopback stand-in: registration, deferral, ephemeral or public answers, files, retries,
+reconnects, guild events. What each command does is the core's (tests/test_commands.py)."""
 
 from __future__ import annotations
 

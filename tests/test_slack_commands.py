@@ -1,5 +1,6 @@
-"""`/papers` over real HTTP: signed slash commands in, the ack, response_url posts, Web API calls
-and the store checked for every command of SPEC section 3."""
+"""`/papers` over real HTTP: signed slash commands in, the ack, response_url posts and Web API
+calls: where and how Slack shows the core's answers (what each command does is the core's,
+tests/test_commands.py)."""
 
 from __future__ import annotations
 
