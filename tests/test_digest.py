@@ -66,14 +66,16 @@ class FakePoster:
     render_error: Exception | None = None
     during_send: Callable[[], Awaitable[None]] | None = None
     messages: list[Message] = field(default_factory=list)
+    posts: list[Papers] = field(default_factory=list)  # what each render was given
     attempts: list[str] = field(default_factory=list)
     read_backs: int = 0
     busy: int = 0
     most_busy: int = 0
 
-    def render(self, post: Papers, *, claim: int) -> list[Part]:
+    def render(self, post: Papers, *, claim: int, threads: bool = False) -> list[Part]:
         if self.render_error is not None:
             raise self.render_error
+        self.posts.append(post)
         return parts_of(
             post,
             [

@@ -435,8 +435,9 @@ async def test_help(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
     assert callback.type == MESSAGE and callback.flags & EPHEMERAL
     description = callback.embeds[0]["description"]
     assert "`/papers list [keyword] [limit]`" in description
-    assert "`/papers digest time [timezone]`: when this channel gets its daily post (managers)" in (
-        description
+    assert (
+        "`/papers digest time [timezone]`: when this channel gets its post (daily or weekly) and its shape (managers)"
+        in (description)
     )
     assert callback.embeds[0]["footer"]["text"] == f"Managers here: {MANAGERS}."
 

@@ -138,7 +138,7 @@ def prepare(
     groups = catalog.undelivered_groups_many(session, channels, exclude=exclude)
     rows = []
     for claim in fresh:
-        post = post_of(groups[claim.due.channel_id])
+        post = post_of(groups[claim.due.channel_id], claim.due.shape)
         try:
             parts = render(claim, post) if post is not None else []
         except Exception as exc:
