@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from bot.commands.core import Core, Place
 from bot.commands.grammar import Add, DigestAt, DigestNow, Keywords
 from bot.posts import claims as claims_mod
 from bot.posts import digest
-from bot.posts.poster import Part, PostFailed, parts_of
+from bot.posts.poster import Part, PostFailed, parent_line, parts_of, threaded
 from bot.posts.runner import DigestOutcome, DigestRunner
 from bot.replies import KeywordTable, Papers, Reply
 from bot.storage import catalog, store
@@ -51,6 +51,7 @@ class Message:
     papers: tuple[str, ...]
     at: datetime  # the (travelled) wall clock when the platform took it
     loop_time: float
+    thread: str | None = None  # the message id of its thread's parent
 
 
 @dataclass
@@ -76,15 +77,19 @@ class FakePoster:
         if self.render_error is not None:
             raise self.render_error
         self.posts.append(post)
-        return parts_of(
-            post,
-            [
-                {"label": g.label, "links": [p.abs_url for p in g.papers], "claim": claim}
-                for g in post.groups
-            ],
-        )
+        bodies = [
+            {"label": g.label, "links": [p.abs_url for p in g.papers], "claim": claim}
+            for g in post.groups
+        ]
+        if threads:  # a parent naming the counts, the groups in its thread
+            return threaded(
+                parts_of(post, [{"parent": parent_line(post), "claim": claim}, *bodies])
+            )
+        return parts_of(post, bodies)
 
-    async def send(self, *, workspace_id: str, channel_id: str, part: Part) -> str:
+    async def send(
+        self, *, workspace_id: str, channel_id: str, part: Part, thread: str | None = None
+    ) -> str:
         self.attempts.append(channel_id)
         self.busy += 1
         self.most_busy = max(self.most_busy, self.busy)
@@ -98,10 +103,14 @@ class FakePoster:
                 raise step
             if step == "lost":  # the request never reached the platform; no answer either
                 raise PostFailed("no answer", maybe_delivered=True)
+            if step == "die":  # the process dies as the request leaves; it never arrives
+                raise ProcessCrash(channel_id)
+            if (part.thread_of is None) != (thread is None):
+                raise AssertionError(f"part {part.number} in thread {thread!r}")
             now, loop_time = datetime.now(UTC), asyncio.get_running_loop().time()
             claim = part.body["claim"]
             self.messages.append(
-                Message(channel_id, claim, part.number, part.papers, now, loop_time)
+                Message(channel_id, claim, part.number, part.papers, now, loop_time, thread)
             )
             if step == "no answer":  # taken, but the answer never came
                 raise PostFailed("no answer", maybe_delivered=True)
@@ -112,8 +121,15 @@ class FakePoster:
             self.busy -= 1
 
     async def find(
-        self, *, workspace_id: str, channel_id: str, claim: int, since: datetime
+        self,
+        *,
+        workspace_id: str,
+        channel_id: str,
+        claim: int,
+        since: datetime,
+        threads: Sequence[str] = (),
     ) -> dict[int, str]:
+        """As the platforms: a thread's messages only when that thread is read too."""
         self.read_backs += 1
         if self.refuse_read_back:
             raise PostFailed("missing_scope", permanent=True)
@@ -121,6 +137,7 @@ class FakePoster:
             m.part: f"m{i + 1}"
             for i, m in enumerate(self.messages)
             if m.channel == channel_id and m.claim == claim and m.at >= since
+            if m.thread is None or m.thread in threads
         }
 
     def to(self, channel: str) -> list[list[str]]:

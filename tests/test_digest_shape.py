@@ -23,6 +23,7 @@ from bot.commands.grammar import (
     make_digest,
     parse,
 )
+from bot.posts.poster import parent_line
 from bot.replies import KeywordTable, Papers, Text
 from bot.storage.db import downgrade, make_engine, read_session, upgrade, write_session
 from bot.storage.models import Channel
@@ -36,6 +37,7 @@ from tests.test_digest import (
     claims,
     delivered,
     follow,
+    parts,
     run_at,
     statuses,
     utc,
@@ -179,7 +181,7 @@ def test_the_migration_gives_existing_channels_todays_post_and_keeps_every_row(
             "Europe/Berlin",
         )
         shape = (channel.digest_weekday, channel.digest_threads, channel.digest_style)
-        assert shape + (channel.digest_max,) == (None, False, "full", 100)
+        assert (*shape, channel.digest_max) == (None, False, "full", 100)
     with write_session(engine) as session:  # the new columns take values
         channel = session.get(Channel, 1)
         assert channel is not None
@@ -291,3 +293,60 @@ async def test_a_weekly_post_missed_by_a_process_down_on_its_day_goes_once_later
     assert [m.at for m in poster.messages] == [utc(2026, 3, 5, 10)]
     assert [c.local_date for c in claims(core, SLACK)] == [date(2026, 3, 3)]
     assert channel_of(core, SLACK).digest_weekday == 1
+
+
+# -- threads ------------------------------------------------------------------------------
+
+
+def _threaded_channel(core: Core, arxiv_api: ArxivStandIn, time_machine: Any) -> None:
+    """C1, threads on, two keywords with new papers: a parent and two replies."""
+    time_machine.move_to(utc(2026, 3, 2, 8), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    follow(core, arxiv_api, SLACK, "Retrieval")
+    core.execute(SLACK, parse("digest threads on"))
+    add_paper(core, "Diffusion", "2603.00001", utc(2026, 3, 2, 6))
+    add_paper(core, "Diffusion", "2603.00002", utc(2026, 3, 2, 7))
+    add_paper(core, "Retrieval", "2603.00003", utc(2026, 3, 2, 7))
+
+
+async def test_threads_one_parent_naming_the_counts_and_the_papers_in_its_thread(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    _threaded_channel(core, arxiv_api, time_machine)
+    poster = FakePoster()
+    assert statuses(await run_at(core, [poster], utc(2026, 3, 2, 9), time_machine)) == ["sent"]
+    parent, *replies = poster.messages
+    assert (parent.part, parent.thread, parent.papers) == (1, None, ())
+    assert [(m.part, m.thread) for m in replies] == [(2, "m1"), (3, "m1")]
+    assert poster.to("C1") == [[], ["2603.00002", "2603.00001"], ["2603.00003"]]
+    assert parent_line(poster.posts[0]) == "3 new papers: Diffusion 2, Retrieval 1"
+    assert set(poster.copies().values()) == {1}
+
+
+async def test_a_restart_between_the_parent_and_its_replies_finishes_the_thread(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    _threaded_channel(core, arxiv_api, time_machine)
+    dying = FakePoster(script={"C1": ["ok", "die"]})  # dies as the first reply leaves
+    await run_at(core, [dying], utc(2026, 3, 2, 9), time_machine)
+    assert [(m.part, m.thread) for m in dying.messages] == [(1, None)]
+    assert [status for _, status in parts(core)] == ["sent", "sending", "pending"]
+
+    restarted = FakePoster(messages=dying.messages)
+    outcomes = await run_at(core, [restarted], utc(2026, 3, 2, 9, 1, 1), time_machine)
+    assert statuses(outcomes) == ["sent"]
+    assert restarted.read_backs == 1  # the reply's outcome was unknown: looked for in the thread
+    assert [(m.part, m.thread) for m in restarted.messages] == [(1, None), (2, "m1"), (3, "m1")]
+    assert set(restarted.copies().values()) == {1}  # one parent, each reply once
+
+
+async def test_a_reply_the_platform_took_before_a_crash_is_found_in_the_thread_not_resent(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    _threaded_channel(core, arxiv_api, time_machine)
+    dying = FakePoster(script={"C1": ["ok", "crash"]})  # the reply taken, then the crash
+    await run_at(core, [dying], utc(2026, 3, 2, 9), time_machine)
+    restarted = FakePoster(messages=dying.messages)
+    await run_at(core, [restarted], utc(2026, 3, 2, 9, 1, 1), time_machine)
+    assert [(m.part, m.thread) for m in restarted.messages] == [(1, None), (2, "m1"), (3, "m1")]
+    assert [status for _, status in parts(core)] == ["sent", "sent", "sent"]

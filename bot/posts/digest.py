@@ -51,6 +51,15 @@ class DueChannel:
 
 
 @dataclass(frozen=True)
+class DigestOutcome:
+    """What one channel's turn did: sent, empty, failed, paused, retry, taken or stopped."""
+
+    channel_id: int
+    local_date: date
+    status: str
+
+
+@dataclass(frozen=True)
 class Schedule:
     """When a channel posts: at `hhmm` in `zone`, daily or weekly on `weekday` (0 = Monday).
     The one place the defaults (`DIGEST_TIME`, `TIMEZONE`) are filled in."""
