@@ -149,6 +149,13 @@ async def test_digest_time_off_and_now(core: Core, arxiv_api: ArxivStandIn):
         channel = _channel(slack.core)
         assert (channel.digest_time, channel.digest_timezone) == ("07:45", "Europe/Berlin")
 
+        weekly = await slack.answer("digest weekly mon 09:00", "weekly")
+        assert weekly["text"] == "Weekly post on Monday at 09:00 Europe/Berlin."
+        threads = await slack.answer("digest threads on", "threads")
+        assert threads["text"] == "Weekly post on Monday at 09:00 Europe/Berlin · threads."
+        channel = _channel(slack.core)
+        assert (channel.digest_weekday, channel.digest_threads) == (0, True)
+
         off = await slack.answer("digest off", "off")
         assert off["text"] == "Daily post: off."
         assert _channel(slack.core).digest_enabled is False

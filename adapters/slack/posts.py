@@ -48,7 +48,7 @@ def paper_block(paper: PaperView, style: str = "") -> Block:
         meta.append(paper.day.isoformat())
         lines = [f"*<{paper.abs_url}|{title}>*", " · ".join(meta)]
         if squash(paper.comment):
-            lines.append("Comment: " + clip(verbatim(squash(paper.comment)), 600))
+            lines.append("Comment: " + clip(verbatim(squash(paper.comment)), 1000))
         if style == "full" and squash(paper.abstract):
             lines.append(verbatim(cut_words(squash(paper.abstract), ABSTRACT_SHOWN)))
         block = section("\n".join(lines))
