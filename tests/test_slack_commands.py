@@ -149,6 +149,13 @@ async def test_digest_time_off_and_now(core: Core, arxiv_api: ArxivStandIn):
         channel = _channel(slack.core)
         assert (channel.digest_time, channel.digest_timezone) == ("07:45", "Europe/Berlin")
 
+        weekly = await slack.answer("digest weekly mon 09:00", "weekly")
+        assert weekly["text"] == "Weekly post on Monday at 09:00 Europe/Berlin."
+        threads = await slack.answer("digest threads on", "threads")
+        assert threads["text"] == "Weekly post on Monday at 09:00 Europe/Berlin · threads."
+        channel = _channel(slack.core)
+        assert (channel.digest_weekday, channel.digest_threads) == (0, True)
+
         off = await slack.answer("digest off", "off")
         assert off["text"] == "Daily post: off."
         assert _channel(slack.core).digest_enabled is False
@@ -207,7 +214,9 @@ async def test_help_is_answered_in_the_ack(core: Core, arxiv_api: ArxivStandIn):
     body = ack.json()
     assert body["response_type"] == "ephemeral"
     assert "`/papers add &lt;keyword&gt;`: follow a keyword here" in body["text"]
-    assert "`/papers digest &lt;HH:MM&gt; [timezone] | digest off | digest now`" in body["text"]
+    assert (
+        "`/papers digest &lt;HH:MM&gt; [timezone] | digest weekly &lt;mon..sun&gt;" in body["text"]
+    )
     assert empty.json()["text"] == body["text"]
     assert api.response_posts == []
 
@@ -242,7 +251,7 @@ BAD_INPUT = [
     ("keywords extra", "`keywords` takes no arguments."),
     ("list 0", "The limit must be a number from 1 to 20"),
     ("list 21", "The limit must be a number from 1 to 20"),
-    ("digest", "Say when: a time, `off` or `now`."),
+    ("digest", "Say when: a time, `weekly &lt;day&gt; &lt;HH:MM&gt;`, `off` or `now`."),
     ("digest 25:00", "is not a time"),
     ("digest 09:00 Mars/Olympus_Mons", "is not a timezone"),
     ("readme everything", "Unknown scope “everything”"),

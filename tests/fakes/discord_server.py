@@ -558,6 +558,7 @@ class DiscordStandIn:
         # seen (enforce_nonce returns the first message again); a hook run after a message is
         # stored and before its answer (a slow or lost answer).
         self.history: dict[str, list[dict[str, Any]]] = {}
+        self.threads: dict[str, dict[str, Any]] = {}  # shape branch: threads started from messages
         self._nonces: dict[tuple[str, str], dict[str, Any]] = {}
         self.after_post: Callable[[str, dict[str, Any]], Any] | None = None
 
@@ -742,7 +743,7 @@ class DiscordStandIn:
             for channel in guild["channels"]:
                 if channel["id"] == channel_id:
                     return channel
-        return None
+        return self.threads.get(channel_id)  # shape branch: a thread is a channel too
 
     def member_permissions(
         self, guild_id: int | str, user_id: int | str, role_ids: Iterable[int | str] = ()
@@ -1316,6 +1317,7 @@ class DiscordStandIn:
             ("GET", rf"/channels/{sf}", self._get_channel),
             ("POST", rf"/channels/{sf}/messages", self._channel_message),
             ("GET", rf"/channels/{sf}/messages", self._channel_history),
+            ("POST", rf"/channels/{sf}/messages/{sf}/threads", self._start_thread),  # shape
         ]
         return [(m, re.compile(f"^{p}$"), h) for m, p, h in table]
 
@@ -1759,3 +1761,35 @@ class DiscordStandIn:
         after, limit = int(rec.query.get("after") or 0), int(rec.query.get("limit") or 50)
         later = [m for m in self.history.get(channel_id, []) if int(m["id"]) > after]
         return list(reversed(later[:limit]))
+
+    # ---- shape branch (issue 13, threads): a thread started from a message -----------------
+    async def _start_thread(self, rec: RecordedRequest, channel_id: str, message_id: str) -> Any:
+        """POST /channels/{c}/messages/{m}/threads: a public thread whose id is the message's;
+        a second start answers 400 with code 160004 (a thread exists for this message)."""
+        channel, body = self._channel(channel_id), rec.json if isinstance(rec.json, dict) else {}
+        if channel is None or not any(
+            m["id"] == message_id for m in self.history.get(channel_id, [])
+        ):
+            raise _Reply(404, "Unknown Message", 10008)
+        if message_id in self.threads:
+            raise _Reply(400, "A thread has already been created for this message", 160004)
+        if not 1 <= len(str(body.get("name") or "")) <= 100:
+            raise _Reply(400, "Invalid Form Body", 50035)
+        self.threads[message_id] = {
+            "id": message_id,
+            "type": 11,
+            "guild_id": channel["guild_id"],
+            "parent_id": channel_id,
+            "owner_id": self.bot_user["id"],
+            "name": body["name"],
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": int(body.get("auto_archive_duration") or 1440),
+                "archive_timestamp": _now_iso(),
+                "locked": False,
+            },
+        }
+        return self.threads[message_id]

@@ -905,8 +905,31 @@ class SlackWebAPI:
         found = [
             m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
             for m in reversed(self.history.get(str(p.get("channel")), []))
-            if float(m["ts"]) > oldest
+            if float(m["ts"]) > oldest and m.get("thread_ts", m["ts"]) == m["ts"]  # no replies
         ]
+        return self._page(p, found)
+
+    # ---- shape branch (issue 13, threads): conversations.replies -------------------------
+    async def _conversations_replies(self, call: Call) -> dict[str, Any]:
+        """A thread: its parent and replies (``thread_ts`` = ``ts``), oldest first, after
+        ``oldest``; metadata only with ``include_all_metadata``; unknown parent: thread_not_found."""
+        self._workspace(call)
+        p = call.params
+        channel, ts = self.history.get(str(p.get("channel")), []), str(p.get("ts"))
+        if not any(m["ts"] == ts for m in channel):
+            raise _Reply("thread_not_found")
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [
+            m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
+            for m in channel
+            if (m["ts"] == ts or m.get("thread_ts") == ts)
+            and float(m["ts"]) > float(p.get("oldest") or 0)
+        ]
+        return self._page(p, found)
+
+    @staticmethod
+    def _page(p: dict[str, Any], found: list[dict[str, Any]]) -> dict[str, Any]:
+        # ---- end of the shape branch's block (the pagination was _conversations_history's)
         start, limit = int(p.get("cursor") or 0), int(p.get("limit") or 100)
         more = start + limit < len(found)
         return {
@@ -1099,6 +1122,7 @@ class SlackWebAPI:
         "chat.update": _chat_update,
         "conversations.info": _conversations_info,
         "conversations.history": _conversations_history,
+        "conversations.replies": _conversations_replies,  # shape branch (threads)
         "conversations.open": _conversations_open,
         "users.info": _users_info,
         "team.info": _team_info,
