@@ -56,6 +56,10 @@ class Papers:
     heading: str
     groups: tuple[PaperGroup, ...]
     ephemeral: bool = False  # only for the person who asked (`preview`)
+    # A post's (daily, weekly or `digest now`): its style ("full" or "compact"; "" for the
+    # answers of commands) and the papers left for the next post by the channel's `max`.
+    style: str = ""
+    more: int = 0
 
     @property
     def count(self) -> int:

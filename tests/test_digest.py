@@ -10,7 +10,6 @@ import asyncio
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +24,7 @@ from bot.commands.grammar import Add, DigestAt, DigestNow, Keywords
 from bot.posts import claims as claims_mod
 from bot.posts import digest
 from bot.posts.poster import PostFailed
-from bot.posts.runner import DigestOutcome, DigestRunner
+from bot.posts.runner import DigestRunner
 from bot.replies import KeywordTable, Papers, Reply
 from bot.storage import store
 from bot.storage.db import make_engine, read_session, upgrade, write_session
@@ -41,21 +40,11 @@ from tests.support.digest import (
     entry,
     follow,
     parts,
+    run_at,
     run_due_digests,
+    statuses,
     utc,
 )
-
-
-async def run_at(
-    core: Core, posters: Iterable[FakePoster], when: datetime, tm: Any, **options: Any
-) -> list[DigestOutcome]:
-    tm.move_to(when, tick=False)
-    return await run_due_digests(core, list(posters), when, **options)
-
-
-def statuses(outcomes: list[DigestOutcome]) -> list[str]:
-    return sorted(o.status for o in outcomes)
-
 
 # -- the daily post -----------------------------------------------------------------------
 
@@ -510,7 +499,7 @@ async def test_renewals_failing_through_an_outage_log_one_traceback(
     slow = FakePoster(during_send=lambda: asyncio.sleep(0.5))
     time_machine.move_to(utc(2026, 3, 2, 9), tick=False)
     outcomes = await run_due_digests(core, [slow], renew_seconds=0.05)
-    failures = [r for r in caplog.records if r.getMessage().startswith("renewing 1 daily-post")]
+    failures = [r for r in caplog.records if r.getMessage().startswith("renewing our claims")]
     assert statuses(outcomes) == ["sent"] and len(failures) >= 3
     assert [bool(r.exc_info) for r in failures] == [True] + [False] * (len(failures) - 1)
 

@@ -103,7 +103,7 @@ async def test_connects_and_registers_the_group(ds: DiscordStandIn, fe: DiscordF
     assert options("list") == [("keyword", 3, False, True), ("limit", 4, False, False)]
     limit = subs["list"]["options"][1]
     assert (limit["min_value"], limit["max_value"]) == (1, 20)
-    assert options("digest") == [("time", 3, True, False), ("timezone", 3, False, True)]
+    assert options("digest") == [("time", 3, True, True), ("timezone", 3, False, True)]
     assert options("readme") == [("scope", 3, False, False)]
     assert subs["readme"]["options"][0]["choices"] == [
         {"name": "channel", "value": "channel"},
@@ -245,8 +245,9 @@ async def test_help(ds: DiscordStandIn, fe: DiscordFrontEnd) -> None:
     assert callback.type == MESSAGE and callback.flags & EPHEMERAL
     description = callback.embeds[0]["description"]
     assert "`/papers list [keyword] [limit]`" in description
-    assert "`/papers digest time [timezone]`: when this channel gets its daily post (managers)" in (
-        description
+    assert (
+        "`/papers digest time [timezone]`: when this channel gets its post (daily or weekly) and its shape (managers)"
+        in (description)
     )
     assert callback.embeds[0]["footer"]["text"] == f"Managers here: {MANAGERS}."
 
@@ -417,6 +418,42 @@ async def test_remove_autocompletes_this_channels_keywords(
     )
     (callback,) = await answers(ds, sent)
     assert [c["value"] for c in callback.data["choices"]] == ["Europe/Berlin"]
+
+
+async def test_digest_time_autocompletes_the_whole_digest_grammar_and_each_reaches_the_core(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core
+) -> None:
+    async def offered(typed: str) -> list[str]:
+        sent = await ds.send_autocomplete("digest", {"time": typed}, focused="time")
+        (callback,) = await answers(ds, sent)
+        assert callback.type == AUTOCOMPLETE
+        return [c["value"] for c in callback.data["choices"]]
+
+    everything = await offered("")
+    assert everything[:3] == ["09:00", "off", "now"] and "weekly mon 09:00" in everything
+    assert {"threads on", "style compact", "max 50"} <= set(everything) and len(everything) <= 25
+    assert await offered("thr") == ["thr", "threads on", "threads off"]
+    assert (await offered("weekly"))[1:3] == ["weekly mon 09:00", "weekly tue 09:00"]
+    assert await offered("compact") == ["compact", "style compact"]
+
+    for typed, line in (
+        ("weekly mon 09:00", "Weekly post on Monday at 09:00 UTC."),
+        ("threads on", "Weekly post on Monday at 09:00 UTC · threads."),
+        ("style compact", "Weekly post on Monday at 09:00 UTC · threads · compact."),
+        ("max 50", "Weekly post on Monday at 09:00 UTC · threads · compact · max 50."),
+    ):
+        sent = await ds.send_interaction("digest", {"time": typed}, permissions=MANAGER)
+        (callback,) = await answers(ds, sent)
+        assert callback.type == MESSAGE and callback.content == line
+    channel = channel_row(core, ds)
+    assert channel is not None
+    shape = (channel.digest_weekday, channel.digest_threads, channel.digest_style)
+    assert (*shape, channel.digest_max) == (0, True, "compact", 50)
+
+    sent = await ds.send_interaction("digest", {"time": "max 500"}, permissions=MANAGER)
+    (refused,) = await answers(ds, sent)
+    assert refused.flags & EPHEMERAL and "from 1 to 200" in refused.content
+    assert channel_row(core, ds).digest_max == 50  # type: ignore[union-attr]
 
 
 # -- the wire: rate limits, reconnects, leaving -----------------------------------------------

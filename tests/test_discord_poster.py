@@ -201,3 +201,36 @@ def test_refusals_map_to_post_failed(
     assert (failed.permanent, failed.maybe_delivered) == (bool(permanent), bool(maybe_delivered))
     assert str(exc.status) in failed.reason
     assert not failure(exc, sending=False).maybe_delivered  # a lookup posts nothing
+
+
+# -- threads (`digest threads on`) ----------------------------------------------------------
+
+
+async def test_a_threaded_post_is_one_parent_and_its_replies_even_across_a_restart(
+    ds: DiscordStandIn, fe: DiscordFrontEnd
+) -> None:
+    reply = digest(24)
+    parent, *replies = fe.poster.render(reply, claim=9, threads=True)
+    assert parent.papers == () and {r.thread_of for r in replies} == {1} and len(replies) >= 3
+    since = datetime.now(UTC)
+    parent_id = await fe.poster.send(**where(ds), part=parent)
+    sent = {1: parent_id}
+    sent[2] = await fe.poster.send(**where(ds), part=replies[0], thread=parent_id)
+
+    restarted = DiscordPoster(fe.client, fe.logged_in)  # a new process: its thread unknown
+    assert await restarted.find(**where(ds), claim=9, since=since, threads=[parent_id]) == sent
+    for part in replies[1:]:
+        sent[part.number] = await restarted.send(**where(ds), part=part, thread=parent_id)
+    found = await restarted.find(**where(ds), claim=9, since=since, threads=[parent_id])
+
+    assert found == sent  # every part once
+    [message] = ds.channel_messages(ds.channel_id)  # one parent in the channel ...
+    assert message.content.startswith("24 new papers: diffusion 12, retrieval 12")
+    assert message.body["nonce"] == "p9.1"
+    in_thread = ds.channel_messages(parent_id)  # ... the papers in its thread
+    assert [m.message["id"] for m in in_thread] == [sent[n] for n in range(2, len(sent) + 1)]
+    starts = ds.requests_to("POST", rf"^/channels/{ds.channel_id}/messages/{parent_id}/threads$")
+    assert [r.status for r in starts] == [200, 400]  # the restart's start: "already exists"
+    assert ds.threads[parent_id]["name"] == "24 new papers on arXiv"
+    shown = [pid for part in replies for pid in part.papers]
+    assert shown == [p.arxiv_id for g in reply.groups for p in g.papers]

@@ -130,6 +130,35 @@ async def test_daily_posts_carry_save_buttons(
     assert pressed.flags & EPHEMERAL and "2401.00001" in _saved(core, ds, ADA)
 
 
+async def test_a_compact_post_has_save_and_abstract_buttons_and_abstract_answers_only_the_presser(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core, arxiv_api: ArxivStandIn
+) -> None:
+    arxiv_api.add_entries("diffusion", entries(2))
+    follow(core, ds, "diffusion")
+    papers = tuple(_views(core, "2401.00002", "2401.00001"))
+    post = Papers(
+        heading="2 new papers", groups=(PaperGroup("diffusion", papers),), style="compact"
+    )
+    for part in fe.poster.render(post, claim=1):  # stored between render and send: as JSON
+        await fe.poster.send(workspace=ds.guild_id, channel=ds.channel_id, part=part)
+    (posted,) = await ds.wait_for(lambda: ds.channel_messages(ds.channel_id))
+    assert posted.message is not None
+    assert [b["custom_id"] for b in _buttons(posted.message)] == [
+        "papers:save:2401.00002",
+        "papers:save:2401.00001",
+        "papers:abstract:2401.00002",
+        "papers:abstract:2401.00001",
+    ]
+    (embed,) = posted.embeds
+    assert len(embed["description"].split("\n")) == 3  # the keyword, then a line per paper
+    before = snapshot(core.engine)
+    pressed = await _press(ds, posted.message, "papers:abstract:2401.00001", ADA)
+    assert pressed.flags & EPHEMERAL
+    (shown,) = pressed.embeds
+    assert shown["url"].endswith("/abs/2401.00001v1") and shown["description"] == papers[1].abstract
+    assert snapshot(core.engine) == before  # reading an abstract stores nothing
+
+
 def _views(core: Core, *ids: str) -> list[Any]:
     views = [core.paper(arxiv_id) for arxiv_id in ids]
     assert all(views)

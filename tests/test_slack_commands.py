@@ -121,6 +121,9 @@ async def test_public_answers_go_in_channel_and_private_ones_only_to_the_asker(
         fetched = await slack.answer("fetch", "f1")
         again = await slack.reply("fetch", "f2", user_id="U0OTHER")  # someone else, too soon
         nothing = await slack.reply("digest now", "now")
+        await slack.answer("digest weekly mon 09:00", "weekly")
+        await slack.answer("digest threads on", "threads")
+        weekly = await slack.answer("digest max 50", "max")
 
     assert table["response_type"] == fetched["response_type"] == "in_channel"
     assert "• *Virtual Try-On*: 2 papers" in block_texts(table)
@@ -128,6 +131,8 @@ async def test_public_answers_go_in_channel_and_private_ones_only_to_the_asker(
     assert again["response_type"] == nothing["response_type"] == "ephemeral"
     assert "try again in" in again["text"]
     assert nothing["text"] == "Nothing new since the last post."
+    assert weekly["response_type"] == "in_channel"  # the digest grammar, through Slack text
+    assert weekly["text"] == "Weekly post on Monday at 09:00 UTC · threads · max 50."
 
 
 async def test_readme_uploads_the_export_with_a_one_line_comment(
@@ -163,7 +168,9 @@ async def test_help_is_answered_in_the_ack(core: Core, arxiv_api: ArxivStandIn):
     body = ack.json()
     assert body["response_type"] == "ephemeral"
     assert "`/papers add &lt;keyword&gt;`: follow a keyword here" in body["text"]
-    assert "`/papers digest &lt;HH:MM&gt; [timezone] | digest off | digest now`" in body["text"]
+    assert (
+        "`/papers digest &lt;HH:MM&gt; [timezone] | digest weekly &lt;mon..sun&gt;" in body["text"]
+    )
     assert empty.json()["text"] == body["text"]
     assert api.response_posts == []
 

@@ -229,3 +229,40 @@ async def test_a_refused_read_back_is_permanent(core: Core, error: str) -> None:
         with pytest.raises(PostFailed) as failed:
             await front.poster.find(**WHERE, claim=1, since=datetime.now(UTC))
     assert failed.value.permanent and error in failed.value.reason
+
+
+# -- threads (`digest threads on`) ----------------------------------------------------------
+
+
+async def test_a_threaded_post_is_one_parent_and_its_replies_even_across_a_restart(
+    core: Core,
+) -> None:
+    reply = papers_reply(30, groups=2)
+    async with SlackWebAPI() as api:
+        async with poster_front(core, api) as front:
+            parent, *replies = front.poster.render(reply, claim=9, threads=True)
+            assert parent.papers == () and parent.thread_of is None
+            assert "30 new papers: Keyword 0 15, Keyword 1 15" in parent.body["text"]
+            assert len(replies) >= 2 and {r.thread_of for r in replies} == {1}
+            ts = await front.poster.send(**WHERE, part=parent)
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        async with poster_front(core, api) as restarted:  # a new process, the parent stored
+            restarted.poster.pacer = ChannelPacer(interval=0)
+            assert await restarted.poster.find(**WHERE, claim=9, since=since, threads=[ts]) == {
+                1: ts
+            }
+            sent = {1: ts}
+            for part in replies:
+                sent[part.number] = await restarted.poster.send(**WHERE, part=part, thread=ts)
+            found = await restarted.poster.find(**WHERE, claim=9, since=since, threads=[ts])
+            without_threads = await restarted.poster.find(**WHERE, claim=9, since=since)
+        posts = api.accepted("chat.postMessage")
+
+    assert found == sent  # every part once, the replies found in the parent's thread
+    assert without_threads == {1: ts}  # conversations.history lists no replies
+    assert [c.params.get("thread_ts") for c in posts] == [None] + [ts] * len(replies)
+    assert [m["ts"] for m in api.history["C0PAPERS"] if m.get("thread_ts", m["ts"]) == m["ts"]] == [
+        ts
+    ]
+    shown = [pid for part in replies for pid in part.papers]
+    assert shown == [p.arxiv_id for g in reply.groups for p in g.papers]

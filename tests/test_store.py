@@ -263,20 +263,35 @@ def _plan(engine: Engine, table: str, column: str) -> str:
         return " ".join(row[0] for row in conn.execute(text(f"EXPLAIN {query}")))
 
 
+def _channel_at_0011(engine: Engine) -> None:
+    """Workspace 1 and its channel 1 (C1), as a database before migration 0012 stores them."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workspaces (platform, external_id, name, active, created_at) "
+                "VALUES ('slack', 'T1', '', true, '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO channels (workspace_id, external_id, active, digest_enabled, "
+                "digest_time, paused, failed_days, created_at) "
+                "VALUES (1, 'C1', true, true, '08:30', false, 0, '2026-01-01 00:00:00')"
+            )
+        )
+
+
 def test_indexes_repeating_a_unique_constraints_first_column_go_and_rows_stay(
     database_url: str,
 ) -> None:
     engine = make_engine(database_url)
     upgrade(engine, "0009")
+    _channel_at_0011(engine)  # the models know later columns: rows of that time, in SQL
     with write_session(engine) as session:
-        workspace = store.ensure_workspace(session, platform="slack", external_id="T1")
-        channel = store.ensure_channel(session, workspace=workspace, external_id="C1")
         keyword = store.ensure_keyword(session, "Alpha")
-        store.subscribe(session, channel=channel, keyword=keyword, label="Alpha")
+        session.add(Subscription(channel_id=1, keyword_id=keyword.id, label="Alpha"))
         session.add(
-            DigestClaim(
-                channel_id=channel.id, local_date=date(2026, 1, 1), lease_until=datetime.now(UTC)
-            )
+            DigestClaim(channel_id=1, local_date=date(2026, 1, 1), lease_until=datetime.now(UTC))
         )
     before = snapshot(engine)
     assert all(name in _indexes(engine, t) for t, (name, _) in REDUNDANT.items())
@@ -288,7 +303,7 @@ def test_indexes_repeating_a_unique_constraints_first_column_go_and_rows_stay(
         plan = _plan(engine, table, column)  # the unique constraint's index answers instead
         assert "INDEX" in plan.upper() and "Seq Scan" not in plan and "SCAN " not in plan, plan
     with pytest.raises(IntegrityError), write_session(engine) as session:
-        session.add(Subscription(channel_id=channel.id, keyword_id=keyword.id, label="again"))
+        session.add(Subscription(channel_id=1, keyword_id=keyword.id, label="again"))
 
     downgrade(engine, "0009")
     assert all(name in _indexes(engine, t) for t, (name, _) in REDUNDANT.items())

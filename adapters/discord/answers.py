@@ -35,8 +35,8 @@ def message_kwargs(message: Message) -> dict[str, Any]:
     if message.file is not None:
         data = io.BytesIO(message.file.data)
         kwargs["file"] = discord.File(data, filename=message.file.filename)
-    if message.saves:
-        kwargs["view"] = save_view(message.saves)
+    if message.saves or message.abstracts:
+        kwargs["view"] = save_view(message.saves, message.abstracts)
     return kwargs
 
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from discord import app_commands
 
 from adapters.command_service import CommandService
-from adapters.discord.buttons import SaveButton
+from adapters.discord.buttons import AbstractButton, SaveButton
 from adapters.discord.client import make_client
 from adapters.discord.interactions import PLATFORM, Interactions, PapersTree
 from adapters.discord.poster import DiscordPoster
@@ -108,7 +108,8 @@ class DiscordFrontEnd:
     def tree_for(self, client: discord.Client) -> app_commands.CommandTree[Any]:
         tree = PapersTree(client)
         tree.add_command(self.interactions.group, guild=self.guild)
-        client.add_dynamic_items(SaveButton)  # Save presses, whenever the message was sent
+        # Save and Abstract presses, whenever the message was sent
+        client.add_dynamic_items(SaveButton, AbstractButton)
         return tree
 
     async def sync_commands(self, tree: app_commands.CommandTree[Any]) -> None:
@@ -138,6 +139,10 @@ class DiscordFrontEnd:
     async def save_pressed(self, interaction: discord.Interaction, arxiv_id: str) -> None:
         """A Save button under a paper was pressed (buttons.py)."""
         await self.saves.pressed(interaction, arxiv_id)
+
+    async def abstract_pressed(self, interaction: discord.Interaction, arxiv_id: str) -> None:
+        """An Abstract button under a compact post was pressed (buttons.py)."""
+        await self.saves.abstract(interaction, arxiv_id)
 
     async def channel_deleted(self, guild_id: int, channel_id: int) -> None:
         """A channel was deleted: it stops at once, not after three failed daily posts."""

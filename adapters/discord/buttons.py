@@ -1,6 +1,7 @@
-"""The Save button under every paper of Discord posts and lists: a persistent dynamic item
-whose custom_id carries the arXiv id, so a press is understood after any restart (nothing is
-kept in memory per message). Pure discord.ui: the press is answered by saves.py."""
+"""The Save button under every paper of Discord posts and lists, and the Abstract button of
+compact posts: persistent dynamic items whose custom_id carries the arXiv id, so a press is
+understood after any restart (nothing is kept in memory per message). Pure discord.ui: the
+presses are answered by saves.py."""
 
 from __future__ import annotations
 
@@ -40,10 +41,44 @@ class SaveButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLA
             await handlers.save_pressed(interaction, self.arxiv_id)
 
 
-def save_view(arxiv_ids: Sequence[str]) -> discord.ui.View:
-    """A Save button per paper, laid out 5 to a row (10 papers a message: 2 of the 5 rows).
-    Built where it is sent: a discord.py view needs the running event loop."""
+ABSTRACT_PREFIX = "papers:abstract:"
+
+
+class AbstractButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=re.escape(ABSTRACT_PREFIX) + r"(?P<arxiv_id>[A-Za-z0-9./-]{1,40})",
+):
+    """ "Abstract <arXiv id>" under a compact post: the abstract, only for who pressed."""
+
+    def __init__(self, arxiv_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=f"Abstract {arxiv_id}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"{ABSTRACT_PREFIX}{arxiv_id}",
+            )
+        )
+        self.arxiv_id = arxiv_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> AbstractButton:
+        return cls(match["arxiv_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        handlers = getattr(interaction.client, "handlers", None)
+        if handlers is not None:
+            await handlers.abstract_pressed(interaction, self.arxiv_id)
+
+
+def save_view(arxiv_ids: Sequence[str], abstracts: Sequence[str] = ()) -> discord.ui.View:
+    """A Save button per paper, laid out 5 to a row (10 papers a message: 2 of the 5 rows),
+    then an Abstract button per paper of a compact post (2 more rows). Built where it is
+    sent: a discord.py view needs the running event loop."""
     view = discord.ui.View(timeout=None)  # never times out: the buttons live in the custom_ids
     for arxiv_id in arxiv_ids:
         view.add_item(SaveButton(arxiv_id))
+    for arxiv_id in abstracts:
+        view.add_item(AbstractButton(arxiv_id))
     return view

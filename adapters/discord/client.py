@@ -31,6 +31,8 @@ class Handlers(Protocol):
 
     async def save_pressed(self, interaction: discord.Interaction, arxiv_id: str) -> None: ...
 
+    async def abstract_pressed(self, interaction: discord.Interaction, arxiv_id: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class Endpoints:

@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.format import discord_wording
+from bot.commands.digest_grammar import WEEKDAYS
 from bot.commands.grammar import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -89,6 +90,32 @@ def list_command(keyword: str | None, limit: int | None) -> List:
     )
 
 
+# What `/papers digest time` offers as it is typed: the whole digest grammar in one option.
+DIGEST_SUGGESTIONS = (
+    "09:00",
+    "off",
+    "now",
+    *(f"weekly {day} 09:00" for day in WEEKDAYS),
+    "threads on",
+    "threads off",
+    "style compact",
+    "style full",
+    "max 50",
+    "max 100",
+    "max 200",
+)
+
+
+def digest_choices(current: str) -> Choices:
+    """The digest settings that start with what is typed, then those containing it (what is
+    typed itself first when it is none of them: the option takes any text)."""
+    typed = " ".join(current.casefold().split())
+    starts = [s for s in DIGEST_SUGGESTIONS if s.startswith(typed)]
+    within = [s for s in DIGEST_SUGGESTIONS if typed in s and s not in starts]
+    own = [current.strip()[:100]] if typed and typed not in DIGEST_SUGGESTIONS else []
+    return [app_commands.Choice(name=s, value=s) for s in (own + starts + within)[:25]]
+
+
 def zone_choices(current: str) -> Choices:
     """IANA zones containing what is typed (prefix matches first), at most 25."""
     typed = current.strip().casefold().replace(" ", "_")
@@ -115,6 +142,9 @@ def papers_group(runner: Runner) -> app_commands.Group:
 
     async def zones(_interaction: discord.Interaction, current: str) -> Choices:
         return zone_choices(current)
+
+    async def settings(_interaction: discord.Interaction, current: str) -> Choices:
+        return digest_choices(current)
 
     async def rules(_interaction: discord.Interaction, current: str) -> Choices:
         return rule_choices(current)
@@ -153,10 +183,10 @@ def papers_group(runner: Runner) -> app_commands.Group:
 
     @group.command(name="digest", description=describe("digest"))
     @app_commands.describe(
-        time="HH:MM (24-hour) for the daily post, off to stop it, now to post at once",
+        time="HH:MM daily, weekly mon 09:00, off, now, threads on|off, style full|compact, max N",
         timezone="IANA timezone such as Europe/Berlin (default: the bot's TIMEZONE)",
     )
-    @app_commands.autocomplete(timezone=zones)
+    @app_commands.autocomplete(time=settings, timezone=zones)
     async def digest(
         interaction: discord.Interaction, time: str, timezone: str | None = None
     ) -> None:

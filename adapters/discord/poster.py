@@ -6,24 +6,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import discord
 
 from adapters.discord.buttons import save_view
-from adapters.discord.format import NO_MENTIONS, papers_messages
-from bot.posts.poster import Part, PostFailed, parts_of
+from adapters.discord.format import NO_MENTIONS, fit, papers_messages
+from adapters.discord.posts import parent_message
+from bot.posts.poster import Part, PostFailed, parts_of, threaded
 from bot.replies import Papers
+from bot.text import squash
 
 logger = logging.getLogger("papers.discord")
 
 MARKER_ROOM = 40  # characters kept free in every message for the marker
 HISTORY_LIMIT = 500  # messages a read-back looks through
 ARCHIVED_THREAD = 50083
+THREAD_EXISTS = 160004  # "A thread has already been created for this message"
+THREAD_NAME = 100  # characters of a thread's name
+THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day without messages, then it is archived
+THREADS_KEPT = 1000  # threads remembered as started (a restart asks Discord again)
 _MARKER = re.compile(r"post (\d+), part (\d+)$")
 
 
@@ -55,10 +61,16 @@ class DiscordPoster:
         self.client = client
         self.logged_in = logged_in
         self.timeout_seconds = timeout_seconds
+        self._threads: dict[str, None] = {}  # parent message ids whose thread we started
 
-    def render(self, post: Papers, *, claim: int) -> list[Part]:
+    def render(self, post: Papers, *, claim: int, threads: bool = False) -> list[Part]:
+        """Messages marked with (claim, part); with `threads`, a one-line parent first and the
+        papers in the thread started from it (each reply names the thread, made once)."""
+        messages = papers_messages(post, reserve=MARKER_ROOM)
+        if threads:
+            messages = [parent_message(post, reserve=MARKER_ROOM), *messages]
         bodies = []
-        for number, message in enumerate(papers_messages(post, reserve=MARKER_ROOM), 1):
+        for number, message in enumerate(messages, 1):
             embeds: list[dict[str, Any]] = [dict(embed.to_dict()) for embed in message.embeds]
             mark = marker(claim, number)
             content = message.content
@@ -68,14 +80,23 @@ class DiscordPoster:
             else:
                 content = f"{content or ''}\n-# {mark}".strip()
             nonce = f"p{claim}.{number}"[:25]
-            saves = list(message.saves)  # a Save button per paper, rebuilt when sent
-            bodies.append({"content": content, "embeds": embeds, "nonce": nonce, "saves": saves})
-        return parts_of(post, bodies)
+            # Buttons (Save per paper, Abstract per compact line) are rebuilt when sent.
+            buttons = {"saves": list(message.saves), "abstracts": list(message.abstracts)}
+            bodies.append({"content": content, "embeds": embeds, "nonce": nonce} | buttons)
+        if not threads:
+            return parts_of(post, bodies)
+        name = fit(squash(post.heading), THREAD_NAME) or "Daily papers"
+        return threaded(parts_of(post, bodies[:1] + [b | {"thread": name} for b in bodies[1:]]))
 
-    async def send(self, *, workspace: str, channel: str, part: Part) -> str:
+    async def send(
+        self, *, workspace: str, channel: str, part: Part, thread: str | None = None
+    ) -> str:
         target = await self._channel(workspace, channel)
         body = part.body
-        extra: dict[str, Any] = {"view": save_view(body["saves"])} if body.get("saves") else {}
+        if thread is not None:
+            target = await self._thread(target, workspace, thread, body.get("thread", ""))
+        saves, abstracts = body.get("saves") or [], body.get("abstracts") or []
+        extra: dict[str, Any] = {"view": save_view(saves, abstracts)} if saves or abstracts else {}
         async with self._errors(sending=True):
             message = await target.send(
                 content=body["content"],
@@ -86,19 +107,49 @@ class DiscordPoster:
             )
         return str(message.id)
 
+    async def _thread(self, channel: Any, workspace: str, parent: str, name: str) -> Any:
+        """The thread started from the message `parent` (its id is the message's), started
+        now unless this process started it already; Discord's "already exists" (a retry, a
+        restart) means it is there."""
+        if parent not in self._threads:
+            async with self._errors():
+                try:
+                    await self.client.http.start_thread_with_message(
+                        channel.id,
+                        int(parent),
+                        name=name[:THREAD_NAME] or "Daily papers",
+                        auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                    )
+                except discord.HTTPException as exc:
+                    if exc.code != THREAD_EXISTS:
+                        raise
+            self._threads[parent] = None
+            while len(self._threads) > THREADS_KEPT:  # the oldest first
+                self._threads.pop(next(iter(self._threads)))
+        return await self._channel(workspace, parent)
+
     async def find(
-        self, *, workspace: str, channel: str, claim: int, since: datetime
+        self,
+        *,
+        workspace: str,
+        channel: str,
+        claim: int,
+        since: datetime,
+        threads: Sequence[str] = (),
     ) -> dict[int, str]:
-        """The claim's parts among the bot's messages in the channel since `since`."""
-        target = await self._channel(workspace, channel)
+        """The claim's parts among the bot's messages in the channel since `since`, and in
+        the threads started from the messages `threads`."""
+        places = [await self._channel(workspace, channel)]
+        places += [await self._channel(workspace, thread) for thread in threads]
         me = self.client.user.id if self.client.user else None
         found: dict[int, str] = {}
         async with self._errors():
-            async for message in target.history(limit=HISTORY_LIMIT, after=since):
-                text = message.embeds[-1].footer.text if message.embeds else message.content
-                mark = read_marker(text or "") if message.author.id == me else None
-                if mark is not None and mark[0] == claim:
-                    found[mark[1]] = str(message.id)
+            for place in places:
+                async for message in place.history(limit=HISTORY_LIMIT, after=since):
+                    text = message.embeds[-1].footer.text if message.embeds else message.content
+                    mark = read_marker(text or "") if message.author.id == me else None
+                    if mark is not None and mark[0] == claim:
+                        found[mark[1]] = str(message.id)
         return found
 
     @asynccontextmanager

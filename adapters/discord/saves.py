@@ -1,5 +1,5 @@
 """A Save press on Discord (buttons.py's `SaveButton`): the core's `save` for the member who
-pressed, answered ephemerally."""
+pressed, answered ephemerally; and an Abstract press (`AbstractButton`): the paper's abstract."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import discord
 
 from adapters.command_service import CommandService
 from adapters.discord.answers import TRANSIENT
-from adapters.discord.format import NO_MENTIONS, Message, format_replies
+from adapters.discord.format import NO_MENTIONS, Message, format_replies, paper_embed
 from adapters.discord.interactions import DM_REFUSAL, place_of
 from bot.commands.grammar import BadInput, build
 from bot.replies import Reply, error
@@ -29,6 +29,16 @@ class SaveButtons:
             replies = await self._save(interaction, arxiv_id)
             for message in format_replies(replies):
                 await _tell(interaction, message)
+
+    async def abstract(self, interaction: discord.Interaction, arxiv_id: str) -> None:
+        """An Abstract press: the paper with its abstract, only for the member who pressed."""
+        with self.service.track():
+            paper = await self.service.ask(self.service.core.paper, arxiv_id)
+            if paper is None:
+                message = Message(content="That paper is no longer stored here.")
+            else:
+                message = Message(embeds=(paper_embed(paper),))
+            await _tell(interaction, message)
 
     async def _save(self, interaction: discord.Interaction, arxiv_id: str) -> list[Reply]:
         if interaction.guild_id is None:

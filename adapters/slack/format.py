@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.slack.mrkdwn import MAX_SECTION as MAX_SECTION  # re-exported: Slack's limits
 from adapters.slack.mrkdwn import (
-    MAX_SECTION,
     clip,
     clip_plain,
     code,
@@ -15,6 +15,18 @@ from adapters.slack.mrkdwn import (
     mrkdwn,
     sections_of,
     verbatim,
+)
+from adapters.slack.posts import COMMAND as COMMAND  # re-exported: the blocks of a paper
+from adapters.slack.posts import SAVE_PAPER as SAVE_PAPER
+from adapters.slack.posts import SHOW_ABSTRACT as SHOW_ABSTRACT
+from adapters.slack.posts import Block as Block
+from adapters.slack.posts import (
+    context,
+    more_block,
+    paper_block,
+    parent_text,
+    save_actions,
+    section,
 )
 from bot.replies import (
     CommandHelp,
@@ -34,12 +46,7 @@ MAX_HEADER = 150  # characters in a header block
 MAX_FALLBACK = 3000  # the top-level `text` (notifications, screen readers)
 # Block text per message: long messages are hard to read and risk msg_too_long.
 MESSAGE_BUDGET = 12_000
-SHOW_ABSTRACT = "show_abstract"  # action_id prefix of the "Show abstract" buttons
-SAVE_PAPER = "save_paper"  # action_id prefix of the "Save" buttons
 BLOCKS_PER_PAPER = 2  # its section (with "Show abstract") and a row with "Save"
-
-COMMAND = "/papers"
-Block = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -62,52 +69,10 @@ class SlackMessage:
 # -- blocks -------------------------------------------------------------------
 
 
-def section(mrkdwn: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(mrkdwn, MAX_SECTION)}}
-
-
 def header(text: str) -> Block:
     """A header block; plain text is never parsed, so it is not escaped."""
     plain = clip_plain(squash(shown(text)), MAX_HEADER) or "Daily Papers"
     return {"type": "header", "text": {"type": "plain_text", "text": plain, "emoji": True}}
-
-
-def context(mrkdwn: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(mrkdwn, MAX_SECTION)}]}
-
-
-def paper_block(paper: PaperView) -> Block:
-    """Title linked to arXiv, first authors, date and comment; the abstract is one click away."""
-    title = clip(verbatim(squash(paper.title)) or paper.arxiv_id, 1000)
-    meta = [clip(verbatim(squash(paper.authors_short())), 600)] if paper.authors else []
-    meta.append(paper.day.isoformat())
-    lines = [f"*<{paper.abs_url}|{title}>*", " · ".join(meta)]
-    if squash(paper.comment):
-        lines.append("Comment: " + clip(verbatim(squash(paper.comment)), 1000))
-    block = section("\n".join(lines))
-    block["accessory"] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": "Show abstract", "emoji": True},
-        "action_id": f"{SHOW_ABSTRACT}:{paper.arxiv_id}"[:255],
-        "value": paper.arxiv_id,
-    }
-    return block
-
-
-def save_actions(paper: PaperView) -> Block:
-    """The paper's Save button, in a row of its own under the paper (the section's one
-    accessory is "Show abstract"): two blocks a paper, so a message holds at most 24."""
-    return {
-        "type": "actions",
-        "elements": [
-            {
-                "type": "button",
-                "text": {"type": "plain_text", "text": "Save", "emoji": True},
-                "action_id": f"{SAVE_PAPER}:{paper.arxiv_id}"[:255],
-                "value": paper.arxiv_id,
-            }
-        ],
-    }
 
 
 def _group_label(label: str, continued: bool) -> Block:
@@ -171,7 +136,11 @@ def _paginate(blocks: Sequence[Block], *, fallback: str) -> list[tuple[list[Bloc
 
 
 def _papers(reply: Papers) -> list[SlackMessage]:
-    pages = _paper_pages(reply.groups)
+    pages = _paper_pages(reply.groups, reply.style)
+    if reply.more:  # the closing line of a post cut by `max`, under the header's room
+        if len(pages[-1]) >= MAX_BLOCKS - 1:
+            pages.append([])
+        pages[-1].append(more_block(reply))
     count = len(pages)
     messages = []
     for number, page in enumerate(pages, 1):
@@ -185,7 +154,7 @@ def _papers(reply: Papers) -> list[SlackMessage]:
     return messages
 
 
-def _paper_pages(groups: Iterable[PaperGroup]) -> list[list[Block]]:
+def _paper_pages(groups: Iterable[PaperGroup], style: str = "") -> list[list[Block]]:
     """Paper blocks under their group labels, split so that each page leaves room for a header."""
     pages: list[list[Block]] = [[]]
     used = 0
@@ -193,7 +162,7 @@ def _paper_pages(groups: Iterable[PaperGroup]) -> list[list[Block]]:
         shown_here = False  # the group's label is on the current page
         started = False  # the group's label was shown on an earlier page
         for paper in group.papers:
-            blocks = (paper_block(paper), save_actions(paper))
+            blocks = (paper_block(paper, style), save_actions(paper))
             label = [] if not group.label or shown_here else [_group_label(group.label, started)]
             size = sum(_text_size(b) for b in (*label, *blocks))
             if pages[-1] and (
@@ -239,6 +208,12 @@ def _keyword_line(row: KeywordRow) -> str:
         f"• *{verbatim(squash(row.label))}*{rules}: {row.papers} paper{plural}, newest {newest}, "
         f"last fetch: {mark}{status}"
     )
+
+
+def parent_message(post: Papers) -> SlackMessage:
+    """A threaded post's parent: one line naming the counts per keyword."""
+    text = parent_text(post)
+    return SlackMessage(text=clip(text, MAX_FALLBACK), blocks=(section(text),))
 
 
 def abstract_message(paper: PaperView) -> SlackMessage:

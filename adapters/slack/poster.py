@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.format import SlackMessage, to_messages
-from bot.posts.poster import Part, PostFailed, parts_of
+from adapters.slack.format import SlackMessage, parent_message, to_messages
+from bot.posts.poster import Part, PostFailed, parts_of, threaded
 from bot.replies import Papers
 
 logger = logging.getLogger(__name__)
@@ -102,53 +104,57 @@ class SlackPoster:
         self._clients = clients
         self.pacer = pacer or ChannelPacer()
 
-    def render(self, post: Papers, *, claim: int) -> list[Part]:
-        """Block Kit messages, each with metadata naming the claim and its part number."""
-        return parts_of(
-            post,
-            [
-                message.payload()
-                | {
-                    "metadata": {
-                        "event_type": MARKER_EVENT,
-                        "event_payload": {"claim": claim, "part": number},
-                    }
+    def render(self, post: Papers, *, claim: int, threads: bool = False) -> list[Part]:
+        """Block Kit messages, each with metadata naming the claim and its part number; with
+        `threads`, a one-line parent first and the papers as replies in its thread."""
+        messages = to_messages(post)
+        if threads:
+            messages = [parent_message(post), *messages]
+        bodies = [
+            message.payload()
+            | {
+                "metadata": {
+                    "event_type": MARKER_EVENT,
+                    "event_payload": {"claim": claim, "part": n},
                 }
-                for number, message in enumerate(to_messages(post), 1)
-            ],
-        )
+            }
+            for n, message in enumerate(messages, 1)
+        ]
+        parts = parts_of(post, bodies)
+        return threaded(parts) if threads else parts
 
-    async def send(self, *, workspace: str, channel: str, part: Part) -> str:
+    async def send(
+        self, *, workspace: str, channel: str, part: Part, thread: str | None = None
+    ) -> str:
         client = await self._client(workspace)
         await self.pacer.wait(f"{workspace}/{channel}")
+        where: dict[str, Any] = {"thread_ts": thread} if thread else {}
         async with slack_errors():
-            answer = await client.chat_postMessage(channel=channel, **part.body)
+            answer = await client.chat_postMessage(channel=channel, **where, **part.body)
         return str(answer["ts"])
 
     async def find(
-        self, *, workspace: str, channel: str, claim: int, since: datetime
+        self,
+        *,
+        workspace: str,
+        channel: str,
+        claim: int,
+        since: datetime,
+        threads: Sequence[str] = (),
     ) -> dict[int, str]:
-        """The claim's parts among the channel's messages since `since` (by their metadata)."""
+        """The claim's parts among the channel's messages since `since` (by their metadata),
+        and among the replies in `threads` (conversations.history lists no replies)."""
         client = await self._client(workspace)
         found: dict[int, str] = {}
-        cursor = None
-        for _ in range(HISTORY_PAGES):
-            async with slack_errors():
-                answer = await client.conversations_history(
-                    channel=channel,
-                    oldest=f"{since.timestamp():.6f}",
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                )
-            for message in answer.get("messages") or []:
+        read: dict[str, Any] = {"channel": channel, "oldest": f"{since.timestamp():.6f}"}
+        pages = [partial(client.conversations_history, **read)]
+        pages += [partial(client.conversations_replies, **read, ts=ts) for ts in threads]
+        for page in pages:
+            async for message in _messages(page):
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
                 if metadata.get("event_type") == MARKER_EVENT and payload.get("claim") == claim:
                     found[int(payload["part"])] = str(message["ts"])
-            cursor = (answer.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
         return found
 
     async def _client(self, workspace: str) -> AsyncWebClient:
@@ -156,6 +162,19 @@ class SlackPoster:
         if not token:
             raise PostFailed("the Slack app is not installed in this workspace", permanent=True)
         return self._clients(token)
+
+
+async def _messages(page: Callable[..., Awaitable[Any]]) -> AsyncIterator[dict[str, Any]]:
+    """The messages of up to HISTORY_PAGES pages of 200 (with their metadata)."""
+    cursor = None
+    for _ in range(HISTORY_PAGES):
+        async with slack_errors():
+            answer = await page(include_all_metadata=True, limit=200, cursor=cursor)
+        for message in answer.get("messages") or []:
+            yield message
+        cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
 
 
 async def send(client: AsyncWebClient, channel: str, message: SlackMessage) -> None:

@@ -25,6 +25,7 @@ from bot.commands.grammar import (
     DigestAt,
     DigestNow,
     DigestOff,
+    DigestShape,
     Feed,
     Fetch,
     Help,
@@ -104,7 +105,7 @@ class Core:
                 return [follow.newest(self, place, label, limit)]
             case Fetch():
                 return [follow.fetch(self, place)]
-            case DigestAt() | DigestOff():
+            case DigestAt() | DigestOff() | DigestShape():
                 return [posting.set_digest(self, place, command)]
             case DigestNow():
                 return posting.digest_now(self, place)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.commands import saves_grammar
+from bot.commands.digest_grammar import DigestAt as DigestAt  # re-exported: one grammar
+from bot.commands.digest_grammar import DigestNow as DigestNow
+from bot.commands.digest_grammar import DigestOff as DigestOff
+from bot.commands.digest_grammar import DigestShape as DigestShape
+from bot.commands.digest_grammar import make_digest as make_digest
+from bot.commands.digest_grammar import parse_digest
 from bot.commands.saves_grammar import Feed as Feed  # re-exported: one grammar
 from bot.commands.saves_grammar import Save as Save
 from bot.commands.saves_grammar import Saved as Saved
@@ -17,7 +23,6 @@ from bot.commands.usage import anyone_may as anyone_may
 from bot.commands.usage import help_text as help_text
 from bot.keywords import MAX_TEXT_LENGTH, BadKeyword, clean_label, parse_keyword
 from bot.text import quoted, squash
-from bot.timeparse import parse_hhmm, parse_zone
 
 
 @dataclass(frozen=True)
@@ -45,24 +50,6 @@ class List:
 
     keyword: str | None = None
     limit: int = DEFAULT_LIMIT
-
-
-@dataclass(frozen=True)
-class DigestAt:
-    """Set this channel's daily post time (and timezone)."""
-
-    time: str
-    timezone: str | None = None
-
-
-@dataclass(frozen=True)
-class DigestOff:
-    """Stop this channel's daily post."""
-
-
-@dataclass(frozen=True)
-class DigestNow:
-    """Post the undelivered papers now."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +84,7 @@ Command = (
     | DigestAt
     | DigestOff
     | DigestNow
+    | DigestShape
     | Readme
     | Fetch
     | Preview
@@ -107,7 +95,7 @@ Command = (
     | Feed
 )
 
-MANAGER_COMMANDS = (Add, Remove, DigestAt, DigestOff, DigestNow, Fetch, Feed)
+MANAGER_COMMANDS = (Add, Remove, DigestAt, DigestOff, DigestNow, DigestShape, Fetch, Feed)
 # Commands whose answer only the asker sees, however long it takes (a platform that must say
 # "working on it" first says it privately too).
 PRIVATE_ANSWERS = (Preview, Help, Save, Unsave, Saved, Feed)
@@ -137,7 +125,7 @@ def build(name: str, args: list[str]) -> Command:
         case "list":
             return _list(args)
         case "digest":
-            return _digest(args)
+            return parse_digest(args)
         case "readme":
             return _readme(args)
         case "fetch":
@@ -195,33 +183,6 @@ def _list(args: list[str]) -> List:
         args = args[:-1]
     keyword = validate_keyword(" ".join(args), "list") if args else None
     return List(keyword=keyword, limit=limit)
-
-
-def make_digest(time: str, timezone: str | None = None) -> DigestAt | DigestOff | DigestNow:
-    """`digest off`, `digest now`, or `digest HH:MM [timezone]`, validated."""
-    lowered = time.strip().casefold()
-    if lowered in ("off", "now") and not timezone:
-        return DigestOff() if lowered == "off" else DigestNow()
-    clock = parse_hhmm(time)
-    if clock is None:
-        raise BadInput(
-            f"{quoted(time.strip())} is not a time; write it as HH:MM, 24-hour, e.g. 09:30.",
-            "digest",
-        )
-    if timezone is not None and parse_zone(timezone) is None:
-        raise BadInput(
-            f"{quoted(timezone.strip())} is not a timezone; use an IANA name such as Europe/Berlin.",
-            "digest",
-        )
-    return DigestAt(
-        time=f"{clock[0]:02d}:{clock[1]:02d}", timezone=timezone.strip() if timezone else None
-    )
-
-
-def _digest(args: list[str]) -> DigestAt | DigestOff | DigestNow:
-    if not args or len(args) > 2:
-        raise BadInput("Say when: a time, `off` or `now`.", "digest")
-    return make_digest(args[0], args[1] if len(args) == 2 else None)
 
 
 def make_readme(scope: str | None) -> Readme:

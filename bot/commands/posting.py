@@ -1,10 +1,10 @@
-"""The channel's daily post, as commands shape it: `digest <HH:MM> [tz]`, `digest off`,
-`digest now`, and how `keywords` describes the schedule."""
+"""The channel's post, as commands shape it: `digest <HH:MM> [tz]`, `digest weekly ...`,
+`digest off`, `digest now`, threads, style and max, and how `keywords` describes them."""
 
 from __future__ import annotations
 
 from bot.commands.context import TERMINAL, Context, Place
-from bot.commands.grammar import DigestAt, DigestOff
+from bot.commands.grammar import DigestAt, DigestOff, DigestShape
 from bot.posts import digest
 from bot.replies import Reply, Text, error
 from bot.storage.db import write_session
@@ -17,41 +17,54 @@ NO_TERMINAL_POST = (
 )
 
 
-def digest_schedule(ctx: Context, channel: Channel | None) -> tuple[str, str]:
-    """(HH:MM, IANA zone) of the channel's daily post, defaults filled in."""
-    time_ = (channel.digest_time if channel else None) or ctx.settings.digest_time
-    zone = (channel.digest_timezone if channel else None) or ctx.settings.timezone
-    return time_, zone
-
-
 def digest_text(ctx: Context, channel: Channel | None) -> str:
+    """The schedule and shape in one line: "Daily post at 08:30 Europe/Berlin · threads ·
+    compact · max 50." (only what differs from the defaults after the schedule)."""
     if channel is not None and not channel.digest_enabled:
         return "Daily post: off."
-    time_, zone = digest_schedule(ctx, channel)
+    when = (channel.digest_time, channel.digest_timezone, channel.digest_weekday) if channel else ()
+    line = [digest.schedule_of(ctx.settings, *when).describe()]
+    shape = digest.shape_of(channel) if channel else digest.Shape()
+    line += ["threads"] if shape.threads else []
+    line += [shape.style] if shape.style != digest.Shape.style else []
+    line += [f"max {shape.max_papers}"] if shape.max_papers != digest.Shape.max_papers else []
     paused = (
         " (paused after repeated failures; `digest HH:MM` resumes it)"
         if channel and channel.paused
         else ""
     )
-    return f"Daily post at {time_} {zone}{paused}."
+    return f"{' · '.join(line)}{paused}."
 
 
-def set_digest(ctx: Context, place: Place, command: DigestAt | DigestOff) -> Reply:
+def set_digest(ctx: Context, place: Place, command: DigestAt | DigestOff | DigestShape) -> Reply:
     if place.platform == TERMINAL.platform:
         return error(NO_TERMINAL_POST)
     with write_session(ctx.engine) as session:
         channel = ctx.channel(session, place)
-        if isinstance(command, DigestOff):
-            channel.digest_enabled = False
-        else:
-            channel.digest_enabled = True
-            channel.digest_time = command.time
-            channel.digest_timezone = command.timezone or channel.digest_timezone
-            channel.paused = False
-            channel.failed_days = 0
+        match command:
+            case DigestOff():
+                channel.digest_enabled = False
+            case DigestAt():
+                channel.digest_enabled = True
+                channel.digest_time = command.time
+                channel.digest_timezone = command.timezone or channel.digest_timezone
+                channel.digest_weekday = command.weekday  # `digest HH:MM` is daily again
+                channel.paused = False
+                channel.failed_days = 0
+            case DigestShape():
+                _reshape(channel, command)
         session.add(channel)
         text = digest_text(ctx, channel)
     return Text(text)
+
+
+def _reshape(channel: Channel, command: DigestShape) -> None:
+    if command.threads is not None:
+        channel.digest_threads = command.threads
+    if command.style is not None:
+        channel.digest_style = command.style
+    if command.max_papers is not None:
+        channel.digest_max = command.max_papers
 
 
 def digest_now(ctx: Context, place: Place) -> list[Reply]:

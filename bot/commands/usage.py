@@ -19,8 +19,9 @@ USAGES: tuple[Usage, ...] = (
     ),
     Usage(
         "digest",
-        "digest <HH:MM> [timezone] | digest off | digest now",
-        "when this channel gets its daily post",
+        "digest <HH:MM> [timezone] | digest weekly <mon..sun> <HH:MM> [timezone] | digest off | "
+        "digest now | digest threads on|off | digest style full|compact | digest max <1-200>",
+        "when this channel gets its post (daily or weekly) and its shape",
         True,
     ),
     Usage(

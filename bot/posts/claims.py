@@ -66,6 +66,10 @@ class StoredPart:
     id: int
     status: str
     part: Part
+    message_id: str | None = None  # once sent
+
+
+THREAD_OF = "thread_of"  # kept in a part's stored body: the parent part's number
 
 
 def take(
@@ -138,7 +142,7 @@ def prepare(
     groups = catalog.undelivered_groups_many(session, channels, exclude=exclude)
     rows = []
     for claim in fresh:
-        post = post_of(groups[claim.due.channel_id])
+        post = post_of(groups[claim.due.channel_id], claim.due.shape)
         try:
             parts = render(claim, post) if post is not None else []
         except Exception as exc:
@@ -151,7 +155,7 @@ def prepare(
             result[claim.id] = EMPTY
         rows += [
             {"claim_id": claim.id, "number": p.number, "status": PENDING, "sent_at": None}
-            | {"papers": json.dumps(p.papers), "body": json.dumps(p.body), "message_id": None}
+            | {"papers": json.dumps(p.papers), "body": _stored_body(p), "message_id": None}
             for p in parts
         ]
     if rows:
@@ -165,9 +169,17 @@ def _stored_parts(session: Session, claim_ids: Sequence[int]) -> dict[int, list[
     )
     found: dict[int, list[StoredPart]] = {}
     for row in rows:
-        part = Part(row.number, json.loads(row.body or "{}"), tuple(json.loads(row.papers)))
-        found.setdefault(row.claim_id, []).append(StoredPart(row.id, row.status, part))
+        body = json.loads(row.body or "{}")
+        thread_of = body.pop(THREAD_OF, None)
+        part = Part(row.number, body, tuple(json.loads(row.papers)), thread_of)
+        stored = StoredPart(row.id, row.status, part, row.message_id)
+        found.setdefault(row.claim_id, []).append(stored)
     return found
+
+
+def _stored_body(part: Part) -> str:
+    extra = {THREAD_OF: part.thread_of} if part.thread_of is not None else {}
+    return json.dumps(part.body | extra)
 
 
 def mark_sending(

@@ -10,37 +10,107 @@ import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from bot.commands.digest_grammar import DAY_NAMES, DEFAULT_MAX_PAPERS
 from bot.config import Settings
 from bot.replies import PaperGroup, Papers
 from bot.storage import catalog, store
 from bot.storage.models import Channel, DigestClaim, DigestPart, Keyword, Subscription, Workspace
-from bot.timeparse import parse_hhmm, parse_zone
+from bot.timeparse import clock_of, parse_zone
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Shape:
+    """How a channel's post looks: its papers in a thread under a short parent, the full or
+    compact style, and at most `max_papers` papers (the rest wait for the next post)."""
+
+    threads: bool = False
+    style: str = "full"
+    max_papers: int = DEFAULT_MAX_PAPERS
+
+
+@dataclass(frozen=True)
 class DueChannel:
-    """A channel whose post time has passed on its local date (the period of its post)."""
+    """A channel whose post time has passed in its period: the local date of its post
+    (today's for a daily post, the chosen weekday's of this week for a weekly one)."""
 
     channel_id: int
     platform: str
     workspace: str  # the platform's ids, what a Poster needs
     channel: str
     local_date: date
+    shape: Shape = Shape()
+
+
+@dataclass(frozen=True)
+class DigestOutcome:
+    """What one channel's turn did: sent, empty, failed, paused, retry, taken or stopped."""
+
+    channel_id: int
+    local_date: date
+    status: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a channel posts: at `hhmm` in `zone`, daily or weekly on `weekday` (0 = Monday).
+    The one place the defaults (`DIGEST_TIME`, `TIMEZONE`) are filled in."""
+
+    hhmm: str
+    zone_name: str
+    weekday: int | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        zone = parse_zone(self.zone_name)
+        assert zone is not None, self.zone_name  # `schedule_of` chose a zone that exists
+        return zone
+
+    def period(self, now: datetime) -> date:
+        """The local date of the latest post day on or before `now`'s local date."""
+        today = now.astimezone(self.zone).date()
+        if self.weekday is None:
+            return today
+        return today - timedelta(days=(today.weekday() - self.weekday) % 7)
+
+    def due(self, now: datetime) -> date | None:
+        """The period whose post time has passed at `now`, or None (not yet)."""
+        day = self.period(now)
+        return day if now >= post_instant(day, self.hhmm, self.zone) else None
+
+    def describe(self) -> str:
+        if self.weekday is None:
+            return f"Daily post at {self.hhmm} {self.zone_name}"
+        return f"Weekly post on {DAY_NAMES[self.weekday]} at {self.hhmm} {self.zone_name}"
+
+
+def schedule_of(
+    settings: Settings,
+    hhmm: str | None = None,
+    zone_name: str | None = None,
+    weekday: int | None = None,
+) -> Schedule:
+    """A channel's stored schedule with the defaults filled in; an unknown stored zone (one
+    removed from the zone database since) falls back to `TIMEZONE`, with a warning."""
+    name = zone_name or settings.timezone
+    if parse_zone(name) is None:
+        logger.warning("unknown timezone %r; using %s", name, settings.timezone)
+        name = settings.timezone
+    return Schedule(hhmm or settings.digest_time, name, weekday)
 
 
 def post_instant(day: date, hhmm: str, zone: ZoneInfo) -> datetime:
     """When `day`'s post is due, in UTC. A time skipped by a DST change falls after the gap;
     a time that happens twice is its first occurrence (fold=0)."""
-    hour, minute = parse_hhmm(hhmm) or (9, 0)
+    hour, minute = clock_of(hhmm)
     return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
 
 
@@ -51,11 +121,13 @@ def due_channels(
     now: datetime,
     platforms: Collection[str],
 ) -> list[DueChannel]:
-    """Channels that get daily posts here (active, on, not paused, following something) whose
-    post time on their local date has passed, settled or not: the claims decide that."""
+    """Channels that get posts here (active, on, not paused, following something) whose
+    post time in their period has passed, settled or not: the claims decide that."""
+    when = (Channel.digest_time, Channel.digest_timezone, Channel.digest_weekday)
+    shape = (Channel.digest_threads, Channel.digest_style, Channel.digest_max)
     query = (
         sa_select(
-            *(col(c) for c in (Channel.id, Channel.digest_time, Channel.digest_timezone)),
+            *(col(c) for c in (Channel.id, *when, *shape)),
             *(col(c) for c in (Channel.external_id, Workspace.platform, Workspace.external_id)),
         )
         .join(Workspace, col(Workspace.id) == col(Channel.workspace_id))
@@ -65,14 +137,13 @@ def due_channels(
         .order_by(col(Channel.id))
     )
     due = []
-    for id_, hhmm, zone_name, channel, platform, workspace in session.execute(query):
-        zone = parse_zone(zone_name or settings.timezone)
-        if zone is None:
-            logger.warning("channel %s has an unknown timezone; using %s", id_, settings.timezone)
-            zone = ZoneInfo(settings.timezone)
-        day = now.astimezone(zone).date()
-        if now >= post_instant(day, hhmm or settings.digest_time, zone):
-            due.append(DueChannel(id_, platform, workspace, channel, day))
+    for id_, hhmm, zone, weekday, threads, style, most, channel, platform, ws in session.execute(
+        query
+    ):
+        day = schedule_of(settings, hhmm, zone, weekday).due(now)
+        if day is not None:
+            shaped = Shape(bool(threads), style, most)
+            due.append(DueChannel(id_, platform, ws, channel, day, shaped))
     return due
 
 
@@ -105,19 +176,28 @@ def in_flight_papers(session: Session, channel_ids: Sequence[int]) -> dict[int, 
     return found
 
 
-def post_of(groups: Sequence[PaperGroup]) -> Papers | None:
-    """The undelivered papers as one post, or None when nothing is new."""
+def post_of(groups: Sequence[PaperGroup], shape: Shape | None = None) -> Papers | None:
+    """The undelivered papers as one post in the channel's shape: the first `max_papers` in
+    post order, the rest counted (and left undelivered); None when nothing is new."""
     total = sum(len(g.papers) for g in groups)
     if not total:
         return None
+    shape = shape or Shape()
+    room, kept = shape.max_papers, []
+    for group in groups:
+        if room > 0:
+            kept.append(PaperGroup(group.label, group.papers[:room]))
+            room -= len(kept[-1].papers)
     return Papers(
-        heading=f"{total} new paper{'s' if total != 1 else ''} on arXiv", groups=tuple(groups)
+        heading=f"{total} new paper{'s' if total != 1 else ''} on arXiv",
+        groups=tuple(kept),
+        style=shape.style,
+        more=total - shape.max_papers if total > shape.max_papers else 0,
     )
 
 
-def undelivered_post(session: Session, channel: Channel | int) -> Papers | None:
-    """The channel's undelivered papers as one post, grouped by keyword; None if nothing is new."""
-    return post_of(catalog.undelivered_groups(session, channel))
+def shape_of(channel: Channel) -> Shape:
+    return Shape(channel.digest_threads, channel.digest_style, channel.digest_max)
 
 
 def paper_ids(post: Papers) -> list[str]:
@@ -125,12 +205,13 @@ def paper_ids(post: Papers) -> list[str]:
 
 
 def take_now(session: Session, channel: Channel) -> Papers | None:
-    """`digest now`: the undelivered papers not on their way in a daily post, recorded as
-    delivered before the reply carries them. Takes no claim: the day's post still happens."""
+    """`digest now`: the undelivered papers not on their way in a post, in the channel's
+    style and within its `max`, recorded as delivered before the reply carries them (the rest
+    stay for the next post). Takes no claim: the day's post still happens."""
     assert channel.id is not None
     lock_channels(session, [channel.id])
     exclude = in_flight_papers(session, [channel.id]).get(channel.id, set())
-    post = post_of(catalog.undelivered_groups(session, channel, exclude=exclude))
+    post = post_of(catalog.undelivered_groups(session, channel, exclude=exclude), shape_of(channel))
     if post is not None:
         store.mark_delivered(session, channel_id=channel.id, paper_ids=paper_ids(post))
     return post

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,6 +20,9 @@ class Part:
     number: int  # from 1
     body: dict[str, Any]
     papers: tuple[str, ...] = ()
+    # `threads on`: the number of the part (the parent) in whose thread this one goes; the
+    # runner passes the parent's recorded message id to `send` as `thread`.
+    thread_of: int | None = None
 
 
 class PostFailed(Exception):
@@ -46,20 +49,45 @@ class Poster(Protocol):
 
     platform: str
 
-    def render(self, post: Papers, *, claim: int) -> list[Part]:
-        """The post as the messages to send, in order, each marked with (claim, part number)."""
+    def render(self, post: Papers, *, claim: int, threads: bool = False) -> list[Part]:
+        """The post as the messages to send, in order, each marked with (claim, part number);
+        with `threads`, a short parent (`parent_line`) and the papers in its thread."""
         ...
 
-    async def send(self, *, workspace: str, channel: str, part: Part) -> str:
-        """Send one part; the platform's message id. Raises `PostFailed`; honours rate limits."""
+    async def send(
+        self, *, workspace: str, channel: str, part: Part, thread: str | None = None
+    ) -> str:
+        """Send one part (into the thread of the message `thread`, when given); the
+        platform's message id. Raises `PostFailed`; honours rate limits."""
         ...
 
     async def find(
-        self, *, workspace: str, channel: str, claim: int, since: datetime
+        self,
+        *,
+        workspace: str,
+        channel: str,
+        claim: int,
+        since: datetime,
+        threads: Sequence[str] = (),
     ) -> dict[int, str]:
         """Part number -> message id of the claim's parts in the channel's messages since
-        `since`. Raises `PostFailed` (`permanent` when the platform refuses the read-back)."""
+        `since`, and in the threads of the messages `threads`. Raises `PostFailed`
+        (`permanent` when the platform refuses the read-back)."""
         ...
+
+
+def parent_line(post: Papers) -> str:
+    """A threaded post's parent: "14 new papers: Virtual Try-On 9, Image Editing 5" (what
+    this post carries per keyword; a post cut by `max` says how many more wait)."""
+    total = post.count + post.more
+    counts = ", ".join(f"{g.label or 'papers'} {len(g.papers)}" for g in post.groups)
+    more = f" ({post.more} more in the next post)" if post.more else ""
+    return f"{total} new paper{'s' if total != 1 else ''}: {counts}{more}"
+
+
+def threaded(parts: list[Part]) -> list[Part]:
+    """The parts after the first go in the first one's thread."""
+    return parts[:1] + [replace(p, thread_of=parts[0].number) for p in parts[1:]]
 
 
 def parts_of(post: Papers, bodies: Sequence[dict[str, Any]]) -> list[Part]:

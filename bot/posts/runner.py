@@ -9,8 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ from bot.arxiv.daily import DailyRefresh, default_owner, last_refresh_slot
 from bot.commands.core import Core
 from bot.posts import claims, digest
 from bot.posts.claims import Claim, StoredPart
+from bot.posts.digest import DigestOutcome
 from bot.posts.poster import Part, Poster, PostFailed
 from bot.replies import Papers
 from bot.storage.db import is_sqlite, write_session
@@ -31,15 +31,6 @@ MAX_CONCURRENT_CHANNELS = 500  # channels posting at once; one waiting out a lim
 CHUNK = 100  # claims rendered per write transaction
 SEND_TIMEOUT_SECONDS = 120.0  # past the platforms' own timeouts and rate-limit waits
 READ_BACK_MARGIN = timedelta(minutes=10)  # our clock against the platform's
-
-
-@dataclass(frozen=True)
-class DigestOutcome:
-    """What one channel's turn did: sent, empty, failed, paused, retry, taken or stopped."""
-
-    channel_id: int
-    local_date: date
-    status: str
 
 
 class DigestRunner:
@@ -71,9 +62,8 @@ class DigestRunner:
         self._tasks: set[asyncio.Task[DigestOutcome]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._stopping = False
-        # SQLite takes one writer at a time (one thread queues our transactions rather than
-        # busy-waiting); PostgreSQL takes a few. Renewals get a thread of their own: behind a
-        # morning's writes, a live holder's lease could run out and another process post too.
+        # SQLite takes one writer at a time, PostgreSQL a few. Renewals get a thread of their own:
+        # behind a morning's writes, a live holder's lease could run out and another process post.
         self._threads = ThreadPoolExecutor(1 if is_sqlite(core.engine) else 4)
         self._renewals = ThreadPoolExecutor(1, thread_name_prefix="claim-renewals")
 
@@ -122,7 +112,8 @@ class DigestRunner:
         return taken, digest.stale_labels(session, channel_ids=channels, since=since)
 
     def _render(self, claim: Claim, post: Papers) -> list[Part]:
-        return self.posters[claim.due.platform].render(post, claim=claim.id)
+        poster, threads = self.posters[claim.due.platform], claim.due.shape.threads
+        return poster.render(post, claim=claim.id, threads=threads)
 
     async def _post(self, claim: Claim, parts: list[StoredPart]) -> DigestOutcome:
         try:
@@ -139,13 +130,17 @@ class DigestRunner:
         return DigestOutcome(claim.due.channel_id, claim.due.local_date, status)
 
     async def _send_parts(self, claim: Claim, parts: list[StoredPart]) -> str:
-        """Look for the parts whose outcome is unknown, then send the others in order."""
+        """Look for the parts whose outcome is unknown, then send the others in order. `sent`
+        holds the message ids of the parts sent (by us or a holder before us): a reply in a
+        thread goes into its parent's, so a restart between them makes no second parent."""
+        sent = {p.part.number: p.message_id for p in parts if p.message_id is not None}
         unknown = [p for p in parts if p.status == claims.SENDING]
         if unknown:
             try:
-                found = await self._verify(claim, unknown)
+                found = await self._verify(claim, unknown, sent)
             except PostFailed as exc:
                 return await self._retry(claim, f"reading the channel back failed: {exc.reason}")
+            sent |= found
             parts = [p for p in parts if p not in unknown or p.part.number not in found]
         for part in parts:
             if part.status == claims.SENT:
@@ -154,19 +149,23 @@ class DigestRunner:
                 return "stopped"
             self._sending.add(claim.id)
             try:
-                if failed := await self._send(claim, part):
+                if failed := await self._send(claim, part, sent):
                     return failed
             finally:
                 self._sending.discard(claim.id)
         await self._write(claims.finish, claim, claims.SENT, **self._me())
         return "sent"
 
-    async def _verify(self, claim: Claim, unknown: list[StoredPart]) -> set[int]:
-        """Record the unknown parts found in the channel; the numbers of those found. When the
-        platform refuses the read-back, none is found: they go again (a duplicate beats a loss)."""
+    async def _verify(
+        self, claim: Claim, unknown: list[StoredPart], sent: dict[int, str]
+    ) -> dict[int, str]:
+        """Record the unknown parts found in the channel (or their parent's thread); those
+        found. When the platform refuses the read-back, none is: they go again (a duplicate
+        beats a loss)."""
         poster, since = self.posters[claim.due.platform], claim.began - READ_BACK_MARGIN
+        threads = sorted({sent[n] for p in unknown if (n := p.part.thread_of) in sent})
         try:
-            found = await poster.find(**claim.where, claim=claim.id, since=since)
+            found = await poster.find(**claim.where, claim=claim.id, since=since, threads=threads)
         except PostFailed as exc:
             if not exc.permanent:
                 raise
@@ -176,19 +175,22 @@ class DigestRunner:
                 "(%d such parts so far)",
                 *(claim.due.channel_id, exc.reason, len(unknown), self.unverified),
             )
-            return set()
+            return {}
         for part in unknown:
             if part.part.number in found:
                 await self._record(claim, part, found[part.part.number])
-        return set(found)
+        return found
 
-    async def _send(self, claim: Claim, part: StoredPart) -> str | None:
+    async def _send(self, claim: Claim, part: StoredPart, sent: dict[int, str]) -> str | None:
         """Mark, send and record one part; the claim's outcome when it cannot go on."""
+        parent = part.part.thread_of
+        if parent is not None and parent not in sent:  # parts go in order: a bug
+            raise RuntimeError(f"part {part.part.number} of {claim}: its parent was not sent")
         await self._write(claims.mark_sending, claim, part, **self._me(), lease=self.lease)
-        poster = self.posters[claim.due.platform]
+        poster, thread = self.posters[claim.due.platform], sent.get(parent) if parent else None
         try:
             async with asyncio.timeout(self.send_timeout):
-                message_id = await poster.send(**claim.where, part=part.part)
+                message_id = await poster.send(**claim.where, part=part.part, thread=thread)
         except TimeoutError:
             return await self._retry(claim, f"no answer in {self.send_timeout:g} s")
         except asyncio.CancelledError:  # the stop's grace ran out: verify after a minute
@@ -202,6 +204,7 @@ class DigestRunner:
                 return await self._retry(claim, exc.reason)
             return await self._refused(claim, exc.reason)
         await self._record(claim, part, message_id)
+        sent[part.part.number] = message_id
         return None
 
     async def _record(self, claim: Claim, part: StoredPart, message_id: str) -> None:
@@ -231,11 +234,8 @@ class DigestRunner:
             renew = partial(self._in_write, claims.renew, held, **self._me(), lease=self.lease)
             try:
                 kept = await asyncio.get_running_loop().run_in_executor(self._renewals, renew)
-            except Exception as exc:
-                # The traceback once per outage, not every 20 s while the database is away.
-                logger.warning(
-                    "renewing %d daily-post claims failed: %r", len(held), exc, exc_info=not failing
-                )
+            except Exception as exc:  # its traceback once an outage, not every 20 s
+                logger.warning("renewing our claims' leases failed: %r", exc, exc_info=not failing)
                 failing = True
                 continue
             failing = False

@@ -47,6 +47,11 @@ class Channel(SQLModel, table=True):
     digest_enabled: bool = Field(default=True)
     digest_time: str | None = Field(default=None, max_length=5)
     digest_timezone: str | None = Field(default=None, max_length=64)
+    # The post's shape (migration 0012): weekly on that day (0 = Monday), or daily (None).
+    digest_weekday: int | None = Field(default=None)
+    digest_threads: bool = Field(default=False)
+    digest_style: str = Field(default="full", max_length=8)  # "full" or "compact"
+    digest_max: int = Field(default=100)  # papers in one post, 1-200
     paused: bool = Field(default=False)
     failed_days: int = Field(default=0)
     last_failure: str | None = Field(default=None, max_length=300)

@@ -314,6 +314,7 @@ class DiscordStandIn:
         # seen (enforce_nonce returns the first message again); a hook run after a message is
         # stored and before its answer (a slow or lost answer).
         self.history: dict[str, list[dict[str, Any]]] = {}
+        self.threads: dict[str, dict[str, Any]] = {}  # threads started from messages
         self._nonces: dict[tuple[str, str], dict[str, Any]] = {}
         self.after_post: Callable[[str, dict[str, Any]], Any] | None = None
         self._faults: list[_Fault] = []
@@ -376,7 +377,8 @@ class DiscordStandIn:
 
     def _channel(self, channel_id: str) -> dict[str, Any] | None:
         channels = (c for g in self.guilds.values() for c in g["channels"])
-        return next((c for c in channels if c["id"] == channel_id), None)
+        found = next((c for c in channels if c["id"] == channel_id), None)
+        return found or self.threads.get(channel_id)  # a thread is a channel too
 
     def _permissions(self, guild_id: str, user_id: str) -> int:
         """@everyone's (everything for the owner, or with ADMINISTRATOR)."""
@@ -913,6 +915,36 @@ class DiscordStandIn:
         later = [m for m in self.history.get(channel_id, []) if int(m["id"]) > after]
         return list(reversed(later[:limit]))
 
+    async def _start_thread(
+        self, rec: RecordedRequest, body: dict, channel_id: str, message_id: str
+    ) -> Any:
+        """A public thread started from a message: its id is the message's; a second start
+        answers 400 with code 160004 (a thread exists for this message)."""
+        channel = self._channel(channel_id)
+        if channel is None or not any(
+            m["id"] == message_id for m in self.history.get(channel_id, [])
+        ):
+            raise _Reply(404, "Unknown Message", 10008)
+        if message_id in self.threads:
+            raise _Reply(400, "A thread has already been created for this message", 160004)
+        if not 1 <= len(str(body.get("name") or "")) <= 100:
+            raise _Reply(400, "Invalid Form Body", 50035)
+        archive = {"archived": False, "locked": False, "archive_timestamp": _now()}
+        archive["auto_archive_duration"] = int(body.get("auto_archive_duration") or 1440)
+        self.threads[message_id] = {
+            "id": message_id,
+            "type": 11,
+            "guild_id": channel["guild_id"],
+            "parent_id": channel_id,
+            "owner_id": self.bot_user["id"],
+            "name": body["name"],
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "thread_metadata": archive,
+        }
+        return self.threads[message_id]
+
 
 _SF, _TOKEN, _MID = r"(\d+)", r"([^/]+)", r"(@original|\d+)"
 _ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
@@ -929,4 +961,5 @@ _ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", f"/channels/{_SF}", DiscordStandIn._get_channel),
     ("POST", f"/channels/{_SF}/messages", DiscordStandIn._channel_message),
     ("GET", f"/channels/{_SF}/messages", DiscordStandIn._channel_history),
+    ("POST", f"/channels/{_SF}/messages/{_SF}/threads", DiscordStandIn._start_thread),
 ]

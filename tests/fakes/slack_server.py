@@ -496,7 +496,29 @@ class SlackWebAPI:
             m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
             for m in reversed(self.history.get(str(p.get("channel")), []))
             if float(m["ts"]) > float(p.get("oldest") or 0)
+            and m.get("thread_ts", m["ts"]) == m["ts"]  # no replies, as Slack
         ]
+        return self._page(p, found)
+
+    async def _conversations_replies(self, call: Call) -> dict[str, Any]:
+        """A thread: its parent and replies (``thread_ts`` = ``ts``), oldest first, after
+        ``oldest``; metadata only with ``include_all_metadata``; unknown parent: thread_not_found."""
+        self._workspace(call)
+        p = call.params
+        channel, ts = self.history.get(str(p.get("channel")), []), str(p.get("ts"))
+        if not any(m["ts"] == ts for m in channel):
+            raise _Reply("thread_not_found")
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [
+            m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
+            for m in channel
+            if (m["ts"] == ts or m.get("thread_ts") == ts)
+            and float(m["ts"]) > float(p.get("oldest") or 0)
+        ]
+        return self._page(p, found)
+
+    @staticmethod
+    def _page(p: dict[str, Any], found: list[dict[str, Any]]) -> dict[str, Any]:
         start, limit = int(p.get("cursor") or 0), int(p.get("limit") or 100)
         more = start + limit < len(found)
         return {
@@ -586,6 +608,7 @@ _HANDLERS: dict[str, Callable[[SlackWebAPI, Call], Any]] = {
     "chat.postMessage": SlackWebAPI._chat_post_message,
     "chat.postEphemeral": SlackWebAPI._chat_post_ephemeral,
     "conversations.history": SlackWebAPI._conversations_history,
+    "conversations.replies": SlackWebAPI._conversations_replies,
     "conversations.open": SlackWebAPI._conversations_open,
     "files.getUploadURLExternal": SlackWebAPI._files_get_upload_url,
     "files.completeUploadExternal": SlackWebAPI._files_complete_upload,

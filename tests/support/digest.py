@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +16,9 @@ from sqlmodel import select
 from bot.arxiv.gateway import FetchedPaper
 from bot.commands.core import Core, Place
 from bot.commands.grammar import Add
-from bot.posts.poster import Part, PostFailed, parts_of
-from bot.posts.runner import DigestOutcome, DigestRunner
+from bot.posts.digest import DigestOutcome
+from bot.posts.poster import Part, PostFailed, parent_line, parts_of, threaded
+from bot.posts.runner import DigestRunner
 from bot.replies import Papers
 from bot.storage import catalog, store
 from bot.storage.db import read_session, write_session
@@ -42,6 +43,7 @@ class Message:
     papers: tuple[str, ...]
     at: datetime  # the (travelled) wall clock when the platform took it
     loop_time: float
+    thread: str | None = None  # the message id of its thread's parent
 
 
 @dataclass
@@ -57,23 +59,29 @@ class FakePoster:
     render_error: Exception | None = None
     during_send: Callable[[], Awaitable[None]] | None = None
     messages: list[Message] = field(default_factory=list)
+    posts: list[Papers] = field(default_factory=list)  # what each render was given
     attempts: list[str] = field(default_factory=list)
     read_backs: int = 0
     busy: int = 0
     most_busy: int = 0
 
-    def render(self, post: Papers, *, claim: int) -> list[Part]:
+    def render(self, post: Papers, *, claim: int, threads: bool = False) -> list[Part]:
         if self.render_error is not None:
             raise self.render_error
-        return parts_of(
-            post,
-            [
-                {"label": g.label, "links": [p.abs_url for p in g.papers], "claim": claim}
-                for g in post.groups
-            ],
-        )
+        self.posts.append(post)
+        bodies = [
+            {"label": g.label, "links": [p.abs_url for p in g.papers], "claim": claim}
+            for g in post.groups
+        ]
+        if threads:  # a parent naming the counts, the groups in its thread
+            return threaded(
+                parts_of(post, [{"parent": parent_line(post), "claim": claim}, *bodies])
+            )
+        return parts_of(post, bodies)
 
-    async def send(self, *, workspace: str, channel: str, part: Part) -> str:
+    async def send(
+        self, *, workspace: str, channel: str, part: Part, thread: str | None = None
+    ) -> str:
         channel_id = channel
         self.attempts.append(channel_id)
         self.busy += 1
@@ -88,10 +96,14 @@ class FakePoster:
                 raise step
             if step == "lost":  # the request never reached the platform; no answer either
                 raise PostFailed("no answer", maybe_delivered=True)
+            if step == "die":  # the process dies as the request leaves; it never arrives
+                raise ProcessCrash(channel_id)
+            if (part.thread_of is None) != (thread is None):
+                raise AssertionError(f"part {part.number} in thread {thread!r}")
             now, loop_time = datetime.now(UTC), asyncio.get_running_loop().time()
             claim = part.body["claim"]
             self.messages.append(
-                Message(channel_id, claim, part.number, part.papers, now, loop_time)
+                Message(channel_id, claim, part.number, part.papers, now, loop_time, thread)
             )
             if step == "no answer":  # taken, but the answer never came
                 raise PostFailed("no answer", maybe_delivered=True)
@@ -102,8 +114,15 @@ class FakePoster:
             self.busy -= 1
 
     async def find(
-        self, *, workspace: str, channel: str, claim: int, since: datetime
+        self,
+        *,
+        workspace: str,
+        channel: str,
+        claim: int,
+        since: datetime,
+        threads: Sequence[str] = (),
     ) -> dict[int, str]:
+        """As the platforms: a thread's messages only when that thread is read too."""
         channel_id = channel
         self.read_backs += 1
         if self.refuse_read_back:
@@ -112,6 +131,7 @@ class FakePoster:
             m.part: f"m{i + 1}"
             for i, m in enumerate(self.messages)
             if m.channel == channel_id and m.claim == claim and m.at >= since
+            if m.thread is None or m.thread in threads
         }
 
     def to(self, channel: str) -> list[list[str]]:
@@ -191,3 +211,14 @@ def channel_of(core: Core, place: Place) -> Channel:
         channel = core.existing_channel(session, place)
         assert channel is not None
         return channel
+
+
+async def run_at(
+    core: Core, posters: Iterable[FakePoster], when: datetime, tm: Any, **options: Any
+) -> list[DigestOutcome]:
+    tm.move_to(when, tick=False)
+    return await run_due_digests(core, list(posters), when, **options)
+
+
+def statuses(outcomes: list[DigestOutcome]) -> list[str]:
+    return sorted(o.status for o in outcomes)
