@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from bot.arxiv import categories
+from bot import taxonomy
 from bot.text import MAX_KEYWORD_LENGTH, squash
 
 MAX_TEXT_LENGTH = 300  # the phrase (at most MAX_KEYWORD_LENGTH) with its rules
@@ -141,7 +141,7 @@ def complete_rules(text: str, limit: int = 25) -> list[str]:
     done, comma, partial = last[3:].rpartition(",")
     taken = {c.strip().casefold() for c in done.split(",")}
     prefix = f"{head}{space}{last[:3]}{done}{comma}"
-    return [prefix + c for c in categories.starting_with(partial) if c.casefold() not in taken][
+    return [prefix + c for c in taxonomy.starting_with(partial) if c.casefold() not in taken][
         :limit
     ]
 
@@ -203,9 +203,9 @@ def _categories(raw: str) -> list[str]:
         raise BadKeyword("in: needs a category: in:cs.CV, or several as in:cs.CV,eess.IV.")
     found = []
     for category in typed:
-        known = categories.canonical(category)
+        known = taxonomy.canonical(category)
         if known is None:
-            close = categories.close_to(category)
+            close = taxonomy.close_to(category)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise BadKeyword(
                 f"{category!r} is not an arXiv category.{hint} Categories are written as "

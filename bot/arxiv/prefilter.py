@@ -18,8 +18,8 @@ from functools import cache
 from typing import Any
 
 from bot.arxiv.answers import HarvestedPaper
-from bot.arxiv.categories import with_aliases
 from bot.keywords import KeywordSpec
+from bot.taxonomy import with_aliases
 
 # Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET.
 STOP_WORDS = frozenset(

@@ -10,7 +10,7 @@ on the wire the URL encoding carries it as %27.
 
 from __future__ import annotations
 
-from bot.arxiv import categories
+from bot import taxonomy
 from bot.keywords import KeywordSpec, is_term
 
 
@@ -48,6 +48,6 @@ def _field(name: str, term: str) -> str:
 
 
 def _category(category: str) -> str:
-    if categories.canonical(category) != category:
+    if taxonomy.canonical(category) != category:
         raise ValueError(f"not an arXiv category: {category!r}")
     return f"cat:{category}"

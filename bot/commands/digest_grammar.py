@@ -6,14 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.commands.usage import BadInput
+from bot.posts.digest import DAY_NAMES
 from bot.text import quoted
 from bot.timeparse import parse_hhmm, parse_zone
 
 MAX_PAPERS = 200  # `digest max N`: 1..MAX_PAPERS
-DEFAULT_MAX_PAPERS = 100
 STYLES = ("full", "compact")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True)

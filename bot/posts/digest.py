@@ -17,7 +17,6 @@ from sqlalchemy import exists, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.commands.digest_grammar import DAY_NAMES, DEFAULT_MAX_PAPERS
 from bot.config import Settings
 from bot.replies import PaperGroup, Papers
 from bot.storage import catalog, store
@@ -25,6 +24,8 @@ from bot.storage.models import Channel, DigestClaim, DigestPart, Keyword, Subscr
 from bot.timeparse import clock_of, parse_zone
 
 logger = logging.getLogger(__name__)
+
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Shape:
 
     threads: bool = False
     style: str = "full"
-    max_papers: int = DEFAULT_MAX_PAPERS
+    max_papers: int = 100  # `digest max N` takes 1..200
 
 
 @dataclass(frozen=True)

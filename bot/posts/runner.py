@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session
 
-from bot.arxiv.daily import DailyRefresh, default_owner, last_refresh_slot
-from bot.commands.core import Core
+from bot.arxiv.daily import DailyRefresh, Deployment, default_owner, last_refresh_slot
 from bot.posts import claims, digest
 from bot.posts.claims import Claim, StoredPart
 from bot.posts.digest import DigestOutcome
@@ -38,7 +37,7 @@ class DigestRunner:
 
     def __init__(
         self,
-        core: Core,
+        core: Deployment,
         posters: Sequence[Poster],
         *,
         owner: str | None = None,

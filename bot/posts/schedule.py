@@ -22,7 +22,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.commands.core import Core
+from bot.arxiv.daily import Deployment
 from bot.posts.poster import Poster
 from bot.posts.runner import DigestRunner
 
@@ -99,7 +99,9 @@ class DigestScheduler:
         self.runner.close()
 
 
-async def start_scheduler(core: Core, posters: Sequence[Poster], **options: Any) -> DigestScheduler:
+async def start_scheduler(
+    core: Deployment, posters: Sequence[Poster], **options: Any
+) -> DigestScheduler:
     """Start the daily refresh and posts for the given platform posters (one per platform);
     `options`: `sweep_seconds`, `startup_delay`, and the `DigestRunner` ones (owner,
     lease_seconds, renew_seconds, max_concurrent, send_timeout)."""

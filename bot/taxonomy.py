@@ -1,6 +1,6 @@
-"""arXiv's category ids, for checking `in:` rules (SPEC 3) and completing them.
+"""arXiv's category taxonomy: the ids an `in:` rule may name (SPEC 3), checked and completed.
 
-The list is arXiv's category taxonomy: the active categories of `CATEGORIES` in
+The ids are the active categories of `CATEGORIES` in
 arXiv/arxiv-base, arxiv/taxonomy/definitions.py, as of its commit 0f94fa0 of 2026-06-29 (the
 file itself last changed on 2024-04-01): 155 ids, the list https://arxiv.org/category_taxonomy shows.
 Withdrawn archives (cmp-lg, alg-geom, …) are left out: nothing new is announced in them.
