@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+
+from bot.papers import FetchedPaper, HarvestedPaper
 
 # New-style ids (2303.08597) and old-style ones (hep-th/9901001, math.AG/0601001).
 _ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z][a-z-]*(\.[A-Z]{2})?/\d{7}")
@@ -33,23 +34,6 @@ class SuspiciousAnswer(ArxivFailure):
 
 class ArxivUnavailable(ArxivFailure):
     """arXiv failed several requests in a row: nobody asks until the next try."""
-
-
-@dataclass(frozen=True)
-class FetchedPaper:
-    """One arXiv entry, reduced to what the store keeps."""
-
-    arxiv_id: str
-    version: int
-    title: str
-    authors: tuple[str, ...]
-    abstract: str
-    comment: str
-    published: datetime
-    updated: datetime
-    # arXiv's primary category and all of them, as arXiv lists them (empty: not said)
-    primary_category: str = ""
-    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,18 +75,6 @@ def refuse_suspicious(papers: Sequence[FetchedPaper]) -> None:
 
 class ExpiredToken(ArxivFailure):
     """OAI-PMH refused a resumption token (expired or unknown): harvest again from `from`."""
-
-
-@dataclass(frozen=True)
-class HarvestedPaper:
-    """One OAI-PMH arXivRaw record, as much as the prefilter needs."""
-
-    arxiv_id: str
-    title: str
-    abstract: str
-    categories: frozenset[str]
-    # the same categories as arXivRaw lists them, the primary first
-    listed_categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ import requests
 
 from bot.arxiv.answers import (
     ArxivFailure,
-    FetchedPaper,
     FetchResult,
     KeywordRejected,
     refuse_suspicious,
     split_entry_id,
 )
+from bot.papers import FetchedPaper
 from bot.text import squash
 
 PAGE_SIZE = 100

@@ -18,7 +18,6 @@ from bot.arxiv.answers import (  # noqa: F401  (re-exported: the gateway's vocab
     ArxivFailure,
     ArxivUnavailable,
     ExpiredToken,
-    FetchedPaper,
     FetchResult,
     HarvestPage,
     KeywordRejected,
@@ -30,6 +29,7 @@ from bot.arxiv.pacer import Outage, Pacer
 from bot.arxiv.query import arxiv_query
 from bot.config import Settings
 from bot.keywords import KeywordSpec
+from bot.papers import FetchedPaper
 
 if TYPE_CHECKING:
     import arxiv

@@ -13,7 +13,12 @@ from sickle import Sickle, oaiexceptions
 from sickle.iterator import OAIResponseIterator
 from sickle.response import OAIResponse
 
-from bot.arxiv.answers import ArxivFailure, ExpiredToken, HarvestedPaper, HarvestPage
+from bot.arxiv.answers import (
+    ArxivFailure,
+    ExpiredToken,
+    HarvestPage,
+)
+from bot.papers import HarvestedPaper
 from bot.text import squash
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"

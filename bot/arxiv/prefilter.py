@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from bot.arxiv.answers import HarvestedPaper
 from bot.keywords import KeywordSpec
+from bot.papers import HarvestedPaper
 from bot.taxonomy import with_aliases
 
 # Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET.

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
-from bot.arxiv.answers import FetchedPaper, HarvestedPaper
+from bot.papers import FetchedPaper, HarvestedPaper
 from bot.storage.models import Paper
 from bot.storage.store import one_of
 

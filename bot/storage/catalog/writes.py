@@ -11,7 +11,7 @@ from sqlalchemy import and_, case, literal, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.arxiv.answers import FetchedPaper
+from bot.papers import FetchedPaper
 from bot.storage.categories import category_columns
 from bot.storage.models import Match, Paper, utcnow
 from bot.storage.sql import as_utc, insert_for, one_of
