@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot.commands.context import TERMINAL, Context, Place
 from bot.commands.grammar import DigestAt, DigestOff, DigestShape
 from bot.posts import digest
+from bot.posts.threads import THREADS_REFUSED
 from bot.replies import Reply, Text, error
 from bot.storage.db import write_session
 from bot.storage.models import Channel
@@ -25,7 +26,7 @@ def digest_text(ctx: Context, channel: Channel | None) -> str:
     when = (channel.digest_time, channel.digest_timezone, channel.digest_weekday) if channel else ()
     line = [digest.schedule_of(ctx.settings, *when).describe()]
     shape = digest.shape_of(channel) if channel else digest.Shape()
-    line += ["threads"] if shape.threads else []
+    line += [f"threads{_thread_refusal(channel)}"] if shape.threads else []
     line += [shape.style] if shape.style != digest.Shape.style else []
     line += [f"max {shape.max_papers}"] if shape.max_papers != digest.Shape.max_papers else []
     paused = (
@@ -34,6 +35,14 @@ def digest_text(ctx: Context, channel: Channel | None) -> str:
         else ""
     )
     return f"{' · '.join(line)}{paused}."
+
+
+def _thread_refusal(channel: Channel | None) -> str:
+    """Why the last threaded post went into the channel instead (a missing permission ...)."""
+    note = (channel.last_failure or "") if channel else ""
+    if not note.startswith(THREADS_REFUSED):
+        return ""
+    return f" (refused, so the papers went into the channel: {note[len(THREADS_REFUSED) :]})"
 
 
 def set_digest(ctx: Context, place: Place, command: DigestAt | DigestOff | DigestShape) -> Reply:
@@ -61,6 +70,8 @@ def set_digest(ctx: Context, place: Place, command: DigestAt | DigestOff | Diges
 def _reshape(channel: Channel, command: DigestShape) -> None:
     if command.threads is not None:
         channel.digest_threads = command.threads
+        if (channel.last_failure or "").startswith(THREADS_REFUSED):
+            channel.last_failure = None  # someone acted: the next post says again if need be
     if command.style is not None:
         channel.digest_style = command.style
     if command.max_papers is not None:

@@ -215,9 +215,11 @@ def finish(
     now: datetime,
     reason: str | None = None,
     refused: bool = False,
+    thread_note: str | None = None,
 ) -> bool:
     """Settle our claim. Sent resets the channel's failure count; `refused` (for good) adds a
-    failed day. True when the channel is now paused."""
+    failed day; a sent threaded post leaves `thread_note` ("" clears it: `bot.posts.threads`).
+    True when the channel is now paused."""
     done = session.execute(
         update(_CLAIMS)
         .where(_ours([claim.id], owner))
@@ -228,6 +230,8 @@ def finish(
     if done is None or channel is None or not (status == SENT or refused):
         return False
     channel.failed_days = channel.failed_days + 1 if refused else 0
+    if thread_note is not None:
+        channel.last_failure = thread_note[:300] or None
     if refused:
         channel.last_failure = (reason or "")[:300]
         channel.paused = channel.failed_days >= PAUSE_AFTER_FAILED_DAYS

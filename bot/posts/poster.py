@@ -33,15 +33,24 @@ class PostFailed(Exception):
     `maybe_delivered`: the request left and no clear answer came (a timeout, a dropped
     connection, a 5xx): the part is verified by reading the channel back before any resend.
     Neither: nothing was posted (429 beyond its retries, no connection); tried again later.
+    `thread_gone`: a reply was refused by its thread, not by the channel (the parent was
+    deleted, the thread archived or locked, threads not permitted): nothing was posted, and
+    the runner sends the reply into the channel instead (the papers twice beats never).
     """
 
     def __init__(
-        self, reason: str, *, permanent: bool = False, maybe_delivered: bool = False
+        self,
+        reason: str,
+        *,
+        permanent: bool = False,
+        maybe_delivered: bool = False,
+        thread_gone: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.maybe_delivered = maybe_delivered
+        self.thread_gone = thread_gone
 
 
 class Poster(Protocol):

@@ -1,0 +1,169 @@
+"""Each platform's poster tells a thread that refuses a reply (`thread_gone`) from a channel
+that refuses it, and a read-back skips a thread that is gone: the runner then sends the reply
+into the channel (tests/test_shapes_unhappy.py), never loses the day over a thread."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from adapters.discord.bot import DiscordFrontEnd
+from adapters.discord.poster import DiscordPoster
+from adapters.slack.app import SlackFrontEnd
+from adapters.slack.poster import ChannelPacer
+from bot.commands.core import Core
+from bot.posts.poster import PostFailed
+from bot.replies import PaperGroup, Papers
+from tests.fakes.discord_server import DiscordStandIn
+from tests.fakes.slack_server import SlackWebAPI
+from tests.support.discord import started
+from tests.support.slack import paper, papers_reply, slack_core
+
+SLACK_WHERE = {"workspace": "T0TEST", "channel": "C0PAPERS"}
+
+
+@pytest.fixture
+def core(memory_core: Core) -> Core:
+    return memory_core
+
+
+# -- Slack ----------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def slack_poster(core: Core, api: SlackWebAPI) -> AsyncIterator[SlackFrontEnd]:
+    front = SlackFrontEnd(slack_core(core, slack_api_url=api.base_url))
+    await front.start()
+    front.poster.pacer = ChannelPacer(interval=0)
+    try:
+        yield front
+    finally:
+        await front.stop()
+
+
+async def test_slack_a_reply_to_a_deleted_parent_is_a_thread_refusal_not_a_retry(
+    core: Core,
+) -> None:
+    async with SlackWebAPI() as api, slack_poster(core, api) as front:
+        parent, reply, *_ = front.poster.render(papers_reply(4, groups=2), claim=3, threads=True)
+        ts = await front.poster.send(**SLACK_WHERE, part=parent)
+        api.fail_next("chat.postMessage", error="thread_not_found")
+        with pytest.raises(PostFailed) as refused:
+            await front.poster.send(**SLACK_WHERE, part=reply, thread=ts)
+        into_channel = await front.poster.send(**SLACK_WHERE, part=reply)  # the runner's next
+    assert refused.value.thread_gone and not refused.value.maybe_delivered
+    assert "thread_not_found" in refused.value.reason
+    assert [m["ts"] for m in api.history["C0PAPERS"]] == [ts, into_channel]
+
+
+async def test_slack_the_read_back_skips_a_thread_whose_parent_was_deleted(core: Core) -> None:
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    async with SlackWebAPI() as api, slack_poster(core, api) as front:
+        parent, reply, *_ = front.poster.render(papers_reply(4, groups=2), claim=3, threads=True)
+        ts = await front.poster.send(**SLACK_WHERE, part=parent)
+        api.history["C0PAPERS"].clear()  # the parent deleted (it had no replies yet)
+        in_channel = await front.poster.send(**SLACK_WHERE, part=reply)  # the runner's fallback
+        found = await front.poster.find(**SLACK_WHERE, claim=3, since=since, threads=[ts])
+    assert found == {2: in_channel}  # no "thread_not_found" retried for the rest of the day
+
+
+# -- Discord --------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def ds() -> AsyncIterator[DiscordStandIn]:
+    async with DiscordStandIn(heartbeat_interval_ms=200) as standin:
+        yield standin
+        assert standin.server_errors == [] and standin.unknown_requests == []
+
+
+@pytest_asyncio.fixture
+async def fe(ds: DiscordStandIn, core: Core) -> AsyncIterator[DiscordFrontEnd]:
+    front_end = await started(core, ds)
+    yield front_end
+    await front_end.stop()
+
+
+def _post(count: int = 24) -> Papers:
+    """Two keywords' papers: a parent and (at 10 embeds a message) three replies."""
+    papers = tuple(paper(n) for n in range(count))
+    half = count // 2
+    groups = (PaperGroup("a", papers[:half]), PaperGroup("b", papers[half:]))
+    return Papers(f"{count} new papers on arXiv", groups)
+
+
+def _where(ds: DiscordStandIn) -> dict[str, str]:
+    return {"workspace": ds.guild_id, "channel": ds.channel_id}
+
+
+THREADS = r"^/channels/\d+/messages/\d+/threads$"
+
+
+async def test_discord_no_create_threads_permission_is_a_thread_refusal_naming_it(
+    ds: DiscordStandIn, fe: DiscordFrontEnd
+) -> None:
+    parent, reply, *_ = fe.poster.render(_post(), claim=4, threads=True)
+    parent_id = await fe.poster.send(**_where(ds), part=parent)
+    ds.fail_next("POST", THREADS, status=403, code=50013)  # the old invite's permissions
+    with pytest.raises(PostFailed) as refused:
+        await fe.poster.send(**_where(ds), part=reply, thread=parent_id)
+    assert refused.value.thread_gone and "Create Public Threads" in refused.value.reason
+    await fe.poster.send(**_where(ds), part=reply)  # the runner's next: into the channel
+    assert len(ds.channel_messages(ds.channel_id)) == 2 and parent_id not in ds.threads
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, 50083), (400, 160005), (403, 50001)])
+async def test_discord_an_archived_locked_or_closed_thread_is_a_thread_refusal(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, status: int, code: int
+) -> None:
+    parent, first, second, *_ = fe.poster.render(_post(), claim=4, threads=True)
+    parent_id = await fe.poster.send(**_where(ds), part=parent)
+    await fe.poster.send(**_where(ds), part=first, thread=parent_id)
+    ds.fail_next("POST", rf"^/channels/{parent_id}/messages$", status=status, code=code)
+    with pytest.raises(PostFailed) as refused:
+        await fe.poster.send(**_where(ds), part=second, thread=parent_id)
+    assert refused.value.thread_gone and not refused.value.maybe_delivered
+
+
+async def test_discord_the_read_back_skips_a_deleted_thread(
+    ds: DiscordStandIn, fe: DiscordFrontEnd
+) -> None:
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    parent, first, *_ = fe.poster.render(_post(), claim=4, threads=True)
+    parent_id = await fe.poster.send(**_where(ds), part=parent)
+    await fe.poster.send(**_where(ds), part=first, thread=parent_id)
+    del ds.threads[parent_id]  # a moderator deleted the thread
+    restarted = DiscordPoster(fe.client, fe.logged_in)
+    found = await restarted.find(**_where(ds), claim=4, since=since, threads=[parent_id])
+    assert found == {1: parent_id}
+
+
+async def test_discord_a_thread_started_but_answered_too_late_is_found_by_the_retry(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poster = DiscordPoster(fe.client, fe.logged_in, timeout_seconds=0.3)
+    parent, reply, *_ = poster.render(_post(), claim=4, threads=True)
+    parent_id = await poster.send(**_where(ds), part=parent)
+    start = fe.client.http.start_thread_with_message
+
+    async def late(*args: Any, **kwargs: Any) -> Any:
+        answer = await start(*args, **kwargs)  # Discord started it ...
+        await asyncio.sleep(1.0)  # ... and the answer came after our timeout
+        return answer
+
+    monkeypatch.setattr(fe.client.http, "start_thread_with_message", late)
+    with pytest.raises(PostFailed) as lost:
+        await poster.send(**_where(ds), part=reply, thread=parent_id)
+    assert not (lost.value.permanent or lost.value.thread_gone or lost.value.maybe_delivered)
+    monkeypatch.setattr(fe.client.http, "start_thread_with_message", start)
+    await poster.send(**_where(ds), part=reply, thread=parent_id)  # the retry
+    starts = ds.requests_to("POST", THREADS)
+    assert [r.status for r in starts] == [200, 400]  # "already exists": used, not a loss
+    assert len(ds.channel_messages(parent_id)) == 1
+    assert len(ds.channel_messages(ds.channel_id)) == 1  # no second parent
