@@ -6,12 +6,13 @@ show twice rather than never."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from bot.commands.core import Core
 from bot.commands.grammar import parse
 from bot.posts.poster import Part, PostFailed
-from bot.replies import KeywordTable
+from bot.replies import KeywordTable, Text
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.support.digest import (
     SLACK,
@@ -20,6 +21,7 @@ from tests.support.digest import (
     channel_of,
     delivered,
     follow,
+    parts,
     run_at,
     statuses,
     utc,
@@ -64,6 +66,12 @@ def _schedule_line(core: Core) -> str:
     (table, *_) = core.execute(SLACK, parse("keywords"))
     assert isinstance(table, KeywordTable)
     return table.digest
+
+
+def _said(core: Core, typed: str) -> str:
+    (answer,) = core.execute(SLACK, parse(typed))
+    assert isinstance(answer, Text) and not answer.error, answer
+    return answer.text
 
 
 # -- threads that refuse their replies ------------------------------------------------------
@@ -113,3 +121,103 @@ async def test_a_channel_that_refuses_too_fails_the_day_as_any_refusal(
     assert statuses(await run_at(core, [poster], utc(2026, 3, 2, 9), time_machine)) == ["failed"]
     assert delivered(core, SLACK) == old  # nothing lost: the papers wait for the next post
     assert channel_of(core, SLACK).failed_days == 1
+
+
+# -- a restart between the parent and its replies ------------------------------------------
+
+
+async def test_a_parent_whose_answer_was_lost_is_found_and_its_thread_used_no_second_parent(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    _threaded(core, arxiv_api, time_machine)
+    lost = FakePoster(script={"C1": ["no answer"]})  # the parent taken, its answer lost
+    assert statuses(await run_at(core, [lost], utc(2026, 3, 2, 9), time_machine)) == ["retry"]
+    assert [status for _, status in parts(core)] == ["sending", "pending", "pending"]
+
+    restarted = FakePoster(messages=lost.messages)  # another process, after the backoff
+    outcomes = await run_at(core, [restarted], utc(2026, 3, 2, 9, 1, 1), time_machine)
+    assert statuses(outcomes) == ["sent"]
+    assert [(m.part, m.thread) for m in restarted.messages] == [(1, None), (2, "m1"), (3, "m1")]
+    assert set(restarted.copies().values()) == {1}
+
+
+# -- weekly ---------------------------------------------------------------------------------
+
+
+async def test_weekly_in_the_dst_fall_back_week_posts_once_at_the_first_of_the_two_times(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    # Berlin's clocks go back on Sunday 25 October 2026: 02:30 happens at 00:30 and 01:30 UTC.
+    time_machine.move_to(utc(2026, 10, 24, 23), tick=False)  # Sunday 01:00 in Berlin
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    core.execute(SLACK, parse("digest weekly sun 02:30 Europe/Berlin"))
+    poster, when = FakePoster(), utc(2026, 10, 24, 23)
+    while when < utc(2026, 10, 25, 6):  # a new paper and a sweep every quarter hour
+        add_paper(core, "Diffusion", f"2610.{when:%d%H%M}", when)
+        await run_at(core, [poster], when, time_machine)
+        when += timedelta(minutes=15)
+    assert [m.at for m in poster.messages] == [utc(2026, 10, 25, 0, 30)]
+
+
+async def test_weekly_set_on_its_day_after_its_time_posts_now_as_daily_does_and_says_so(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 6), tick=False)  # Monday
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    add_paper(core, "Diffusion", "2603.00001", utc(2026, 3, 2, 7))
+    time_machine.move_to(utc(2026, 3, 2, 10), tick=False)
+    weekly = _said(core, "digest weekly mon 09:00")
+    daily = _said(core, "digest 09:00")
+    assert "passed" in weekly and "now" in weekly and "passed" in daily and "now" in daily
+    core.execute(SLACK, parse("digest weekly mon 09:00"))
+    poster = FakePoster()
+    assert statuses(await run_at(core, [poster], utc(2026, 3, 2, 10), time_machine)) == ["sent"]
+    # Posted: setting it again the same day promises nothing more.
+    assert "passed" not in _said(core, "digest weekly mon 09:00")
+    for hour in (11, 23):
+        await run_at(core, [poster], utc(2026, 3, 2, hour), time_machine)
+    assert len(poster.messages) == 1
+
+
+async def test_weekly_then_daily_then_weekly_in_one_week_posts_once_per_period_and_loses_none(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 6), tick=False)  # Monday
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    old = delivered(core, SLACK)
+    core.execute(SLACK, parse("digest weekly mon 09:00"))
+    poster, ids = FakePoster(), []
+    for day, typed in ((2, None), (3, "digest 09:00"), (4, "digest weekly mon 09:00"), (5, None)):
+        if typed:
+            time_machine.move_to(utc(2026, 3, day, 8), tick=False)
+            core.execute(SLACK, parse(typed))
+        ids.append(f"2603.{day:05d}")
+        add_paper(core, "Diffusion", ids[-1], utc(2026, 3, day, 8, 30))
+        await run_at(core, [poster], utc(2026, 3, day, 9, 30), time_machine)
+    # Monday weekly, Tuesday daily; Wednesday weekly again: Monday's period was posted.
+    assert [m.at.day for m in poster.messages] == [2, 3]
+    assert delivered(core, SLACK) - old == set(ids[:2])
+    await run_at(core, [poster], utc(2026, 3, 9, 9, 30), time_machine)  # next Monday
+    assert poster.to("C1")[2:] == [ids[:1:-1]]
+    assert delivered(core, SLACK) - old == set(ids)
+    assert set(poster.copies().values()) == {1}
+
+
+async def test_a_paused_channel_resumed_with_digest_weekly_posts_on_its_day(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 6), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    gone = PostFailed("channel_not_found", permanent=True)
+    poster = FakePoster(script={"C1": [gone, gone, gone]})
+    for day in (2, 3, 4):
+        add_paper(core, "Diffusion", f"2603.{day:05d}", utc(2026, 3, day, 7))
+        await run_at(core, [poster], utc(2026, 3, day, 9), time_machine)
+    assert channel_of(core, SLACK).paused and "paused" in _schedule_line(core)
+    assert await run_at(core, [poster], utc(2026, 3, 5, 9), time_machine) == []
+    core.execute(SLACK, parse("digest weekly fri 09:00"))
+    assert not channel_of(core, SLACK).paused
+    assert _schedule_line(core) == "Weekly post on Friday at 09:00 UTC."
+    outcomes = await run_at(core, [poster], utc(2026, 3, 6, 9), time_machine)
+    assert statuses(outcomes) == ["sent"]
+    assert sorted(*poster.to("C1")) == [f"2603.{d:05d}" for d in (2, 3, 4)]

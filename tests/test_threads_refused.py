@@ -167,3 +167,23 @@ async def test_discord_a_thread_started_but_answered_too_late_is_found_by_the_re
     assert [r.status for r in starts] == [200, 400]  # "already exists": used, not a loss
     assert len(ds.channel_messages(parent_id)) == 1
     assert len(ds.channel_messages(ds.channel_id)) == 1  # no second parent
+
+
+async def test_discord_a_parent_whose_answer_was_lost_is_found_by_its_marker_and_threaded(
+    ds: DiscordStandIn, fe: DiscordFrontEnd
+) -> None:
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    poster = DiscordPoster(fe.client, fe.logged_in, timeout_seconds=0.3)
+    parent, reply, *_ = poster.render(_post(), claim=4, threads=True)
+    ds.after_post = lambda channel, message: asyncio.sleep(1.0)  # taken, answered late
+    with pytest.raises(PostFailed) as lost:
+        await poster.send(**_where(ds), part=parent)
+    assert lost.value.maybe_delivered
+    ds.after_post = None
+    restarted = DiscordPoster(fe.client, fe.logged_in)
+    found = await restarted.find(**_where(ds), claim=4, since=since)
+    [message] = ds.channel_messages(ds.channel_id)
+    assert found == {1: message.message["id"]}
+    await restarted.send(**_where(ds), part=reply, thread=found[1])
+    assert len(ds.channel_messages(found[1])) == 1  # in the found parent's thread
+    assert len(ds.channel_messages(ds.channel_id)) == 1

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+from sqlmodel import Session, select
+
 from bot.commands.context import TERMINAL, Context, Place
 from bot.commands.grammar import DigestAt, DigestOff, DigestShape
 from bot.posts import digest
 from bot.posts.threads import THREADS_REFUSED
 from bot.replies import Reply, Text, error
+from bot.storage import catalog
 from bot.storage.db import write_session
-from bot.storage.models import Channel
+from bot.storage.models import Channel, DigestClaim
 
 # The terminal has no poster: `digest HH:MM` there would promise a post that never comes.
 NO_TERMINAL_POST = (
@@ -63,8 +66,30 @@ def set_digest(ctx: Context, place: Place, command: DigestAt | DigestOff | Diges
             case DigestShape():
                 _reshape(channel, command)
         session.add(channel)
+        session.flush()
         text = digest_text(ctx, channel)
+        if isinstance(command, DigestAt):
+            text += _due_now(ctx, session, channel)
     return Text(text)
+
+
+def _due_now(ctx: Context, session: Session, channel: Channel) -> str:
+    """A time set after it has passed in this period (today, or this week) with no post yet:
+    the post goes out at the next sweep, as it would for a process started late; say so."""
+    when = (channel.digest_time, channel.digest_timezone, channel.digest_weekday)
+    period = digest.schedule_of(ctx.settings, *when).due(ctx.clock())
+    if period is None:
+        return ""
+    posted = select(DigestClaim.id).where(
+        DigestClaim.channel_id == channel.id, DigestClaim.local_date == period
+    )
+    if session.exec(posted).first() is not None:
+        return ""  # this period's post happened (or is under way): the next one is next time
+    post = digest.post_of(catalog.undelivered_groups(session, channel), digest.shape_of(channel))
+    if post is None:
+        return ""  # nothing to post: the period passes quietly, as it would have anyway
+    this = "today" if channel.digest_weekday is None else "this week"
+    return f" That time has passed {this}: {post.count} new paper(s) go out now, then on schedule."
 
 
 def _reshape(channel: Channel, command: DigestShape) -> None:
