@@ -26,6 +26,7 @@ from adapters.discord.text import (
     safe,
     units,
 )
+from bot.posts.poster import more_line as shared_more_line
 from bot.posts.poster import parent_line
 from bot.replies import Papers, PaperView
 
@@ -48,8 +49,7 @@ def papers_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:
 
 
 def more_line(post: Papers) -> str:
-    plural = "s" if post.more != 1 else ""
-    return f"{post.more} more paper{plural} in the next post; `/papers list` shows the newest."
+    return shared_more_line(post, "/papers")
 
 
 def parent_message(post: Papers, *, reserve: int = 0) -> Message:

@@ -94,6 +94,16 @@ def parent_line(post: Papers) -> str:
     return f"{total} new paper{'s' if total != 1 else ''}: {counts}{more}"
 
 
+def more_line(post: Papers, command: str) -> str:
+    """The closing line of a post cut by `max`: how many wait, and the commands that show
+    them (`list` shows the newest, which the post just carried: the rest are older)."""
+    plural = "s" if post.more != 1 else ""
+    return (
+        f"{post.more} more paper{plural} wait for the next post; `{command} digest now` posts "
+        f"them now, `{command} list 20` shows the 20 newest."
+    )
+
+
 def threaded(parts: list[Part]) -> list[Part]:
     """The parts after the first go in the first one's thread."""
     return parts[:1] + [replace(p, thread_of=parts[0].number) for p in parts[1:]]
