@@ -85,12 +85,22 @@ def compact_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:
 
 
 def compact_line(paper: PaperView) -> str:
-    title = fit(safe(paper.title), 180) or paper.arxiv_id
+    title = fit(link_text(paper.title), 180) or paper.arxiv_id
     first = (
         paper.authors[0] + (" et al." if len(paper.authors) > 1 else "") if paper.authors else ""
     )
     who = f" · {fit(safe(first), 80)}" if first else ""
     return fit(f"[{title}]({paper.abs_url}){who} · {paper.day.isoformat()}", COMPACT_LINE)
+
+
+def link_text(text: str) -> str:
+    """Supplied text as a masked link's text. Discord's link syntax ignores escapes there: a
+    "]" in a title would close our link early and make "](https://elsewhere)" after it a live
+    link of its own, so square brackets become their full-width look-alikes."""
+    return safe(text).replace("\\[", "［").translate(_NO_BRACKETS)
+
+
+_NO_BRACKETS = str.maketrans("[]", "［］")
 
 
 def embed_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:
