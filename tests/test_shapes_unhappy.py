@@ -9,11 +9,14 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from bot.commands.core import Core
-from bot.commands.grammar import parse
+from bot.commands.grammar import BadInput, List, parse
 from bot.posts.poster import Part, PostFailed
 from bot.replies import KeywordTable, Text
 from tests.fakes.arxiv_server import ArxivStandIn
+from tests.support.common import snapshot
 from tests.support.digest import (
     SLACK,
     FakePoster,
@@ -221,3 +224,43 @@ async def test_a_paused_channel_resumed_with_digest_weekly_posts_on_its_day(
     outcomes = await run_at(core, [poster], utc(2026, 3, 6, 9), time_machine)
     assert statuses(outcomes) == ["sent"]
     assert sorted(*poster.to("C1")) == [f"2603.{d:05d}" for d in (2, 3, 4)]
+
+
+# -- grammar --------------------------------------------------------------------------------
+
+BAD_SHAPES = [
+    ("digest max 0", "from 1 to 200"),
+    ("digest max 201", "from 1 to 200"),
+    ("digest max abc", "from 1 to 200"),
+    ("digest max 1.5", "from 1 to 200"),
+    ("digest max ²", "from 1 to 200"),  # str.isdigit says yes, int() says no: was a crash
+    ("digest max ５", "from 1 to 200"),
+    ("digest max 5 6", "from 1 to 200"),
+    ("digest weekly funday 09:00", "not a day"),
+    ("digest weekly mon 09:00 UTC extra", "digest weekly <mon..sun>"),
+    ("digest weekly 09:00 mon", "not a day"),
+    ("digest threads maybe", "takes on or off"),
+    ("digest threads on off", "takes on or off"),
+    ("digest style tiny", "takes full or compact"),
+    ("digest style full extra", "takes full or compact"),
+    ("digest off now", "takes nothing after it"),
+]
+
+
+@pytest.mark.parametrize(("typed", "problem"), BAD_SHAPES)
+def test_bad_shape_words_say_what_and_how_and_change_nothing(
+    core: Core, typed: str, problem: str
+) -> None:
+    core.execute(SLACK, parse("digest weekly tue 08:30 Europe/Berlin"))
+    core.execute(SLACK, parse("digest max 50"))
+    before = snapshot(core.engine)
+    with pytest.raises(BadInput) as caught:
+        core.execute(SLACK, parse(typed))
+    assert problem in str(caught.value) and "Usage: digest" in str(caught.value)
+    assert snapshot(core.engine) == before
+
+
+@pytest.mark.parametrize("typed", ["list ²", "list diffusion ²", "list diffusion 5²"])
+def test_a_trailing_superscript_is_keyword_text_not_a_limit_that_crashes(typed: str) -> None:
+    command = parse(typed)
+    assert isinstance(command, List) and command.limit == 5

@@ -112,7 +112,8 @@ def _choice(head: str, rest: list[str], choices: tuple[str, ...]) -> str:
 
 def _max(head: str, rest: list[str]) -> int:
     text = rest[0] if len(rest) == 1 else " ".join(rest)
-    if len(rest) != 1 or not text.isdigit() or not 1 <= int(text) <= MAX_PAPERS:
+    number = text.isascii() and text.isdigit()  # not "²", which isdigit takes and int refuses
+    if len(rest) != 1 or not number or not 1 <= int(text) <= MAX_PAPERS:
         raise BadInput(
             f"`digest {head}` takes a number of papers from 1 to {MAX_PAPERS}, got {quoted(text)}.",
             "digest",
