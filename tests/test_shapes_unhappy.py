@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot.commands.core import Core
-from bot.commands.grammar import BadInput, List, parse
+from adapters.terminal_format import format_reply as terminal_reply
+from bot.commands.core import TERMINAL, Core
+from bot.commands.grammar import BadInput, DigestNow, List, parse
 from bot.posts.poster import Part, PostFailed
-from bot.replies import KeywordTable, Text
+from bot.replies import KeywordTable, Papers, Text
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.support.common import snapshot
 from tests.support.digest import (
@@ -264,3 +265,43 @@ def test_bad_shape_words_say_what_and_how_and_change_nothing(
 def test_a_trailing_superscript_is_keyword_text_not_a_limit_that_crashes(typed: str) -> None:
     command = parse(typed)
     assert isinstance(command, List) and command.limit == 5
+
+
+# -- max N ----------------------------------------------------------------------------------
+
+
+def test_the_terminal_says_how_many_more_digest_now_left_for_next_time(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    time_machine.move_to(utc(2026, 3, 2, 6), tick=False)
+    follow(core, arxiv_api, TERMINAL, "Diffusion")
+    for i in range(103):  # over the default max of 100
+        add_paper(core, "Diffusion", f"2603.{i:05d}", utc(2026, 3, 1, 0, i % 60))
+    (post,) = core.execute(TERMINAL, DigestNow())
+    shown = terminal_reply(post)
+    assert isinstance(post, Papers) and (post.count, post.more) == (100, 3)
+    assert shown.rstrip().endswith(
+        "3 more papers wait for the next post; `papers digest now` posts them now, "
+        "`papers list 20` shows the 20 newest."
+    )
+    (rest,) = core.execute(TERMINAL, DigestNow())
+    assert isinstance(rest, Papers) and (rest.count, rest.more) == (3, 0)
+    assert "more papers wait" not in terminal_reply(rest)
+
+
+async def test_max_200_carries_150_papers_of_one_keyword_in_one_post(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    """The store read 100 undelivered papers a keyword: `max 200` stopped at 100, and the
+    post's count said 100 where 150 were new."""
+    time_machine.move_to(utc(2026, 3, 2, 6), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    core.execute(SLACK, parse("digest max 200"))
+    old = delivered(core, SLACK)
+    ids = [f"2603.{i:05d}" for i in range(150)]
+    for i, arxiv_id in enumerate(ids):
+        add_paper(core, "Diffusion", arxiv_id, utc(2026, 3, 1, i // 60, i % 60))
+    poster = FakePoster()
+    await run_at(core, [poster], utc(2026, 3, 2, 9), time_machine)
+    assert (poster.posts[0].count, poster.posts[0].more) == (150, 0)
+    assert delivered(core, SLACK) - old == set(ids)

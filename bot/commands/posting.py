@@ -85,7 +85,8 @@ def _due_now(ctx: Context, session: Session, channel: Channel) -> str:
     )
     if session.exec(posted).first() is not None:
         return ""  # this period's post happened (or is under way): the next one is next time
-    post = digest.post_of(catalog.undelivered_groups(session, channel), digest.shape_of(channel))
+    groups = catalog.undelivered_groups(session, channel, per_keyword=digest.PER_KEYWORD)
+    post = digest.post_of(groups, digest.shape_of(channel))
     if post is None:
         return ""  # nothing to post: the period passes quietly, as it would have anyway
     this = "today" if channel.digest_weekday is None else "this week"

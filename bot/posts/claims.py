@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, delete, or_, select, update
 from sqlmodel import Session
 
-from bot.posts.digest import DueChannel, in_flight_papers, lock_channels, post_of
+from bot.posts.digest import PER_KEYWORD, DueChannel, in_flight_papers, lock_channels, post_of
 from bot.posts.poster import Part
 from bot.replies import Papers
 from bot.storage import catalog, store
@@ -139,7 +139,9 @@ def prepare(
     fresh = [c for c in claims if c.id not in result]
     channels = [c.due.channel_id for c in fresh]
     exclude = in_flight_papers(session, channels)
-    groups = catalog.undelivered_groups_many(session, channels, exclude=exclude)
+    groups = catalog.undelivered_groups_many(
+        session, channels, per_keyword=PER_KEYWORD, exclude=exclude
+    )
     rows = []
     for claim in fresh:
         post = post_of(groups[claim.due.channel_id], claim.due.shape)

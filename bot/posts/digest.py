@@ -17,7 +17,7 @@ from sqlalchemy import exists, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.commands.digest_grammar import DAY_NAMES, DEFAULT_MAX_PAPERS
+from bot.commands.digest_grammar import DAY_NAMES, DEFAULT_MAX_PAPERS, MAX_PAPERS
 from bot.config import Settings
 from bot.replies import PaperGroup, Papers
 from bot.storage import catalog, store
@@ -25,6 +25,9 @@ from bot.storage.models import Channel, DigestClaim, DigestPart, Keyword, Subscr
 from bot.timeparse import clock_of, parse_zone
 
 logger = logging.getLogger(__name__)
+# Undelivered papers read per keyword: as many as the largest `max` carries, so a post of one
+# busy keyword is not cut at the catalogue's default of 100 before `max` is applied.
+PER_KEYWORD = MAX_PAPERS
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,8 @@ def take_now(session: Session, channel: Channel) -> Papers | None:
     assert channel.id is not None
     lock_channels(session, [channel.id])
     exclude = in_flight_papers(session, [channel.id]).get(channel.id, set())
-    post = post_of(catalog.undelivered_groups(session, channel, exclude=exclude), shape_of(channel))
+    groups = catalog.undelivered_groups(session, channel, per_keyword=PER_KEYWORD, exclude=exclude)
+    post = post_of(groups, shape_of(channel))
     if post is not None:
         store.mark_delivered(session, channel_id=channel.id, paper_ids=paper_ids(post))
     return post
