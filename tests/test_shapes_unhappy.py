@@ -16,6 +16,8 @@ from bot.commands.core import TERMINAL, Core
 from bot.commands.grammar import BadInput, DigestNow, List, parse
 from bot.posts.poster import Part, PostFailed
 from bot.replies import KeywordTable, Papers, Text
+from bot.storage.db import write_session
+from bot.storage.models import Channel
 from tests.fakes.arxiv_server import ArxivStandIn
 from tests.support.common import snapshot
 from tests.support.digest import (
@@ -217,11 +219,22 @@ async def test_a_paused_channel_resumed_with_digest_weekly_posts_on_its_day(
     for day in (2, 3, 4):
         add_paper(core, "Diffusion", f"2603.{day:05d}", utc(2026, 3, day, 7))
         await run_at(core, [poster], utc(2026, 3, day, 9), time_machine)
-    assert channel_of(core, SLACK).paused and "paused" in _schedule_line(core)
+    assert channel_of(core, SLACK).paused
+    assert _schedule_line(core) == (  # why, and the command that resumes it
+        "Daily post at 09:00 UTC (paused after repeated failures: channel_not_found; "
+        "`digest 09:00` resumes it)."
+    )
+    core.execute(SLACK, parse("digest max 20"))  # a weekly channel resumes as a weekly one
+    with write_session(core.engine) as session:
+        channel = session.get(Channel, channel_of(core, SLACK).id)
+        assert channel is not None
+        channel.digest_weekday = 2
+        session.add(channel)
+    assert "`digest weekly wed 09:00` resumes it" in _schedule_line(core)
     assert await run_at(core, [poster], utc(2026, 3, 5, 9), time_machine) == []
     core.execute(SLACK, parse("digest weekly fri 09:00"))
     assert not channel_of(core, SLACK).paused
-    assert _schedule_line(core) == "Weekly post on Friday at 09:00 UTC."
+    assert _schedule_line(core) == "Weekly post on Friday at 09:00 UTC · max 20."
     outcomes = await run_at(core, [poster], utc(2026, 3, 6, 9), time_machine)
     assert statuses(outcomes) == ["sent"]
     assert sorted(*poster.to("C1")) == [f"2603.{d:05d}" for d in (2, 3, 4)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from bot.commands.context import TERMINAL, Context, Place
+from bot.commands.digest_grammar import WEEKDAYS
 from bot.commands.grammar import DigestAt, DigestOff, DigestShape
 from bot.posts import digest
 from bot.posts.threads import THREADS_REFUSED
@@ -27,17 +28,23 @@ def digest_text(ctx: Context, channel: Channel | None) -> str:
     if channel is not None and not channel.digest_enabled:
         return "Daily post: off."
     when = (channel.digest_time, channel.digest_timezone, channel.digest_weekday) if channel else ()
-    line = [digest.schedule_of(ctx.settings, *when).describe()]
+    schedule = digest.schedule_of(ctx.settings, *when)
+    line = [schedule.describe()]
     shape = digest.shape_of(channel) if channel else digest.Shape()
     line += [f"threads{_thread_refusal(channel)}"] if shape.threads else []
     line += [shape.style] if shape.style != digest.Shape.style else []
     line += [f"max {shape.max_papers}"] if shape.max_papers != digest.Shape.max_papers else []
-    paused = (
-        " (paused after repeated failures; `digest HH:MM` resumes it)"
-        if channel and channel.paused
-        else ""
-    )
+    paused = _paused(channel, schedule) if channel and channel.paused else ""
     return f"{' · '.join(line)}{paused}."
+
+
+def _paused(channel: Channel, schedule: digest.Schedule) -> str:
+    """Why the channel stopped, and the command that resumes it as it was (a weekly channel
+    told `digest HH:MM` would have become a daily one)."""
+    day = f"weekly {WEEKDAYS[schedule.weekday]} " if schedule.weekday is not None else ""
+    reason = channel.last_failure or ""
+    why = f": {reason}" if reason and not reason.startswith(THREADS_REFUSED) else ""
+    return f" (paused after repeated failures{why}; `digest {day}{schedule.hhmm}` resumes it)"
 
 
 def _thread_refusal(channel: Channel | None) -> str:
