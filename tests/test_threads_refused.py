@@ -47,18 +47,21 @@ async def slack_poster(core: Core, api: SlackWebAPI) -> AsyncIterator[SlackFront
         await front.stop()
 
 
+@pytest.mark.parametrize(
+    "error", ["thread_not_found", "restricted_action_thread_locked", "thread_locked"]
+)
 async def test_slack_a_reply_to_a_deleted_parent_is_a_thread_refusal_not_a_retry(
-    core: Core,
+    core: Core, error: str
 ) -> None:
     async with SlackWebAPI() as api, slack_poster(core, api) as front:
         parent, reply, *_ = front.poster.render(papers_reply(4, groups=2), claim=3, threads=True)
         ts = await front.poster.send(**SLACK_WHERE, part=parent)
-        api.fail_next("chat.postMessage", error="thread_not_found")
+        api.fail_next("chat.postMessage", error=error)
         with pytest.raises(PostFailed) as refused:
             await front.poster.send(**SLACK_WHERE, part=reply, thread=ts)
         into_channel = await front.poster.send(**SLACK_WHERE, part=reply)  # the runner's next
     assert refused.value.thread_gone and not refused.value.maybe_delivered
-    assert "thread_not_found" in refused.value.reason
+    assert error in refused.value.reason
     assert [m["ts"] for m in api.history["C0PAPERS"]] == [ts, into_channel]
 
 
@@ -118,7 +121,9 @@ async def test_discord_no_create_threads_permission_is_a_thread_refusal_naming_i
     assert len(ds.channel_messages(ds.channel_id)) == 2 and parent_id not in ds.threads
 
 
-@pytest.mark.parametrize(("status", "code"), [(400, 50083), (400, 160005), (403, 50001)])
+@pytest.mark.parametrize(
+    ("status", "code"), [(400, 50083), (400, 160005), (403, 50001), (400, 160006), (404, 10003)]
+)
 async def test_discord_an_archived_locked_or_closed_thread_is_a_thread_refusal(
     ds: DiscordStandIn, fe: DiscordFrontEnd, status: int, code: int
 ) -> None:

@@ -26,7 +26,9 @@ logger = logging.getLogger("papers.discord")
 MARKER_ROOM = 40  # characters kept free in every message for the marker
 HISTORY_LIMIT = 500  # messages a read-back looks through
 ARCHIVED_THREAD = 50083
-LOCKED_THREAD = 160005
+# Refusals that repeat until someone acts: archived or locked thread, a channel type without
+# threads (50024), the server's active threads at their maximum (160006, 160007).
+REFUSED_CODES = frozenset({ARCHIVED_THREAD, 160005, 50024, 160006, 160007})
 THREAD_EXISTS = 160004  # "A thread has already been created for this message"
 THREAD_NAME = 100  # characters of a thread's name
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day without messages, then it is archived
@@ -217,7 +219,7 @@ def failure(exc: discord.HTTPException, *, sending: bool = True) -> PostFailed:
     permanent = (
         isinstance(exc, (discord.Forbidden, discord.NotFound))
         or exc.status == 401
-        or exc.code in (ARCHIVED_THREAD, LOCKED_THREAD)
+        or exc.code in REFUSED_CODES
     )
     reason = f"Discord refused: {exc.status} {exc.text or exc}".strip()
     return PostFailed(

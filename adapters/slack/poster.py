@@ -34,11 +34,22 @@ PERMANENT_ERRORS = frozenset(
         "token_revoked",
         "restricted_action",
         "missing_scope",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",  # a top-level post is refused there
     }
 )
 # A reply's thread refuses it (its parent deleted, or not a message that takes replies): the
 # runner sends it into the channel instead; a read-back skips such a thread.
-THREAD_GONE = frozenset({"thread_not_found", "cannot_reply_to_message", "message_not_found"})
+THREAD_GONE = frozenset(
+    {
+        "thread_not_found",
+        "invalid_thread_ts",
+        "cannot_reply_to_message",
+        "thread_locked",
+        "restricted_action_thread_locked",
+        "restricted_action_non_threadable_channel",
+    }
+)
 MARKER_EVENT = "papers_digest"  # message metadata event_type of every part of a daily post
 HISTORY_PAGES = 5  # of 200 messages: a read-back looks no further back
 
