@@ -16,11 +16,11 @@ from typing import Any
 import discord
 import pytest
 
-from adapters.discord.format import CONTENT, EMBED_TOTAL, EMBEDS
+from adapters.discord.format import CONTENT, EMBED_TOTAL, EMBEDS, paper_embed
 from adapters.discord.format import embed_size as discord_embed_size
 from adapters.discord.poster import DiscordPoster
 from adapters.discord.posts import compact_line
-from adapters.slack.format import MAX_BLOCKS, MAX_SECTION
+from adapters.slack.format import MAX_BLOCKS, MAX_SECTION, abstract_message
 from adapters.slack.poster import SlackPoster
 from bot.replies import PaperGroup, Papers, PaperView
 from tests.support.discord import live_links, rendered_texts
@@ -135,3 +135,16 @@ def test_discord_a_compact_title_cannot_close_our_link_early() -> None:
     line = compact_line(replace(hostile(1), title=CLOSER))
     assert line.startswith("[x］(https://evil.example/y) ［z](https://arxiv.org/abs/2603.00001v1)")
     assert live_links(line) == []
+
+
+def test_the_abstract_buttons_answers_keep_hostile_text_inert() -> None:
+    """Slack's Show abstract and Discord's Abstract answer with the whole abstract."""
+    paper = hostile(1)
+    slack = abstract_message(paper).payload()
+    for text in _slack_texts(slack["blocks"]):
+        _no_format_characters(text)
+        assert all(re.match(r"https://arxiv\.org/", i) for i in re.findall(r"<([^>]*)>", text))
+    embed = paper_embed(paper).to_dict()
+    for text in rendered_texts({"embeds": [embed]}):
+        _no_format_characters(text, ours=ZWSP)
+        assert live_links(text) == [] and not re.search(r"(?<!\u200b)@everyone", text)
