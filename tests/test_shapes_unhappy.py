@@ -174,7 +174,9 @@ async def test_weekly_set_on_its_day_after_its_time_posts_now_as_daily_does_and_
     time_machine.move_to(utc(2026, 3, 2, 10), tick=False)
     weekly = _said(core, "digest weekly mon 09:00")
     daily = _said(core, "digest 09:00")
-    assert "passed" in weekly and "now" in weekly and "passed" in daily and "now" in daily
+    said = " That time has passed {}: 1 new paper goes out now, then on schedule."
+    assert weekly == "Weekly post on Monday at 09:00 UTC." + said.format("this week")
+    assert daily == "Daily post at 09:00 UTC." + said.format("today")
     core.execute(SLACK, parse("digest weekly mon 09:00"))
     poster = FakePoster()
     assert statuses(await run_at(core, [poster], utc(2026, 3, 2, 10), time_machine)) == ["sent"]

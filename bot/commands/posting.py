@@ -97,7 +97,8 @@ def _due_now(ctx: Context, session: Session, channel: Channel) -> str:
     if post is None:
         return ""  # nothing to post: the period passes quietly, as it would have anyway
     this = "today" if channel.digest_weekday is None else "this week"
-    return f" That time has passed {this}: {post.count} new paper(s) go out now, then on schedule."
+    papers = f"{post.count} new paper goes" if post.count == 1 else f"{post.count} new papers go"
+    return f" That time has passed {this}: {papers} out now, then on schedule."
 
 
 def _reshape(channel: Channel, command: DigestShape) -> None:
