@@ -17,11 +17,13 @@ from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.poster import DiscordPoster
 from adapters.slack.app import SlackFrontEnd
 from adapters.slack.poster import ChannelPacer
-from bot.commands.core import Core
+from bot.commands.core import Core, Place
+from bot.commands.grammar import Add, parse
 from bot.posts.poster import PostFailed
-from bot.replies import PaperGroup, Papers
+from bot.replies import KeywordTable, PaperGroup, Papers
 from tests.fakes.discord_server import DiscordStandIn
 from tests.fakes.slack_server import SlackWebAPI
+from tests.support.digest import add_paper, run_due_digests
 from tests.support.discord import started
 from tests.support.slack import paper, papers_reply, slack_core
 
@@ -192,3 +194,29 @@ async def test_discord_a_parent_whose_answer_was_lost_is_found_by_its_marker_and
     await restarted.send(**_where(ds), part=reply, thread=found[1])
     assert len(ds.channel_messages(found[1])) == 1  # in the found parent's thread
     assert len(ds.channel_messages(ds.channel_id)) == 1
+
+
+async def test_discord_end_to_end_no_thread_permission_delivers_every_paper_in_the_channel(
+    ds: DiscordStandIn, fe: DiscordFrontEnd, core: Core
+) -> None:
+    """The runner with the real Discord poster: the old invite (no Create Public Threads)
+    gets the parent and the papers in the channel, and `keywords` says why."""
+    place = Place("discord", ds.guild_id, ds.channel_id)
+    for label in ("Diffusion", "Retrieval"):
+        core.execute(place, Add(label))
+    core.execute(place, parse("digest 00:00 UTC"))
+    core.execute(place, parse("digest threads on"))
+    now = datetime.now(UTC)
+    ids = [f"2401.{n:05d}" for n in range(1, 25)]
+    for n, arxiv_id in enumerate(ids):
+        add_paper(core, "Diffusion" if n % 2 else "Retrieval", arxiv_id, now - timedelta(hours=1))
+    ds.fail_next("POST", THREADS, status=403, code=50013, count=10)
+    outcomes = await run_due_digests(core, [fe.poster], now)
+    assert [o.status for o in outcomes] == ["sent"]
+    posted = ds.channel_messages(ds.channel_id)
+    assert posted[0].content.startswith("24 new papers: Diffusion 12, Retrieval 12")
+    assert len(posted) >= 4 and ds.threads == {}  # the parent, then the papers, in the channel
+    shown = [e["url"].split("/abs/")[1][:-2] for m in posted for e in m.embeds]
+    assert sorted(shown) == ids
+    (table,) = core.execute(place, parse("keywords"))
+    assert isinstance(table, KeywordTable) and "Create Public Threads" in table.digest
