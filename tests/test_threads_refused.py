@@ -220,3 +220,35 @@ async def test_discord_end_to_end_no_thread_permission_delivers_every_paper_in_t
     assert sorted(shown) == ids
     (table,) = core.execute(place, parse("keywords"))
     assert isinstance(table, KeywordTable) and "Create Public Threads" in table.digest
+
+
+async def test_slack_end_to_end_a_parent_deleted_before_its_replies_loses_no_paper(
+    core: Core,
+) -> None:
+    """The runner with the real Slack poster: the parent is deleted as soon as it is posted;
+    the replies, refused by its thread, go into the channel; nothing is retried all day."""
+    place = Place("slack", "T0TEST", "C0PAPERS")
+    for label in ("Diffusion", "Retrieval"):
+        core.execute(place, Add(label))
+    core.execute(place, parse("digest 00:00 UTC"))
+    core.execute(place, parse("digest threads on"))
+    now = datetime.now(UTC)
+    ids = [f"2401.{n:05d}" for n in range(1, 7)]
+    for n, arxiv_id in enumerate(ids):
+        add_paper(core, "Diffusion" if n % 2 else "Retrieval", arxiv_id, now - timedelta(hours=1))
+    async with SlackWebAPI() as api, slack_poster(core, api) as front:
+
+        def delete_the_parent(channel: str, message: dict[str, Any]) -> None:
+            if not api.calls_to("chat.postMessage")[:-1]:  # the first message: the parent
+                api.history[channel].remove(message)
+                api.fail_next("chat.postMessage", error="thread_not_found")
+
+        api.after_post = delete_the_parent
+        outcomes = await run_due_digests(front.core, [front.poster], now)
+        posts = api.accepted("chat.postMessage")
+    assert [o.status for o in outcomes] == ["sent"], outcomes
+    blocks = [b for m in api.history["C0PAPERS"] for b in m["blocks"]]
+    shown = {b["accessory"]["value"] for b in blocks if "accessory" in b}
+    assert sorted(shown) == ids
+    assert all("thread_ts" not in m for m in api.history["C0PAPERS"])
+    assert len(posts) == 1 + len(api.history["C0PAPERS"])  # the parent, then each reply once
