@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from bot.posts.poster import more_line
 from bot.replies import CommandHelp, File, KeywordTable, Papers, Reply, Text
 from bot.text import shown
 
@@ -53,6 +54,8 @@ def _papers(reply: Papers) -> str:
                 paper.abstract, width=96, initial_indent="  ", subsequent_indent="  "
             )
             lines.append("")
+    if reply.more:  # `digest now` within the channel's max: the rest wait, and say so
+        lines.append(more_line(reply, "papers"))
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -224,9 +224,9 @@ def test_a_channels_answers_say_what_each_command_did(
     )
     (again,) = core.execute(other, Fetch())
     assert isinstance(again, Text) and "try again in" in again.text
-    assert core.execute(place, DigestAt("07:30", "Europe/Berlin")) == [
-        Text("Daily post at 07:30 Europe/Berlin.")
-    ]
+    (when,) = core.execute(place, DigestAt("07:30", "Europe/Berlin"))  # real clock: after
+    # 07:30 in Berlin the reply adds that today's new paper goes out now (test_shapes_unhappy)
+    assert isinstance(when, Text) and when.text.startswith("Daily post at 07:30 Europe/Berlin.")
     assert core.execute(place, DigestOff()) == [Text("Daily post: off.")]
     (removed,) = core.execute(place, Remove("DIFFUSION"))
     assert isinstance(removed, Text)

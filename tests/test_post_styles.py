@@ -87,9 +87,9 @@ def test_slack_styles_keep_block_kit_limits_for_100_huge_papers(style: str, thre
         assert "Number1" not in text
     closing = parts[-1].body["blocks"][-1]
     assert closing["type"] == "context"
-    assert (
-        closing["elements"][0]["text"]
-        == "7 more papers in the next post; `/papers list` shows the newest."
+    assert closing["elements"][0]["text"] == (
+        "7 more papers wait for the next post; `/papers digest now` posts them now, "
+        "`/papers list 20` shows the 20 newest."
     )
 
 
@@ -129,4 +129,4 @@ async def test_discord_styles_keep_embed_and_button_limits_for_100_huge_papers(
     else:  # as lists: an embed per paper, the abstract its description
         assert abstracts == []
         assert first[0]["description"].startswith("word word")
-    assert parts[-1].body["content"].startswith("7 more papers in the next post;")
+    assert parts[-1].body["content"].startswith("7 more papers wait for the next post;")

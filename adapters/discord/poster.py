@@ -26,10 +26,17 @@ logger = logging.getLogger("papers.discord")
 MARKER_ROOM = 40  # characters kept free in every message for the marker
 HISTORY_LIMIT = 500  # messages a read-back looks through
 ARCHIVED_THREAD = 50083
+# Refusals that repeat until someone acts: archived or locked thread, a channel type without
+# threads (50024), the server's active threads at their maximum (160006, 160007).
+REFUSED_CODES = frozenset({ARCHIVED_THREAD, 160005, 50024, 160006, 160007})
 THREAD_EXISTS = 160004  # "A thread has already been created for this message"
 THREAD_NAME = 100  # characters of a thread's name
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day without messages, then it is archived
 THREADS_KEPT = 1000  # threads remembered as started (a restart asks Discord again)
+THREAD_PERMISSIONS = (
+    "threads need the bot's Create Public Threads and Send Messages in Threads permissions, "
+    "and a thread that is not locked"
+)
 _MARKER = re.compile(r"post (\d+), part (\d+)$")
 
 
@@ -92,9 +99,19 @@ class DiscordPoster:
         self, *, workspace: str, channel: str, part: Part, thread: str | None = None
     ) -> str:
         target = await self._channel(workspace, channel)
-        body = part.body
-        if thread is not None:
-            target = await self._thread(target, workspace, thread, body.get("thread", ""))
+        if thread is None:
+            return await self._post(target, part.body)
+        try:
+            target = await self._thread(target, workspace, thread, part.body.get("thread", ""))
+            return await self._post(target, part.body)
+        except PostFailed as exc:
+            if not exc.permanent:
+                raise
+            # Refused by the thread: the runner sends the reply into the channel instead.
+            reason = f"{exc.reason}; {THREAD_PERMISSIONS}"
+            raise PostFailed(reason[:300], permanent=True, thread_gone=True) from exc
+
+    async def _post(self, target: Any, body: dict[str, Any]) -> str:
         saves, abstracts = body.get("saves") or [], body.get("abstracts") or []
         extra: dict[str, Any] = {"view": save_view(saves, abstracts)} if saves or abstracts else {}
         async with self._errors(sending=True):
@@ -140,7 +157,13 @@ class DiscordPoster:
         """The claim's parts among the bot's messages in the channel since `since`, and in
         the threads started from the messages `threads`."""
         places = [await self._channel(workspace, channel)]
-        places += [await self._channel(workspace, thread) for thread in threads]
+        for thread in threads:
+            try:
+                places.append(await self._channel(workspace, thread))
+            except PostFailed as exc:  # a thread deleted: no reply of ours is to be seen there
+                if not exc.permanent:
+                    raise
+                logger.info("thread %s cannot be read (%s): not looked into", thread, exc.reason)
         me = self.client.user.id if self.client.user else None
         found: dict[int, str] = {}
         async with self._errors():
@@ -196,7 +219,7 @@ def failure(exc: discord.HTTPException, *, sending: bool = True) -> PostFailed:
     permanent = (
         isinstance(exc, (discord.Forbidden, discord.NotFound))
         or exc.status == 401
-        or exc.code == ARCHIVED_THREAD
+        or exc.code in REFUSED_CODES
     )
     reason = f"Discord refused: {exc.status} {exc.text or exc}".strip()
     return PostFailed(

@@ -26,6 +26,7 @@ from adapters.discord.text import (
     safe,
     units,
 )
+from bot.posts.poster import more_line as shared_more_line
 from bot.posts.poster import parent_line
 from bot.replies import Papers, PaperView
 
@@ -48,8 +49,7 @@ def papers_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:
 
 
 def more_line(post: Papers) -> str:
-    plural = "s" if post.more != 1 else ""
-    return f"{post.more} more paper{plural} in the next post; `/papers list` shows the newest."
+    return shared_more_line(post, "/papers")
 
 
 def parent_message(post: Papers, *, reserve: int = 0) -> Message:
@@ -85,12 +85,22 @@ def compact_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:
 
 
 def compact_line(paper: PaperView) -> str:
-    title = fit(safe(paper.title), 180) or paper.arxiv_id
+    title = fit(link_text(paper.title), 180) or paper.arxiv_id
     first = (
         paper.authors[0] + (" et al." if len(paper.authors) > 1 else "") if paper.authors else ""
     )
     who = f" · {fit(safe(first), 80)}" if first else ""
     return fit(f"[{title}]({paper.abs_url}){who} · {paper.day.isoformat()}", COMPACT_LINE)
+
+
+def link_text(text: str) -> str:
+    """Supplied text as a masked link's text. Discord's link syntax ignores escapes there: a
+    "]" in a title would close our link early and make "](https://elsewhere)" after it a live
+    link of its own, so square brackets become their full-width look-alikes."""
+    return safe(text).replace("\\[", "［").translate(_NO_BRACKETS)
+
+
+_NO_BRACKETS = str.maketrans("[]", "［］")
 
 
 def embed_messages(reply: Papers, *, reserve: int = 0) -> list[Message]:

@@ -34,6 +34,20 @@ PERMANENT_ERRORS = frozenset(
         "token_revoked",
         "restricted_action",
         "missing_scope",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",  # a top-level post is refused there
+    }
+)
+# A reply's thread refuses it (its parent deleted, or not a message that takes replies): the
+# runner sends it into the channel instead; a read-back skips such a thread.
+THREAD_GONE = frozenset(
+    {
+        "thread_not_found",
+        "invalid_thread_ts",
+        "cannot_reply_to_message",
+        "thread_locked",
+        "restricted_action_thread_locked",
+        "restricted_action_non_threadable_channel",
     }
 )
 MARKER_EVENT = "papers_digest"  # message metadata event_type of every part of a daily post
@@ -71,6 +85,7 @@ def failure_of(exc: SlackApiError) -> PostFailed:
         f"Slack refused: {error}",
         permanent=error in PERMANENT_ERRORS,
         maybe_delivered=exc.response.status_code >= 500,
+        thread_gone=error in THREAD_GONE,
     )
 
 
@@ -150,11 +165,15 @@ class SlackPoster:
         pages = [partial(client.conversations_history, **read)]
         pages += [partial(client.conversations_replies, **read, ts=ts) for ts in threads]
         for page in pages:
-            async for message in _messages(page):
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == MARKER_EVENT and payload.get("claim") == claim:
-                    found[int(payload["part"])] = str(message["ts"])
+            try:
+                async for message in _messages(page):
+                    metadata = message.get("metadata") or {}
+                    payload = metadata.get("event_payload") or {}
+                    if metadata.get("event_type") == MARKER_EVENT and payload.get("claim") == claim:
+                        found[int(payload["part"])] = str(message["ts"])
+            except PostFailed as exc:
+                if not exc.thread_gone:  # a thread whose parent is gone shows no reply of ours
+                    raise
         return found
 
     async def _client(self, workspace: str) -> AsyncWebClient:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.slack.mrkdwn import MAX_SECTION, clip, escape, verbatim
-from bot.posts.poster import parent_line
+from bot.posts.poster import more_line, parent_line
 from bot.replies import Papers, PaperView
 from bot.text import squash
 
@@ -84,10 +84,7 @@ def parent_text(post: Papers) -> str:
 
 def more_block(post: Papers) -> Block:
     """The closing line of a post cut by `max`: how many wait, and the command that lists them."""
-    plural = "s" if post.more != 1 else ""
-    return context(
-        f"{post.more} more paper{plural} in the next post; `{COMMAND} list` shows the newest."
-    )
+    return context(more_line(post, COMMAND))
 
 
 def escaped_heading(post: Papers) -> str:

@@ -46,7 +46,7 @@ def split_entry_id(entry_id: str) -> tuple[str, int]:
     """`http://arxiv.org/abs/2303.08597v2` -> ("2303.08597", 2); old-style ids keep their slash."""
     short = entry_id.split("/abs/", 1)[-1]
     head, sep, tail = short.rpartition("v")
-    if sep and tail.isdigit() and head:
+    if sep and tail.isascii() and tail.isdigit() and head:
         return head, int(tail)
     return short, 1
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.arxiv.announced import AnnouncementRefresh
+from bot.arxiv.answers import is_arxiv_id
 from bot.arxiv.refresh import Progress, Refresher, RefreshOutcome, describe
 from bot.commands import export, feeds, follow, posting, saves
 from bot.commands.context import TERMINAL, Clock, Place
@@ -152,7 +153,10 @@ class Core:
     # -- what front ends ask besides commands --------------------------------------
 
     def paper(self, arxiv_id: str) -> PaperView | None:
-        """A stored paper (papers are public, shared by every workspace)."""
+        """A stored paper (papers are public, shared by every workspace); None for a text that
+        is no arXiv id (a crafted button: PostgreSQL refuses a NUL byte, for one)."""
+        if not is_arxiv_id(arxiv_id):
+            return None
         with read_session(self.engine) as session:
             paper = session.get(Paper, arxiv_id)
             return catalog.paper_view(paper) if paper is not None else None

@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.commands.usage import BadInput
-from bot.posts.digest import DAY_NAMES
+from bot.posts.digest import DAY_NAMES, MAX_PAPERS
 from bot.text import quoted
 from bot.timeparse import parse_hhmm, parse_zone
 
-MAX_PAPERS = 200  # `digest max N`: 1..MAX_PAPERS
 STYLES = ("full", "compact")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -111,7 +110,8 @@ def _choice(head: str, rest: list[str], choices: tuple[str, ...]) -> str:
 
 def _max(head: str, rest: list[str]) -> int:
     text = rest[0] if len(rest) == 1 else " ".join(rest)
-    if len(rest) != 1 or not text.isdigit() or not 1 <= int(text) <= MAX_PAPERS:
+    number = text.isascii() and text.isdigit()  # not "²", which isdigit takes and int refuses
+    if len(rest) != 1 or not number or not 1 <= int(text) <= MAX_PAPERS:
         raise BadInput(
             f"`digest {head}` takes a number of papers from 1 to {MAX_PAPERS}, got {quoted(text)}.",
             "digest",

@@ -167,9 +167,15 @@ def validate_keyword(raw: str, command: str = "add") -> str:
     return keyword
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits, signed or not: `str.isdigit` also takes "²", which `int` refuses."""
+    digits = text.lstrip("-")
+    return digits.isascii() and digits.isdigit()
+
+
 def validate_limit(raw: str | int) -> int:
     text = str(raw).strip()
-    if not text.lstrip("-").isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not is_number(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise BadInput(
             f"The limit must be a number from 1 to {MAX_LIMIT}, got {quoted(text)}.", "list"
         )
@@ -178,7 +184,7 @@ def validate_limit(raw: str | int) -> int:
 
 def _list(args: list[str]) -> List:
     limit = DEFAULT_LIMIT
-    if args and args[-1].lstrip("-").isdigit():
+    if args and is_number(args[-1]):
         limit = validate_limit(args[-1])
         args = args[:-1]
     keyword = validate_keyword(" ".join(args), "list") if args else None

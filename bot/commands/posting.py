@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+from sqlmodel import Session, select
+
 from bot.commands.context import TERMINAL, Context, Place
+from bot.commands.digest_grammar import WEEKDAYS
 from bot.commands.grammar import DigestAt, DigestOff, DigestShape
 from bot.posts import digest
+from bot.posts.threads import THREADS_REFUSED
 from bot.replies import Reply, Text, error
+from bot.storage import catalog
 from bot.storage.db import write_session
-from bot.storage.models import Channel
+from bot.storage.models import Channel, DigestClaim
 
 # The terminal has no poster: `digest HH:MM` there would promise a post that never comes.
 NO_TERMINAL_POST = (
@@ -23,17 +28,31 @@ def digest_text(ctx: Context, channel: Channel | None) -> str:
     if channel is not None and not channel.digest_enabled:
         return "Daily post: off."
     when = (channel.digest_time, channel.digest_timezone, channel.digest_weekday) if channel else ()
-    line = [digest.schedule_of(ctx.settings, *when).describe()]
+    schedule = digest.schedule_of(ctx.settings, *when)
+    line = [schedule.describe()]
     shape = digest.shape_of(channel) if channel else digest.Shape()
-    line += ["threads"] if shape.threads else []
+    line += [f"threads{_thread_refusal(channel)}"] if shape.threads else []
     line += [shape.style] if shape.style != digest.Shape.style else []
     line += [f"max {shape.max_papers}"] if shape.max_papers != digest.Shape.max_papers else []
-    paused = (
-        " (paused after repeated failures; `digest HH:MM` resumes it)"
-        if channel and channel.paused
-        else ""
-    )
+    paused = _paused(channel, schedule) if channel and channel.paused else ""
     return f"{' · '.join(line)}{paused}."
+
+
+def _paused(channel: Channel, schedule: digest.Schedule) -> str:
+    """Why the channel stopped, and the command that resumes it as it was (a weekly channel
+    told `digest HH:MM` would have become a daily one)."""
+    day = f"weekly {WEEKDAYS[schedule.weekday]} " if schedule.weekday is not None else ""
+    reason = channel.last_failure or ""
+    why = f": {reason}" if reason and not reason.startswith(THREADS_REFUSED) else ""
+    return f" (paused after repeated failures{why}; `digest {day}{schedule.hhmm}` resumes it)"
+
+
+def _thread_refusal(channel: Channel | None) -> str:
+    """Why the last threaded post went into the channel instead (a missing permission ...)."""
+    note = (channel.last_failure or "") if channel else ""
+    if not note.startswith(THREADS_REFUSED):
+        return ""
+    return f" (refused, so the papers went into the channel: {note[len(THREADS_REFUSED) :]})"
 
 
 def set_digest(ctx: Context, place: Place, command: DigestAt | DigestOff | DigestShape) -> Reply:
@@ -54,13 +73,39 @@ def set_digest(ctx: Context, place: Place, command: DigestAt | DigestOff | Diges
             case DigestShape():
                 _reshape(channel, command)
         session.add(channel)
+        session.flush()
         text = digest_text(ctx, channel)
+        if isinstance(command, DigestAt):
+            text += _due_now(ctx, session, channel)
     return Text(text)
+
+
+def _due_now(ctx: Context, session: Session, channel: Channel) -> str:
+    """A time set after it has passed in this period (today, or this week) with no post yet:
+    the post goes out at the next sweep, as it would for a process started late; say so."""
+    when = (channel.digest_time, channel.digest_timezone, channel.digest_weekday)
+    period = digest.schedule_of(ctx.settings, *when).due(ctx.clock())
+    if period is None:
+        return ""
+    posted = select(DigestClaim.id).where(
+        DigestClaim.channel_id == channel.id, DigestClaim.local_date == period
+    )
+    if session.exec(posted).first() is not None:
+        return ""  # this period's post happened (or is under way): the next one is next time
+    groups = catalog.undelivered_groups(session, channel, per_keyword=digest.PER_KEYWORD)
+    post = digest.post_of(groups, digest.shape_of(channel))
+    if post is None:
+        return ""  # nothing to post: the period passes quietly, as it would have anyway
+    this = "today" if channel.digest_weekday is None else "this week"
+    papers = f"{post.count} new paper goes" if post.count == 1 else f"{post.count} new papers go"
+    return f" That time has passed {this}: {papers} out now, then on schedule."
 
 
 def _reshape(channel: Channel, command: DigestShape) -> None:
     if command.threads is not None:
         channel.digest_threads = command.threads
+        if (channel.last_failure or "").startswith(THREADS_REFUSED):
+            channel.last_failure = None  # someone acted: the next post says again if need be
     if command.style is not None:
         channel.digest_style = command.style
     if command.max_papers is not None:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, delete, or_, select, update
 from sqlmodel import Session
 
-from bot.posts.digest import DueChannel, in_flight_papers, lock_channels, post_of
+from bot.posts.digest import PER_KEYWORD, DueChannel, in_flight_papers, lock_channels, post_of
 from bot.posts.poster import Part
 from bot.replies import Papers
 from bot.storage import catalog, store
@@ -139,7 +139,9 @@ def prepare(
     fresh = [c for c in claims if c.id not in result]
     channels = [c.due.channel_id for c in fresh]
     exclude = in_flight_papers(session, channels)
-    groups = catalog.undelivered_groups_many(session, channels, exclude=exclude)
+    groups = catalog.undelivered_groups_many(
+        session, channels, per_keyword=PER_KEYWORD, exclude=exclude
+    )
     rows = []
     for claim in fresh:
         post = post_of(groups[claim.due.channel_id], claim.due.shape)
@@ -215,9 +217,11 @@ def finish(
     now: datetime,
     reason: str | None = None,
     refused: bool = False,
+    thread_note: str | None = None,
 ) -> bool:
     """Settle our claim. Sent resets the channel's failure count; `refused` (for good) adds a
-    failed day. True when the channel is now paused."""
+    failed day; a sent threaded post leaves `thread_note` ("" clears it: `bot.posts.threads`).
+    True when the channel is now paused."""
     done = session.execute(
         update(_CLAIMS)
         .where(_ours([claim.id], owner))
@@ -228,6 +232,8 @@ def finish(
     if done is None or channel is None or not (status == SENT or refused):
         return False
     channel.failed_days = channel.failed_days + 1 if refused else 0
+    if thread_note is not None:
+        channel.last_failure = thread_note[:300] or None
     if refused:
         channel.last_failure = (reason or "")[:300]
         channel.paused = channel.failed_days >= PAUSE_AFTER_FAILED_DAYS

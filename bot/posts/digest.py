@@ -25,6 +25,11 @@ from bot.timeparse import clock_of, parse_zone
 
 logger = logging.getLogger(__name__)
 
+MAX_PAPERS = 200  # `digest max N` takes 1..MAX_PAPERS
+# Undelivered papers read per keyword: as many as the largest `max` carries, so a post of one
+# busy keyword is not cut at the catalogue's default of 100 before `max` is applied.
+PER_KEYWORD = MAX_PAPERS
+
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -35,7 +40,7 @@ class Shape:
 
     threads: bool = False
     style: str = "full"
-    max_papers: int = 100  # `digest max N` takes 1..200
+    max_papers: int = 100  # `digest max N` takes 1..MAX_PAPERS
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,8 @@ def take_now(session: Session, channel: Channel) -> Papers | None:
     assert channel.id is not None
     lock_channels(session, [channel.id])
     exclude = in_flight_papers(session, [channel.id]).get(channel.id, set())
-    post = post_of(catalog.undelivered_groups(session, channel, exclude=exclude), shape_of(channel))
+    groups = catalog.undelivered_groups(session, channel, per_keyword=PER_KEYWORD, exclude=exclude)
+    post = post_of(groups, shape_of(channel))
     if post is not None:
         store.mark_delivered(session, channel_id=channel.id, paper_ids=paper_ids(post))
     return post

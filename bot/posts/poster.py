@@ -33,15 +33,24 @@ class PostFailed(Exception):
     `maybe_delivered`: the request left and no clear answer came (a timeout, a dropped
     connection, a 5xx): the part is verified by reading the channel back before any resend.
     Neither: nothing was posted (429 beyond its retries, no connection); tried again later.
+    `thread_gone`: a reply was refused by its thread, not by the channel (the parent was
+    deleted, the thread archived or locked, threads not permitted): nothing was posted, and
+    the runner sends the reply into the channel instead (the papers twice beats never).
     """
 
     def __init__(
-        self, reason: str, *, permanent: bool = False, maybe_delivered: bool = False
+        self,
+        reason: str,
+        *,
+        permanent: bool = False,
+        maybe_delivered: bool = False,
+        thread_gone: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.maybe_delivered = maybe_delivered
+        self.thread_gone = thread_gone
 
 
 class Poster(Protocol):
@@ -83,6 +92,16 @@ def parent_line(post: Papers) -> str:
     counts = ", ".join(f"{g.label or 'papers'} {len(g.papers)}" for g in post.groups)
     more = f" ({post.more} more in the next post)" if post.more else ""
     return f"{total} new paper{'s' if total != 1 else ''}: {counts}{more}"
+
+
+def more_line(post: Papers, command: str) -> str:
+    """The closing line of a post cut by `max`: how many wait, and the commands that show
+    them (`list` shows the newest, which the post just carried: the rest are older)."""
+    plural = "s" if post.more != 1 else ""
+    return (
+        f"{post.more} more paper{plural} wait for the next post; `{command} digest now` posts "
+        f"them now, `{command} list 20` shows the 20 newest."
+    )
 
 
 def threaded(parts: list[Part]) -> list[Part]:

@@ -1,7 +1,6 @@
-"""The daily posts' loop: claim what is due, refresh stale keywords once, then per chunk of
-claims render and store the parts, and send each channel's parts behind a limit on the
-channels at once, recording each part as the platform answers. A part whose outcome is
-unknown is looked for in the channel before anything is sent again."""
+"""The daily posts' loop: claim what is due, refresh stale keywords once, render and store
+the parts per chunk of claims, send each channel's parts (so many channels at once) and record
+each as the platform answers. A part whose outcome is unknown is looked for before a resend."""
 
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ from bot.posts import claims, digest
 from bot.posts.claims import Claim, StoredPart
 from bot.posts.digest import DigestOutcome
 from bot.posts.poster import Part, Poster, PostFailed
+from bot.posts.threads import send_reply, thread_note
 from bot.replies import Papers
 from bot.storage.db import is_sqlite, write_session
 
@@ -58,11 +58,12 @@ class DigestRunner:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._held: set[int] = set()  # our open claims, renewed every `renew_seconds`
         self._sending: set[int] = set()  # claims with a part's request out
+        self._threadless: dict[int, str] = {}  # claims whose replies go in the channel
         self._tasks: set[asyncio.Task[DigestOutcome]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._stopping = False
-        # SQLite takes one writer at a time, PostgreSQL a few. Renewals get a thread of their own:
-        # behind a morning's writes, a live holder's lease could run out and another process post.
+        # SQLite takes one writer, PostgreSQL a few. Renewals get their own thread: queued
+        # behind a morning's writes, a live holder's lease could lapse and another process post.
         self._threads = ThreadPoolExecutor(1 if is_sqlite(core.engine) else 4)
         self._renewals = ThreadPoolExecutor(1, thread_name_prefix="claim-renewals")
 
@@ -124,6 +125,7 @@ class DigestRunner:
             status = await self._retry(claim, f"{type(exc).__name__}: {exc}")
         finally:
             self._slots.release()
+            self._threadless.pop(claim.id, None)
             if not self._stopping:
                 self._held.discard(claim.id)
         return DigestOutcome(claim.due.channel_id, claim.due.local_date, status)
@@ -152,15 +154,15 @@ class DigestRunner:
                     return failed
             finally:
                 self._sending.discard(claim.id)
-        await self._write(claims.finish, claim, claims.SENT, **self._me())
+        note = thread_note(claim, self._threadless)
+        await self._write(claims.finish, claim, claims.SENT, **self._me(), **note)
         return "sent"
 
     async def _verify(
         self, claim: Claim, unknown: list[StoredPart], sent: dict[int, str]
     ) -> dict[int, str]:
-        """Record the unknown parts found in the channel (or their parent's thread); those
-        found. When the platform refuses the read-back, none is: they go again (a duplicate
-        beats a loss)."""
+        """The unknown parts found in the channel (or their parent's thread), recorded; when
+        the platform refuses the read-back, none is: they go again (a duplicate beats a loss)."""
         poster, since = self.posters[claim.due.platform], claim.began - READ_BACK_MARGIN
         threads = sorted({sent[n] for p in unknown if (n := p.part.thread_of) in sent})
         try:
@@ -189,7 +191,7 @@ class DigestRunner:
         poster, thread = self.posters[claim.due.platform], sent.get(parent) if parent else None
         try:
             async with asyncio.timeout(self.send_timeout):
-                message_id = await poster.send(**claim.where, part=part.part, thread=thread)
+                message_id = await send_reply(poster, claim, part.part, thread, self._threadless)
         except TimeoutError:
             return await self._retry(claim, f"no answer in {self.send_timeout:g} s")
         except asyncio.CancelledError:  # the stop's grace ran out: verify after a minute
@@ -275,8 +277,6 @@ class DigestRunner:
         self._threads.shutdown(wait=False)
         self._renewals.shutdown(wait=False)
 
-    # -- plumbing ---------------------------------------------------------------------------
-
     def _me(self) -> dict[str, Any]:
         return {"owner": self.owner, "now": self.core.clock()}
 
@@ -292,8 +292,7 @@ class DigestRunner:
         return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
     def _in_write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        # Not waiting for PostgreSQL's WAL flush at each commit (a few ms each, several per
-        # part) loses nothing when our process dies; a crash of the database server itself
-        # can lose its last moments, which at worst sends a part or a paper twice.
+        # Not waiting for PostgreSQL's WAL flush at each commit (ms each, several per part)
+        # loses nothing if we die; a database crash at worst sends a part or a paper twice.
         with write_session(self.core.engine, durable=False) as session:
             return fn(session, *args, **kwargs)
