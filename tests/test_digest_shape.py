@@ -207,18 +207,39 @@ async def test_max_5_of_12_posts_5_and_the_7_others_come_in_the_next_post(
         add_paper(core, "Diffusion", arxiv_id, utc(2026, 3, 1, i))
     poster, old = FakePoster(), delivered(core, SLACK)  # what was there when followed
     assert statuses(await run_at(core, [poster], utc(2026, 3, 2, 9), time_machine)) == ["sent"]
-    newest_first = ids[::-1]
-    assert poster.to("C1") == [newest_first[:5]]
+    # First come, first posted (each post shows its papers newest first).
+    assert poster.to("C1") == [ids[4::-1]]
     assert poster.posts[0].more == 7
-    assert delivered(core, SLACK) - old == set(newest_first[:5])  # the 7 others wait
+    assert delivered(core, SLACK) - old == set(ids[:5])  # the 7 others wait
 
     await run_at(core, [poster], utc(2026, 3, 3, 9), time_machine)
-    assert poster.to("C1")[1:] == [newest_first[5:10]]
+    assert poster.to("C1")[1:] == [ids[9:4:-1]]
     assert poster.posts[1].more == 2
     await run_at(core, [poster], utc(2026, 3, 4, 9), time_machine)
-    assert poster.to("C1")[2:] == [newest_first[10:]]
+    assert poster.to("C1")[2:] == [ids[:9:-1]]
     assert poster.posts[2].more == 0
     assert delivered(core, SLACK) - old == set(ids)
+
+
+async def test_under_max_papers_left_waiting_go_before_newer_ones_so_a_backlog_drains(
+    core: Core, arxiv_api: ArxivStandIn, time_machine: Any
+) -> None:
+    """7 new papers a day with `max 5`: the two left each day go out the next day, before
+    that day's newest; once the flow stops, everything has arrived."""
+    time_machine.move_to(utc(2026, 3, 2, 6), tick=False)
+    follow(core, arxiv_api, SLACK, "Diffusion")
+    core.execute(SLACK, parse("digest max 5"))
+    old, poster, arrived = delivered(core, SLACK), FakePoster(), []
+    for day in range(2, 6):
+        for i in range(7):
+            add_paper(core, "Diffusion", f"2603.{day:02d}{i:03d}", utc(2026, 3, day - 1, i))
+        await run_at(core, [poster], utc(2026, 3, day, 9), time_machine)
+        arrived.append(sorted(poster.to("C1")[-1]))
+    assert arrived[1][:2] == ["2603.02005", "2603.02006"]  # yesterday's two, first
+    for day in range(6, 9):  # nothing new: the backlog (4 x 7 - 4 x 5 = 8) goes out
+        await run_at(core, [poster], utc(2026, 3, day, 9), time_machine)
+    expected = {f"2603.{day:02d}{i:03d}" for day in range(2, 6) for i in range(7)}
+    assert delivered(core, SLACK) - old == expected
 
 
 def test_digest_now_honours_max_and_leaves_the_rest_for_the_next_post(
@@ -234,7 +255,7 @@ def test_digest_now_honours_max_and_leaves_the_rest_for_the_next_post(
     (post,) = core.execute(SLACK, DigestNow())
     assert isinstance(post, Papers)
     assert (post.count, post.more, post.style) == (2, 1, "compact")
-    assert delivered(core, SLACK) - old == {"2603.00002", "2603.00001"}
+    assert delivered(core, SLACK) - old == {"2603.00000", "2603.00001"}  # the oldest first
 
 
 # -- weekly -------------------------------------------------------------------------------

@@ -183,17 +183,24 @@ def in_flight_papers(session: Session, channel_ids: Sequence[int]) -> dict[int, 
 
 
 def post_of(groups: Sequence[PaperGroup], shape: Shape | None = None) -> Papers | None:
-    """The undelivered papers as one post in the channel's shape: the first `max_papers` in
-    post order, the rest counted (and left undelivered); None when nothing is new."""
+    """The undelivered papers as one post in the channel's shape; None when nothing is new.
+    Past `max_papers`, the post carries the oldest (first come, first posted: papers left
+    waiting go out before newer ones, so a backlog drains) and counts the rest; each keyword
+    still shows its papers newest first."""
     total = sum(len(g.papers) for g in groups)
     if not total:
         return None
     shape = shape or Shape()
-    room, kept = shape.max_papers, []
-    for group in groups:
-        if room > 0:
-            kept.append(PaperGroup(group.label, group.papers[:room]))
-            room -= len(kept[-1].papers)
+    kept = list(groups)
+    if total > shape.max_papers:
+        waiting = sorted(
+            (p for g in groups for p in g.papers), key=lambda p: (p.updated, p.arxiv_id)
+        )
+        carried = {p.arxiv_id for p in waiting[: shape.max_papers]}
+        kept = [
+            PaperGroup(g.label, tuple(p for p in g.papers if p.arxiv_id in carried)) for g in groups
+        ]
+        kept = [g for g in kept if g.papers]
     return Papers(
         heading=f"{total} new paper{'s' if total != 1 else ''} on arXiv",
         groups=tuple(kept),
