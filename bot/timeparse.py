@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing for `papers help`
 if TYPE_CHECKING:
@@ -47,3 +48,19 @@ def parse_zone(text: str) -> ZoneInfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
+
+
+def zone_name(text: str) -> str | None:
+    """The IANA spelling of a zone typed in any case (`europe/berlin` -> `Europe/Berlin`), or
+    None when there is no such zone."""
+    name = text.strip()
+    if parse_zone(name) is not None:
+        return name
+    return _zones_by_folded_name().get(name.casefold())
+
+
+@cache
+def _zones_by_folded_name() -> dict[str, str]:
+    from zoneinfo import available_timezones  # reads the zone database once
+
+    return {zone.casefold(): zone for zone in available_timezones()}

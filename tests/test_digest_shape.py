@@ -49,6 +49,11 @@ GOOD = [
     ("digest 9:05", DigestAt("09:05")),
     ("digest weekly mon 09:00", DigestAt("09:00", None, 0)),
     ("digest weekly Sunday 18:30 Europe/Berlin", DigestAt("18:30", "Europe/Berlin", 6)),
+    ("digest weekly sun 18:30 europe/berlin", DigestAt("18:30", "Europe/Berlin", 6)),
+    (
+        "digest 07:00 utc",
+        DigestAt("07:00", "UTC"),
+    ),  # IANA names in any case, stored as IANA spells them
     ("digest threads on", DigestShape(threads=True)),
     ("digest threads OFF", DigestShape(threads=False)),
     ("digest style compact", DigestShape(style="compact")),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from bot.commands.usage import BadInput
 from bot.posts.digest import DAY_NAMES, MAX_PAPERS
 from bot.text import quoted
-from bot.timeparse import parse_hhmm, parse_zone
+from bot.timeparse import parse_hhmm, zone_name
 
 STYLES = ("full", "compact")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -85,12 +85,12 @@ def _at(time: str, timezone: str | None, weekday: int | None) -> DigestAt:
             f"{quoted(time.strip())} is not a time; write it as HH:MM, 24-hour, e.g. 09:30.",
             "digest",
         )
-    if timezone is not None and parse_zone(timezone) is None:
+    zone = zone_name(timezone) if timezone is not None else None
+    if timezone is not None and zone is None:
         raise BadInput(
             f"{quoted(timezone.strip())} is not a timezone; use an IANA name such as Europe/Berlin.",
             "digest",
         )
-    zone = timezone.strip() if timezone else None
     return DigestAt(time=f"{clock[0]:02d}:{clock[1]:02d}", timezone=zone, weekday=weekday)
 
 
