@@ -94,6 +94,8 @@ def test_bad_digest_input_says_what_and_how(typed: str, problem: str) -> None:
 
 def test_discords_one_time_option_goes_through_the_same_grammar() -> None:
     assert make_digest("weekly mon 09:00") == DigestAt("09:00", None, 0)
+    with pytest.raises(BadInput, match="`digest max` takes no timezone"):
+        make_digest("max 5", "Europe/Berlin")  # Discord's two options, the second misplaced
     assert make_digest("weekly mon 09:00", "Asia/Tokyo") == DigestAt("09:00", "Asia/Tokyo", 0)
     assert make_digest("threads on") == DigestShape(threads=True)
     assert make_digest("08:15", "UTC") == DigestAt("08:15", "UTC")

@@ -48,7 +48,14 @@ DigestCommand = DigestAt | DigestOff | DigestNow | DigestShape
 def make_digest(time: str, timezone: str | None = None) -> DigestCommand:
     """Discord's `time` and `timezone` options: the same grammar as the text after `digest`
     (`time` may be `weekly mon 09:00`, `threads on`, `max 50` ...)."""
-    words = time.split() + ([timezone.strip()] if timezone and timezone.strip() else [])
+    words = time.split()
+    if timezone and timezone.strip():
+        if words and words[0].casefold() in ("off", "now", "threads", "style", "max"):
+            raise BadInput(
+                f"`digest {words[0].casefold()}` takes no timezone: the timezone goes with a time.",
+                "digest",
+            )
+        words.append(timezone.strip())
     return parse_digest(words)
 
 
