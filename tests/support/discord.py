@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -203,15 +203,16 @@ def rendered_texts(data: dict[str, Any]) -> list[str]:
     return [t for t in texts if t]
 
 
-def judge(ds: DiscordStandIn) -> list[str]:
-    """What a reader would see go wrong in everything posted: a live masked link not to
-    arXiv, or typed text echoed with its markdown unescaped ("||x||" as a spoiler)."""
+def judge(everything: Iterable[Any], typed: set[str]) -> list[str]:
+    """What a reader would see go wrong in everything posted (each with ``kind`` and ``data``):
+    a live masked link not to arXiv, or text typed into an option echoed with its markdown
+    unescaped ("||x||" as a spoiler)."""
     found = []
-    for posted in ds.posted:
+    for posted in everything:
         for text in rendered_texts(posted.data):
             found += [f"{posted.kind}: live link {link}" for link in live_links(text)]
             found += [
-                f"{posted.kind}: unescaped echo {t!r}" for t in ds.typed if _echoed_raw(text, t)
+                f"{posted.kind}: unescaped echo {t!r}" for t in typed if _echoed_raw(text, t)
             ]
     return found
 

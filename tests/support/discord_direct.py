@@ -1,0 +1,259 @@
+"""Discord interactions built directly, discord.py's own way (its tests build an `Interaction`
+over a `ConnectionState`): the front end's real client, never connected, is handed
+INTERACTION_CREATE payloads through `ConnectionState.parse_interaction_create`, as the gateway
+would, and every REST request the answers make (callbacks, follow-ups, the original response,
+channel messages) is recorded and answered here. What goes over the wire to Discord is the
+loopback stand-in's, in the one end-to-end test (tests/test_standins.py, test_discord_bot.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import discord
+from discord.webhook.async_ import AsyncWebhookAdapter, async_context
+
+from adapters.discord.bot import DiscordFrontEnd
+
+GUILD, CHANNEL, USER, OWNER = "800000000000000001", "810000000000000001", "4001", "4000"
+APPLICATION = "700000000000000001"
+EPHEMERAL = 1 << 6
+VIEW, SEND, EMBED_LINKS = 1 << 10, 1 << 11, 1 << 14
+# @everyone's: view, send, embed links, attach, read history, reactions, use commands
+EVERYONE = VIEW | SEND | EMBED_LINKS | (1 << 15) | (1 << 16) | (1 << 6) | (1 << 31)
+ALL = (1 << 51) - 1
+_ids = itertools.count(1)
+
+
+def snowflake() -> str:
+    return str((1 << 40) + next(_ids))
+
+
+@dataclass
+class Sent:
+    """One REST request an answer made: `kind` callback, followup, delete or channel_message."""
+
+    kind: str
+    path: str
+    body: dict[str, Any]
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @property
+    def type(self) -> int | None:
+        return self.body.get("type") if self.kind == "callback" else None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return (self.body.get("data") or {}) if self.kind == "callback" else self.body
+
+    @property
+    def content(self) -> str | None:
+        return self.data.get("content")
+
+    @property
+    def flags(self) -> int:
+        return int(self.data.get("flags") or 0)
+
+    @property
+    def embeds(self) -> list[dict[str, Any]]:
+        return self.data.get("embeds") or []
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The message as Discord would store it (what a later button press carries)."""
+        channel = self.path.split("/")[2] if self.kind == "channel_message" else CHANNEL
+        return _message(self.data, channel)
+
+
+def _message(data: dict[str, Any], channel_id: str) -> dict[str, Any]:
+    user = {"id": APPLICATION, "username": "papers-bot", "discriminator": "0", "avatar": None}
+    message = {"id": snowflake(), "channel_id": channel_id, "author": user | {"bot": True}}
+    message |= {"content": data.get("content") or "", "embeds": data.get("embeds") or []}
+    message |= {"components": data.get("components") or [], "attachments": [], "tts": False}
+    message |= {"mention_everyone": False, "mentions": [], "mention_roles": [], "pinned": False}
+    return message | {"timestamp": "2026-01-01T00:00:00+00:00", "edited_timestamp": None, "type": 0}
+
+
+def _body(payload: Any, multipart: Any, files: Any) -> tuple[dict[str, Any], list]:
+    """The JSON body (a multipart body's payload_json) and the files, by name."""
+    for part in multipart or []:
+        if part.get("name") == "payload_json":
+            payload = json.loads(part["value"])
+    uploads = [(f.filename, f.fp.getvalue()) for f in files or []]
+    return (payload or {}), uploads
+
+
+class Recorder(AsyncWebhookAdapter):
+    """The webhook adapter interaction answers go through, and the client's REST for channel
+    messages: records every request and answers it; `fail` makes the next matching one raise
+    what discord.py raises for Discord's error (``code`` 10062: the interaction expired)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.sent: list[Sent] = []
+        self.faults: list[tuple[str, int, int]] = []
+
+    def fail(self, pattern: str, status: int = 500, code: int = 0, count: int = 1) -> None:
+        self.faults += [(pattern, status, code)] * count
+
+    async def request(self, route: Any, session: Any = None, **kwargs: Any) -> Any:
+        body, files = _body(kwargs.get("payload"), kwargs.get("multipart"), kwargs.get("files"))
+        return self._answer(route, body, files)
+
+    async def rest(self, route: Any, *, files: Any = None, form: Any = None, **kwargs: Any) -> Any:
+        body, uploads = _body(kwargs.get("json"), form, files)
+        return self._answer(route, body, uploads)
+
+    def _answer(self, route: Any, body: dict[str, Any], files: list) -> Any:
+        path = route.url.split("/api/v10", 1)[-1]
+        await_fault = next((f for f in self.faults if re.search(f[0], path)), None)
+        if await_fault is not None:
+            self.faults.remove(await_fault)
+            _, status, code = await_fault
+            response = SimpleNamespace(status=status, reason="stand-in fault")
+            error = discord.NotFound if status == 404 else discord.HTTPException
+            raise error(response, {"message": "stand-in fault", "code": code})  # type: ignore[arg-type]
+        kind = {"DELETE": "delete"}.get(route.method) or _kind(path)
+        self.sent.append(Sent(kind, path, body, files))
+        if kind == "callback":
+            iid = path.split("/")[2]
+            return {"interaction": {"id": iid, "type": 2}}
+        if kind == "channel_message":
+            return _message(body, path.split("/")[2])
+        return None
+
+
+def _kind(path: str) -> str:
+    if path.endswith("/callback"):
+        return "callback"
+    return "channel_message" if path.startswith("/channels/") else "followup"
+
+
+@dataclass
+class Interacted:
+    """What `Direct` sent: its token finds the answers."""
+
+    token: str
+    payload: dict[str, Any]
+
+
+class Direct:
+    """Interactions handed to a front end's client, their answers recorded (module docstring)."""
+
+    def __init__(self, front_end: DiscordFrontEnd) -> None:
+        self.fe = front_end
+        self.client = front_end.client
+        self.recorder = Recorder()
+        self.typed: set[str] = set()  # every string option typed
+        self.guild_id, self.channel_id = GUILD, CHANNEL
+        if front_end.guild is not None:
+            self.guild_id = str(front_end.guild.id)
+
+    async def __aenter__(self) -> Direct:
+        if not self.client.is_ready():  # never connected: the loop discord.py keeps, our REST
+            await self.client._async_setup_hook()  # type: ignore[attr-defined]
+            me = {"id": APPLICATION, "username": "papers-bot", "discriminator": "0", "bot": True}
+            state = self.client._connection
+            state.user = discord.ClientUser(state=state, data=me | {"avatar": None})  # type: ignore[typeddict-item]
+        async_context.set(self.recorder)  # the tasks the client starts inherit it
+        self.client.http.request = self.recorder.rest  # type: ignore[method-assign]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.fe.service.drain(5)
+
+    async def command(
+        self, subcommand: str, options: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Interacted:
+        """`/papers subcommand opt:value ...` (option types from the group's schema)."""
+        data = self._command_data(subcommand, options or {}, focused=None)
+        self.typed.update(v for v in (options or {}).values() if isinstance(v, str))
+        return await self.interact(2, data, **kwargs)
+
+    async def autocomplete(
+        self, subcommand: str, options: dict[str, Any], focused: str, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """The choices offered while `focused` is typed."""
+        sent = await self.interact(4, self._command_data(subcommand, options, focused), **kwargs)
+        (callback,) = self.of(sent)
+        assert callback.type == 8, callback
+        return callback.data["choices"]
+
+    async def press(self, message: dict[str, Any], custom_id: str, **kwargs: Any) -> Interacted:
+        """The button `custom_id` of `message` (one the bot sent) pressed."""
+        buttons = [b for row in message.get("components") or [] for b in row["components"]]
+        assert any(b.get("custom_id") == custom_id for b in buttons), custom_id
+        data = {"custom_id": custom_id, "component_type": 2}
+        kwargs.setdefault("channel_id", message["channel_id"])
+        return await self.interact(3, data, message=message, **kwargs)
+
+    def _command_data(
+        self, subcommand: str, options: dict[str, Any], focused: str | None
+    ) -> dict[str, Any]:
+        schema = self.fe.interactions.group.to_dict(self.fe.client.tree)  # type: ignore[arg-type]
+        sub = next(o for o in schema["options"] if o["name"] == subcommand)
+        types = {o["name"]: o["type"] for o in sub.get("options", [])}
+        opts = [
+            {"name": k, "type": types[k], "value": v} | ({"focused": True} if k == focused else {})
+            for k, v in options.items()
+        ]
+        data = {"id": snowflake(), "name": "papers", "type": 1}
+        data["options"] = [{"name": subcommand, "type": 1, "options": opts}]
+        return data | ({"guild_id": self.guild_id} if self.fe.guild is not None else {})
+
+    async def interact(
+        self,
+        kind: int,
+        data: dict[str, Any],
+        *,
+        user_id: str = USER,
+        permissions: int = EVERYONE,
+        app_permissions: int = ALL,
+        dm: bool = False,
+        channel_id: str | None = None,
+        message: dict[str, Any] | None = None,
+    ) -> Interacted:
+        """INTERACTION_CREATE handed to the client; returns once every task it started ended."""
+        user = {"id": user_id, "username": f"user{user_id}", "discriminator": "0", "avatar": None}
+        token = f"itoken-{snowflake()}"
+        payload: dict[str, Any] = {"id": snowflake(), "application_id": APPLICATION}
+        payload |= {"type": kind, "token": token, "version": 1, "data": data, "locale": "en-US"}
+        payload |= {"attachment_size_limit": 10 * 1024 * 1024, "entitlements": []}
+        cid = channel_id or self.channel_id
+        if dm:
+            channel = {"id": cid, "type": 1, "recipients": [user]}
+            payload |= {"channel_id": cid, "channel": channel, "user": user, "context": 1}
+        else:
+            channel = {"id": cid, "type": 0, "guild_id": self.guild_id, "name": "general", "position": 0}
+            member = {"user": user, "roles": [], "joined_at": "2026-01-01T00:00:00+00:00"}
+            member |= {"deaf": False, "mute": False, "flags": 0, "permissions": str(permissions)}
+            payload |= {"guild_id": self.guild_id, "channel_id": cid, "member": member}
+            payload |= {"guild": {"id": self.guild_id, "locale": "en-US", "features": []}}
+            payload |= {"channel": channel | {"permissions": str(permissions)}, "context": 0}
+            payload["app_permissions"] = str(app_permissions)
+        if message is not None:
+            payload["message"] = message
+        before = asyncio.all_tasks()
+        self.client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+        while started := asyncio.all_tasks() - before - {asyncio.current_task()}:
+            await asyncio.gather(*started)
+            before |= started
+        await self.fe.service.drain(5)  # work the answer left running, if any
+        return Interacted(token, payload)
+
+    def of(self, sent: Interacted) -> list[Sent]:
+        """Every request made for `sent`: its callback, follow-ups, deletions."""
+        return [s for s in self.recorder.sent if sent.token in s.path.split("/")]
+
+    def answers(self, sent: Interacted) -> list[Sent]:
+        """The messages answering `sent`: its response (unless a deferral), its follow-ups."""
+        return [s for s in self.of(sent) if s.kind in ("callback", "followup") and s.type != 5]
+
+    def channel_messages(self, channel_id: str | None = None) -> list[Sent]:
+        cid = channel_id or self.channel_id
+        return [s for s in self.recorder.sent if s.path == f"/channels/{cid}/messages"]
