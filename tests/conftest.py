@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from adapters.discord.bot import DiscordFrontEnd
@@ -27,6 +26,7 @@ from tests.support.cli import DEAD_ARXIV
 from tests.support.common import test_settings
 from tests.support.discord import MESSAGE, judge, started
 from tests.support.discord_direct import Direct
+from tests.support.discord_direct import front_end as discord_front_end
 
 _real_connect = socket.socket.connect
 
@@ -168,13 +168,9 @@ async def fe(
 async def direct(core: Core, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Direct]:
     """The Discord front end's client, never connected, handed interactions directly."""
     caplog.set_level(logging.INFO)
-    settings = core.settings.model_copy(
-        update={"discord_bot_token": SecretStr("token"), "discord_guild_id": 800000000000000001}
-    )
-    front_end = DiscordFrontEnd(Core(settings, core.engine, core.gateway, clock=core.clock))
+    front_end = discord_front_end(core)
     async with Direct(front_end) as interactions:
         yield interactions
-    front_end.service.close()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
     sent = [s for s in interactions.recorder.sent if s.kind != "delete" and s.type in (None, 4)]

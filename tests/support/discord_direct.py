@@ -18,7 +18,10 @@ from typing import Any
 import discord
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
+from pydantic import SecretStr
+
 from adapters.discord.bot import DiscordFrontEnd
+from bot.commands.core import Core
 
 GUILD, CHANNEL, USER, OWNER = "800000000000000001", "810000000000000001", "4001", "4000"
 APPLICATION = "700000000000000001"
@@ -118,6 +121,9 @@ class Recorder(AsyncWebhookAdapter):
             response = SimpleNamespace(status=status, reason="stand-in fault")
             error = discord.NotFound if status == 404 else discord.HTTPException
             raise error(response, {"message": "stand-in fault", "code": code})  # type: ignore[arg-type]
+        if route.method == "GET":  # fetch_channel: the poster's channels are all text channels
+            cid = path.split("/")[2]
+            return {"id": cid, "type": 0, "guild_id": GUILD, "name": "general", "position": 0}
         kind = {"DELETE": "delete"}.get(route.method) or _kind(path)
         self.sent.append(Sent(kind, path, body, files))
         if kind == "callback":
@@ -142,6 +148,13 @@ class Interacted:
     payload: dict[str, Any]
 
 
+def front_end(core: Core) -> DiscordFrontEnd:
+    """A Discord front end of `core`'s store, for `Direct` (never started)."""
+    changes = {"discord_bot_token": SecretStr("token"), "discord_guild_id": int(GUILD)}
+    settings = core.settings.model_copy(update=changes)
+    return DiscordFrontEnd(Core(settings, core.engine, core.gateway, clock=core.clock))
+
+
 class Direct:
     """Interactions handed to a front end's client, their answers recorded (module docstring)."""
 
@@ -160,12 +173,14 @@ class Direct:
             me = {"id": APPLICATION, "username": "papers-bot", "discriminator": "0", "bot": True}
             state = self.client._connection
             state.user = discord.ClientUser(state=state, data=me | {"avatar": None})  # type: ignore[typeddict-item]
+        self.fe.logged_in.set()  # the poster may send
         async_context.set(self.recorder)  # the tasks the client starts inherit it
         self.client.http.request = self.recorder.rest  # type: ignore[method-assign]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.fe.service.drain(5)
+        self.fe.service.close()
 
     async def command(
         self, subcommand: str, options: dict[str, Any] | None = None, **kwargs: Any
