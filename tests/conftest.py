@@ -144,7 +144,9 @@ async def ds() -> AsyncIterator[DiscordStandIn]:
         yield standin
         assert standin.server_errors == []
         assert standin.unknown_requests == []
-        assert judge(standin.posted, standin.typed) == []  # no live link, no typed markdown in anything posted
+        assert (
+            judge(standin.posted, standin.typed) == []
+        )  # no live link, no typed markdown in anything posted
 
 
 @pytest_asyncio.fixture

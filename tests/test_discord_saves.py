@@ -28,8 +28,8 @@ def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
 async def _listed(direct: Direct, core: Core, arxiv_api: ArxivStandIn, n: int = 3) -> Sent:
     arxiv_api.add_entries("diffusion", entries(n))
     follow(core, direct, "diffusion")  # type: ignore[arg-type]
-    (answer,) = direct.answers(await direct.command("list", {"limit": n}))
-    return answer
+    first, *_ = direct.answers(await direct.command("list", {"limit": n}))  # 10 a message
+    return first
 
 
 async def _press(direct: Direct, message: dict[str, Any], custom_id: str, user: str) -> Sent:
@@ -109,9 +109,7 @@ async def test_daily_posts_carry_save_buttons(
         groups=(PaperGroup("diffusion", tuple(_views(core, "2401.00002", "2401.00001"))),),
     )
     for part in direct.fe.poster.render(post, claim=1):  # stored between render and send: as JSON
-        await direct.fe.poster.send(
-            workspace=direct.guild_id, channel=direct.channel_id, part=part
-        )
+        await direct.fe.poster.send(workspace=direct.guild_id, channel=direct.channel_id, part=part)
     (posted,) = direct.channel_messages()
     assert [b["custom_id"] for b in _buttons(posted.message)] == [
         "papers:save:2401.00002",
@@ -131,9 +129,7 @@ async def test_a_compact_post_has_save_and_abstract_buttons_and_abstract_answers
         heading="2 new papers", groups=(PaperGroup("diffusion", papers),), style="compact"
     )
     for part in direct.fe.poster.render(post, claim=1):  # stored between render and send: as JSON
-        await direct.fe.poster.send(
-            workspace=direct.guild_id, channel=direct.channel_id, part=part
-        )
+        await direct.fe.poster.send(workspace=direct.guild_id, channel=direct.channel_id, part=part)
     (posted,) = direct.channel_messages()
     assert [b["custom_id"] for b in _buttons(posted.message)] == [
         "papers:save:2401.00002",
@@ -173,9 +169,7 @@ async def test_saved_bibtex_is_an_ephemeral_attachment(
     assert entry.key == "2401.00001" and entry["archivePrefix"] == "arXiv"
 
 
-async def test_feed_answers_its_url_only_to_the_asker(
-    direct: Direct
-) -> None:
+async def test_feed_answers_its_url_only_to_the_asker(direct: Direct) -> None:
     (answer,) = direct.answers(await direct.command("feed", {"reset": True}, permissions=MANAGER))
     assert answer.flags & EPHEMERAL
     assert answer.flags & SUPPRESS_EMBEDS  # no link preview: Discord's crawler never fetches it

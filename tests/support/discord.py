@@ -211,9 +211,7 @@ def judge(everything: Iterable[Any], typed: set[str]) -> list[str]:
     for posted in everything:
         for text in rendered_texts(posted.data):
             found += [f"{posted.kind}: live link {link}" for link in live_links(text)]
-            found += [
-                f"{posted.kind}: unescaped echo {t!r}" for t in typed if _echoed_raw(text, t)
-            ]
+            found += [f"{posted.kind}: unescaped echo {t!r}" for t in typed if _echoed_raw(text, t)]
     return found
 
 

@@ -11,15 +11,16 @@ import asyncio
 import itertools
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 import discord
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
-
 from pydantic import SecretStr
 
+from adapters.command_service import CommandService
 from adapters.discord.bot import DiscordFrontEnd
 from bot.commands.core import Core
 
@@ -34,7 +35,8 @@ _ids = itertools.count(1)
 
 
 def snowflake() -> str:
-    return str((1 << 40) + next(_ids))
+    """Now, as a snowflake: an interaction's age (its answer window) is read from its id."""
+    return str(((int(time.time() * 1000) - 1420070400000) << 22) | (next(_ids) & 0x3FFFFF))
 
 
 @dataclass
@@ -131,7 +133,7 @@ class Recorder(AsyncWebhookAdapter):
             return {"interaction": {"id": iid, "type": 2}}
         if kind == "channel_message":
             return _message(body, path.split("/")[2])
-        return None
+        return _message(body, CHANNEL) if kind == "followup" else None
 
 
 def _kind(path: str) -> str:
@@ -148,11 +150,12 @@ class Interacted:
     payload: dict[str, Any]
 
 
-def front_end(core: Core) -> DiscordFrontEnd:
+def front_end(core: Core, service: CommandService | None = None) -> DiscordFrontEnd:
     """A Discord front end of `core`'s store, for `Direct` (never started)."""
     changes = {"discord_bot_token": SecretStr("token"), "discord_guild_id": int(GUILD)}
     settings = core.settings.model_copy(update=changes)
-    return DiscordFrontEnd(Core(settings, core.engine, core.gateway, clock=core.clock))
+    core = Core(settings, core.engine, core.gateway, clock=core.clock)
+    return DiscordFrontEnd(core, service=service)
 
 
 class Direct:
@@ -232,8 +235,10 @@ class Direct:
         dm: bool = False,
         channel_id: str | None = None,
         message: dict[str, Any] | None = None,
+        wait: bool = True,
     ) -> Interacted:
-        """INTERACTION_CREATE handed to the client; returns once every task it started ended."""
+        """INTERACTION_CREATE handed to the client; returns once every task it started ended
+        (at once unless `wait`)."""
         user = {"id": user_id, "username": f"user{user_id}", "discriminator": "0", "avatar": None}
         token = f"itoken-{snowflake()}"
         payload: dict[str, Any] = {"id": snowflake(), "application_id": APPLICATION}
@@ -244,22 +249,45 @@ class Direct:
             channel = {"id": cid, "type": 1, "recipients": [user]}
             payload |= {"channel_id": cid, "channel": channel, "user": user, "context": 1}
         else:
-            channel = {"id": cid, "type": 0, "guild_id": self.guild_id, "name": "general", "position": 0}
+            channel = {
+                "id": cid,
+                "type": 0,
+                "guild_id": self.guild_id,
+                "name": "general",
+                "position": 0,
+            }
             member = {"user": user, "roles": [], "joined_at": "2026-01-01T00:00:00+00:00"}
             member |= {"deaf": False, "mute": False, "flags": 0, "permissions": str(permissions)}
             payload |= {"guild_id": self.guild_id, "channel_id": cid, "member": member}
             payload |= {"guild": {"id": self.guild_id, "locale": "en-US", "features": []}}
+            payload["guild"]["name"] = "Test Guild"
             payload |= {"channel": channel | {"permissions": str(permissions)}, "context": 0}
             payload["app_permissions"] = str(app_permissions)
         if message is not None:
             payload["message"] = message
+        await self.dispatch("INTERACTION_CREATE", payload, wait=wait)
+        return Interacted(token, payload)
+
+    async def dispatch(self, event: str, data: dict[str, Any], *, wait: bool = True) -> None:
+        """A gateway event handed to the client's state, as the gateway would; then every task
+        it started is awaited (unless not `wait`)."""
         before = asyncio.all_tasks()
-        self.client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
-        while started := asyncio.all_tasks() - before - {asyncio.current_task()}:
+        getattr(self.client._connection, f"parse_{event.lower()}")(data)
+        while wait and (started := asyncio.all_tasks() - before - {asyncio.current_task()}):
             await asyncio.gather(*started)
             before |= started
-        await self.fe.service.drain(5)  # work the answer left running, if any
-        return Interacted(token, payload)
+        if wait:
+            await self.fe.service.drain(5)  # work the answer left running, if any
+
+    def guild(self, guild_id: str, *channel_ids: str) -> dict[str, Any]:
+        """GUILD_CREATE's data for a guild with these text channels."""
+        channels = [
+            {"id": c, "type": 0, "guild_id": guild_id, "name": f"c{c}", "position": i}
+            for i, c in enumerate(channel_ids)
+        ]
+        guild = {"id": guild_id, "name": "Test Guild", "owner_id": OWNER, "roles": []}
+        guild |= {"members": [], "channels": channels, "threads": [], "emojis": []}
+        return guild | {"stickers": [], "features": [], "member_count": 1, "large": False}
 
     def of(self, sent: Interacted) -> list[Sent]:
         """Every request made for `sent`: its callback, follow-ups, deletions."""
@@ -272,3 +300,15 @@ class Direct:
     def channel_messages(self, channel_id: str | None = None) -> list[Sent]:
         cid = channel_id or self.channel_id
         return [s for s in self.recorder.sent if s.path == f"/channels/{cid}/messages"]
+
+
+def assert_nothing_public(direct: Direct, sent: Interacted) -> None:
+    """An ephemeral answer leaves no public message: either it was the first response, or the
+    public "thinking" message of a deferral was deleted before the ephemeral follow-up (Discord
+    makes the first follow-up after a deferral that very message, ephemeral flag or not)."""
+    first, *rest = direct.of(sent)
+    if first.type == 4:
+        assert first.flags & EPHEMERAL
+        return
+    kinds = [s.kind for s in rest]
+    assert kinds.count("delete") == 1 and kinds.index("delete") < kinds.index("followup")
