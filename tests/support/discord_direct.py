@@ -158,6 +158,12 @@ def front_end(core: Core, service: CommandService | None = None) -> DiscordFront
     return DiscordFrontEnd(core, service=service)
 
 
+def _handlers(tasks: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
+    """The tasks handling an event, without the 15 minutes an ephemeral view waits to expire."""
+    me = asyncio.current_task()
+    return {t for t in tasks if t is not me and "timeout_task" not in repr(t.get_coro())}
+
+
 class Direct:
     """Interactions handed to a front end's client, their answers recorded (module docstring)."""
 
@@ -273,7 +279,7 @@ class Direct:
         it started is awaited (unless not `wait`)."""
         before = asyncio.all_tasks()
         getattr(self.client._connection, f"parse_{event.lower()}")(data)
-        while wait and (started := asyncio.all_tasks() - before - {asyncio.current_task()}):
+        while wait and (started := _handlers(asyncio.all_tasks() - before)):
             await asyncio.gather(*started)
             before |= started
         if wait:
