@@ -26,7 +26,6 @@ from bot.storage.db import read_session
 from bot.storage.models import Channel, Subscription, Workspace
 from tests.fakes.arxiv_server import make_entry
 from tests.fakes.discord_server import (
-    EPHEMERAL,
     EVERYONE_PERMISSIONS,
     DiscordStandIn,
     Posted,
@@ -97,11 +96,6 @@ async def answers(ds: DiscordStandIn, sent: SentInteraction, count: int = 1) -> 
     return await ds.wait_for(ready)
 
 
-def parts(ds: DiscordStandIn, sent: SentInteraction) -> list[Posted]:
-    """Every message of the answer: the response (unless a deferral) and the follow-ups."""
-    return [p for p in ds.callbacks(sent) + ds.followups(sent) if p.type != DEFERRED]
-
-
 def subscriptions(core: Core) -> list[tuple[str, str, str]]:
     """(guild, channel, label) of every subscription."""
     with read_session(core.engine) as session:
@@ -136,28 +130,6 @@ def follow(
         replies = core.execute(place, Add(label))
         assert not any(isinstance(r, Text) and r.error for r in replies), replies
 
-
-def assert_nothing_public(ds: DiscordStandIn, sent: SentInteraction) -> None:
-    """An ephemeral answer leaves no public message: either it was the first response, or the
-    public "thinking" message of a deferral was deleted before the ephemeral follow-up (Discord
-    makes the first follow-up after a deferral that very message, ephemeral flag or not)."""
-    callbacks = ds.callbacks(sent)
-    if callbacks[0].type == MESSAGE:
-        assert callbacks[0].flags & EPHEMERAL
-        return
-    deletes = ds.requests_to("DELETE", rf"^/webhooks/\d+/{sent.token}/messages/@original$")
-    (followup, *_) = ds.followups(sent)
-    assert len(deletes) == 1 and deletes[0].time < followup.request.time
-    assert ds.original_message(sent) is None
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := predicate()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.02)
-    return result
 
 
 def slow_core(monkeypatch: pytest.MonkeyPatch) -> None:
