@@ -131,7 +131,6 @@ def follow(
         assert not any(isinstance(r, Text) and r.error for r in replies), replies
 
 
-
 def slow_core(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every command takes longer than the core's quick answer: it is deferred first."""
     monkeypatch.setattr(command_service, "QUICK_SECONDS", 0.0)
