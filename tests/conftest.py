@@ -178,3 +178,4 @@ async def direct(core: Core, caplog: pytest.LogCaptureFixture) -> AsyncIterator[
     sent = [s for s in interactions.recorder.sent if s.kind != "delete" and s.type in (None, 4)]
     assert all(s.data.get("allowed_mentions") == {"parse": []} for s in sent)
     assert judge(sent, interactions.typed) == []  # no live link, no typed markdown shown
+    assert interactions.recorder.refused == []

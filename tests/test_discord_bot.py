@@ -1,7 +1,9 @@
 """The Discord front end's own part: typed options to the core's commands and who is a manager
-(the handlers and permissions called directly), and end to end with the real discord.py client
-against the loopback stand-in: registration, deferral, ephemeral or public answers, files, retries,
-reconnects, guild events. What each command does is the core's (tests/test_commands.py)."""
+(the handlers and permissions called directly); interactions handed to the real client directly
+(tests/support/discord_direct.py): deferral, ephemeral or public answers, files, autocomplete,
+DMs, guild events; and end to end with the real discord.py client against the loopback stand-in:
+login, registration in setup_hook, one command answered, sharding, reconnects, stopping, `papers
+serve`. What each command does is the core's (tests/test_commands.py)."""
 
 from __future__ import annotations
 

@@ -232,7 +232,7 @@ def _too_long(text: Any, limit: int, low: int = 0) -> bool:
     return not low <= len(str(text or "")) <= limit
 
 
-def _message_errors(body: dict[str, Any], *, files: int = 0) -> _Reply | None:
+def message_errors(body: dict[str, Any], *, files: int = 0) -> _Reply | None:
     """Discord's message limits: an error to answer, or None."""
     errors: dict[str, str] = {}
     if _too_long(body.get("content"), 2000):
@@ -726,7 +726,7 @@ class DiscordStandIn:
         kind, data = body.get("type"), body.get("data") or {}
         if kind not in (CB_MESSAGE, CB_DEFERRED_MESSAGE):  # what a slash command is answered by
             raise _Reply(400, "Invalid Form Body", 50035, {"type": f"not for a command: {kind}"})
-        if kind == CB_MESSAGE and (err := _message_errors(data, files=len(rec.files))):
+        if kind == CB_MESSAGE and (err := message_errors(data, files=len(rec.files))):
             raise err
         message = self._message(data, rec.files, inter.channel_id, webhook=True)
         inter.acknowledged = kind
@@ -744,7 +744,7 @@ class DiscordStandIn:
 
     async def _followup(self, rec: RecordedRequest, body: dict, app_id: str, token: str) -> Any:
         inter = self._by_token(app_id, token)
-        if err := _message_errors(body, files=len(rec.files)):
+        if err := message_errors(body, files=len(rec.files)):
             raise err
         message = self._message(body, rec.files, inter.channel_id, webhook=True)
         self.posted.append(Posted("followup", body, rec.files, rec, message))
@@ -763,7 +763,7 @@ class DiscordStandIn:
     async def _channel_message(self, rec: RecordedRequest, body: dict, channel_id: str) -> Any:
         if self._channel(channel_id) is None:
             raise _Reply(404, "Unknown Channel", 10003)
-        if err := _message_errors(body, files=len(rec.files)):
+        if err := message_errors(body, files=len(rec.files)):
             raise err
         nonce = (channel_id, str(body.get("nonce")))
         if body.get("enforce_nonce") and nonce in self._nonces:

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from adapters.command_service import CommandService
 from adapters.discord.bot import DiscordFrontEnd
 from bot.commands.core import Core
+from tests.fakes.discord_server import message_errors
 
 GUILD, CHANNEL, USER, OWNER = "800000000000000001", "810000000000000001", "4001", "4000"
 APPLICATION = "700000000000000001"
@@ -102,6 +103,9 @@ class Recorder(AsyncWebhookAdapter):
         super().__init__()  # type: ignore[no-untyped-call]
         self.sent: list[Sent] = []
         self.faults: list[tuple[str, int, int]] = []
+        # what Discord would refuse: a message over its limits or empty, a follow-up before
+        # the interaction was answered (the stand-in's rules, tests/fakes/discord_server.py)
+        self.refused: list[str] = []
 
     def fail(self, pattern: str, status: int = 500, code: int = 0, count: int = 1) -> None:
         self.faults += [(pattern, status, code)] * count
@@ -127,13 +131,27 @@ class Recorder(AsyncWebhookAdapter):
             cid = path.split("/")[2]
             return {"id": cid, "type": 0, "guild_id": GUILD, "name": "general", "position": 0}
         kind = {"DELETE": "delete"}.get(route.method) or _kind(path)
-        self.sent.append(Sent(kind, path, body, files))
+        sent = Sent(kind, path, body, files)
+        self._judge(sent)
+        self.sent.append(sent)
         if kind == "callback":
             iid = path.split("/")[2]
             return {"interaction": {"id": iid, "type": 2}}
         if kind == "channel_message":
             return _message(body, path.split("/")[2])
         return _message(body, CHANNEL) if kind == "followup" else None
+
+
+    def _judge(self, sent: Sent) -> None:
+        token = sent.path.split("/")[3]
+        if sent.kind in ("followup", "delete") and not any(
+            s.kind == "callback" and token in s.path.split("/") for s in self.sent
+        ):
+            self.refused.append(f"{sent.kind} before the interaction was answered")
+        if sent.kind != "delete" and sent.type in (None, 4):
+            error = message_errors(sent.data, files=len(sent.files))
+            if error is not None:
+                self.refused.append(f"{sent.kind}: {error.body}")
 
 
 def _kind(path: str) -> str:
@@ -206,7 +224,9 @@ class Direct:
         sent = await self.interact(4, self._command_data(subcommand, options, focused), **kwargs)
         (callback,) = self.of(sent)
         assert callback.type == 8, callback
-        return callback.data["choices"]
+        choices = callback.data["choices"]  # Discord takes at most 25, each named 1-100 long
+        assert len(choices) <= 25 and all(1 <= len(c["name"]) <= 100 for c in choices)
+        return choices
 
     async def press(self, message: dict[str, Any], custom_id: str, **kwargs: Any) -> Interacted:
         """The button `custom_id` of `message` (one the bot sent) pressed."""
