@@ -141,7 +141,6 @@ class Recorder(AsyncWebhookAdapter):
             return _message(body, path.split("/")[2])
         return _message(body, CHANNEL) if kind == "followup" else None
 
-
     def _judge(self, sent: Sent) -> None:
         token = sent.path.split("/")[3]
         if sent.kind in ("followup", "delete") and not any(
