@@ -25,6 +25,8 @@ from tests.fakes.discord_server import DiscordStandIn
 from tests.support.cli import DEAD_ARXIV
 from tests.support.common import test_settings
 from tests.support.discord import MESSAGE, judge, started
+from tests.support.discord_direct import Direct
+from tests.support.discord_direct import front_end as discord_front_end
 
 _real_connect = socket.socket.connect
 
@@ -142,7 +144,9 @@ async def ds() -> AsyncIterator[DiscordStandIn]:
         yield standin
         assert standin.server_errors == []
         assert standin.unknown_requests == []
-        assert judge(standin) == []  # no live link, no typed markdown in anything posted
+        assert (
+            judge(standin.posted, standin.typed) == []
+        )  # no live link, no typed markdown in anything posted
 
 
 @pytest_asyncio.fixture
@@ -160,3 +164,18 @@ async def fe(
     # everything that carried a message said "mention nobody"
     messages = [p for p in ds.posted if p.kind != "callback" or p.type == MESSAGE]
     assert all(p.allowed_mentions == {"parse": []} for p in messages)
+
+
+@pytest_asyncio.fixture
+async def direct(core: Core, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Direct]:
+    """The Discord front end's client, never connected, handed interactions directly."""
+    caplog.set_level(logging.INFO)
+    front_end = discord_front_end(core)
+    async with Direct(front_end) as interactions:
+        yield interactions
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    sent = [s for s in interactions.recorder.sent if s.kind != "delete" and s.type in (None, 4)]
+    assert all(s.data.get("allowed_mentions") == {"parse": []} for s in sent)
+    assert judge(sent, interactions.typed) == []  # no live link, no typed markdown shown
+    assert interactions.recorder.refused == []

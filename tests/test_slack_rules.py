@@ -3,6 +3,7 @@ commands that run once (across replicas), a refused app token, help and refusals
 
 from __future__ import annotations
 
+import json
 import logging
 import urllib.parse
 from typing import Any
@@ -21,6 +22,7 @@ from tests.fakes.slack_server import (
     SignedSlackClient,
     SlackWebAPI,
     Tamper,
+    block_actions_payload,
     serve_web_app,
     slash_command_payload,
 )
@@ -35,6 +37,7 @@ from tests.support.slack import (
 )
 
 FORM = "application/x-www-form-urlencoded"
+_CLICK = block_actions_payload("show_abstract:2401.00001", "2401.00001")  # a well-formed click
 MALFORMED_BODIES = [
     (b"\xff\xfe\x00 not text at all \xc3\x28", FORM),
     (b"[1, 2, 3]", "application/json"),
@@ -43,6 +46,7 @@ MALFORMED_BODIES = [
     (b"payload=%7Bnot-json", FORM),
     (b"payload=null", FORM),
     (urllib.parse.urlencode(slash_command_payload("add Forged")).encode(), FORM),
+    (urllib.parse.urlencode({"payload": json.dumps(_CLICK)}).encode(), FORM),
 ]
 TAMPERS = [
     Tamper.BAD_SIGNATURE,
@@ -50,6 +54,8 @@ TAMPERS = [
     Tamper.NON_NUMERIC_TIMESTAMP,
     Tamper.MALFORMED_SIGNATURE,
     Tamper.MISSING_HEADERS,
+    Tamper.MISSING_SIGNATURE,
+    Tamper.MISSING_TIMESTAMP,
 ]
 
 

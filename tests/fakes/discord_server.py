@@ -4,8 +4,8 @@
 pointed at it by DISCORD_API_URL (``api_base``) and DISCORD_GATEWAY_URL (``gateway_url``).
 It plays one guild with one text channel (more with ``add_guild`` / ``add_text_channel``):
 the gateway (HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME or op 9 after
-``drop_gateway``, any dispatch with ``send_dispatch``), interactions pushed as
-INTERACTION_CREATE (``send_interaction``, ``send_autocomplete``, ``send_component``), and the
+``drop_gateway``, any dispatch with ``send_dispatch``), a slash command pushed as
+INTERACTION_CREATE (``send_interaction``), and the
 REST routes our code and discord.py use, with Discord's rules that catch bot bugs: unknown
 interaction (10062), double acknowledgement (40060), a follow-up before the response (10015),
 message and embed limits (50035 / 50006), invalid command schemas. ``fail_next`` injects
@@ -34,16 +34,15 @@ from aiohttp import WSMsgType, web
 API_PREFIX = "/api/v10"
 
 # permission bits (https://discord.com/developers/docs/topics/permissions)
-ADMINISTRATOR, MANAGE_GUILD, EMBED_LINKS = 1 << 3, 1 << 5, 1 << 14
-ALL_PERMISSIONS = (1 << 51) - 1
+ADMINISTRATOR, EMBED_LINKS = 1 << 3, 1 << 14
 # view channel, send messages, embed links, attach files, read history, reactions, commands
 EVERYONE_PERMISSIONS = (1 << 10) | (1 << 11) | EMBED_LINKS | (1 << 15) | (1 << 16) | (1 << 6)
 EVERYONE_PERMISSIONS |= 1 << 31
 
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME = 0, 1, 2, 6
 OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 9, 10, 11
-CB_MESSAGE, CB_DEFERRED_MESSAGE, CB_UPDATE_MESSAGE, CB_AUTOCOMPLETE = 4, 5, 7, 8
-EPHEMERAL, LOADING = 1 << 6, 1 << 7
+CB_MESSAGE, CB_DEFERRED_MESSAGE = 4, 5
+EPHEMERAL = 1 << 6
 
 _ids = itertools.count(1)
 
@@ -204,10 +203,8 @@ class Connection:
 
 @dataclass
 class _Interaction:
-    type: int
     channel_id: str
     acknowledged: int | None = None  # the callback type
-    original_id: str | None = None
 
 
 class _Reply(Exception):
@@ -235,7 +232,7 @@ def _too_long(text: Any, limit: int, low: int = 0) -> bool:
     return not low <= len(str(text or "")) <= limit
 
 
-def _message_errors(body: dict[str, Any], *, files: int = 0, edit: bool = False) -> _Reply | None:
+def message_errors(body: dict[str, Any], *, files: int = 0) -> _Reply | None:
     """Discord's message limits: an error to answer, or None."""
     errors: dict[str, str] = {}
     if _too_long(body.get("content"), 2000):
@@ -264,7 +261,7 @@ def _message_errors(body: dict[str, Any], *, files: int = 0, edit: bool = False)
         errors["embeds"] = "Embed size exceeds maximum size of 6000"
     if errors:
         return _Reply(400, "Invalid Form Body", 50035, errors)
-    if not (edit or body.get("content") or embeds or files or body.get("components")):
+    if not (body.get("content") or embeds or files or body.get("components")):
         return _Reply(400, "Cannot send an empty message", 50006)
     return None
 
@@ -297,7 +294,6 @@ class DiscordStandIn:
         self.user_id, self.owner_id = "900000000000000001", "900000000000000002"
         self.users = {u["id"]: u for u in (self.bot_user, make_user(self.user_id, "alice"))}
         self.guilds: dict[str, dict[str, Any]] = {}
-        self.dm_channels: dict[str, str] = {}  # DM channel id -> user id
         self.add_guild(self.guild_id, "Test Guild", channel_id=self.channel_id)
         self.requests: list[RecordedRequest] = []
         self.unknown_requests: list[RecordedRequest] = []
@@ -308,7 +304,6 @@ class DiscordStandIn:
         self.heartbeat_acks = 0
         self.posted: list[Posted] = []
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
-        self.messages: dict[str, dict[str, Any]] = {}  # message id -> message
         self.typed: set[str] = set()  # every string option typed into an interaction
         # Channel messages, oldest first (GET /channels/{id}/messages reads them); the nonces
         # seen (enforce_nonce returns the first message again); a hook run after a message is
@@ -379,13 +374,6 @@ class DiscordStandIn:
         channels = (c for g in self.guilds.values() for c in g["channels"])
         found = next((c for c in channels if c["id"] == channel_id), None)
         return found or self.threads.get(channel_id)  # a thread is a channel too
-
-    def _permissions(self, guild_id: str, user_id: str) -> int:
-        """@everyone's (everything for the owner, or with ADMINISTRATOR)."""
-        guild = self.guilds[guild_id]
-        everyone = int(guild["roles"][0]["permissions"])
-        owner = user_id == guild["owner_id"] or everyone & ADMINISTRATOR
-        return ALL_PERMISSIONS if owner else everyone
 
     # -- waiting
 
@@ -527,95 +515,35 @@ class DiscordStandIn:
     # -- interactions
 
     async def send_interaction(
-        self,
-        subcommand: str | None = None,
-        options: dict[str, Any] | None = None,
-        *,
-        interaction_type: int = 2,
-        focused: str | None = None,
-        channel_id: str | None = None,
-        user_id: str | None = None,
-        permissions: int | None = None,
-        app_permissions: int | None = None,
-        dm: bool = False,
-        data: dict[str, Any] | None = None,
-        message: dict[str, Any] | None = None,
+        self, subcommand: str, options: dict[str, Any] | None = None, *, permissions: int = 0
     ) -> SentInteraction:
-        """Push INTERACTION_CREATE for ``/papers subcommand opt:value ...`` (option types from
-        the synced schema). ``dm``: from a DM with the bot. ``permissions``: the member's,
-        @everyone's by default (everything for the owner); ``app_permissions``: the bot's."""
+        """Push INTERACTION_CREATE for ``/papers subcommand opt:value ...`` from a member of the
+        guild in its channel (option types from the synced schema); ``permissions``: the
+        member's, @everyone's unless given. Every other kind of interaction is built directly
+        in the adapter tests (tests/support/discord_direct.py)."""
         options = options or {}
-        uid = str(user_id or self.user_id)
-        user = self.users.setdefault(uid, make_user(uid, f"user{uid}"))
+        user = self.users[self.user_id]
         cmd = next((c for cs in self.commands.values() for c in cs if c["name"] == "papers"), {})
         sub = next((o for o in cmd.get("options", []) if o["name"] == subcommand), {})
         types = {o["name"]: o["type"] for o in sub.get("options", [])}
-        opts = [
-            {"name": k, "type": types.get(k, 3), "value": str(v) if k == focused else v}
-            | ({"focused": True} if k == focused else {})
-            for k, v in options.items()
-        ]
+        opts = [{"name": k, "type": types.get(k, 3), "value": v} for k, v in options.items()]
         iid, token = snowflake(), f"itoken-{snowflake()}"
-        payload: dict[str, Any] = {
-            "id": iid,
-            "application_id": self.application_id,
-            "type": interaction_type,
-            "token": token,
-            "version": 1,
-            "locale": "en-US",
-            "entitlements": [],
-            "attachment_size_limit": 10 * 1024 * 1024,
-            "data": data
-            or {
-                "id": cmd.get("id", snowflake()),
-                "name": "papers",
-                "type": 1,
-                "options": [{"name": subcommand, "type": 1, "options": opts}] if subcommand else [],
-                **({"guild_id": cmd["guild_id"]} if "guild_id" in cmd else {}),
-            },
-        }
-        if dm:
-            cid = str(channel_id or int(uid) + 7)
-            self.dm_channels[cid] = uid
-            channel = {"id": cid, "type": 1, "recipients": [user]}
-            payload |= {"channel_id": cid, "channel": channel, "user": user, "context": 1}
-            payload["app_permissions"] = str(EVERYONE_PERMISSIONS)
-        else:
-            gid = self.guild_id
-            cid = str(channel_id or self.channel_id)
-            perms = self._permissions(gid, uid) if permissions is None else permissions
-            channel = self._channel(cid) or _text_channel(cid, gid, "unknown")
-            payload |= {"guild_id": gid, "guild": {"id": gid, "locale": "en-US", "features": []}}
-            payload |= {"channel_id": cid, "channel": {**channel, "permissions": str(perms)}}
-            payload |= {"member": _member(user, [], perms), "context": 0}
-            bot = self._permissions(gid, self.bot_user["id"])
-            payload["app_permissions"] = str(bot if app_permissions is None else app_permissions)
-        if message is not None:
-            payload["message"] = message
-        self._interactions[iid] = self._interactions[token] = _Interaction(interaction_type, cid)
+        data = {"id": cmd.get("id", snowflake()), "name": "papers", "type": 1}
+        data["options"] = [{"name": subcommand, "type": 1, "options": opts}]
+        data |= {"guild_id": cmd["guild_id"]} if "guild_id" in cmd else {}
+        payload: dict[str, Any] = {"id": iid, "application_id": self.application_id, "type": 2}
+        payload |= {"token": token, "version": 1, "locale": "en-US", "entitlements": []}
+        payload |= {"attachment_size_limit": 10 * 1024 * 1024, "data": data}
+        gid, cid, perms = self.guild_id, self.channel_id, permissions or EVERYONE_PERMISSIONS
+        payload |= {"guild_id": gid, "guild": {"id": gid, "locale": "en-US", "features": []}}
+        channel = self._channel(cid) or {}
+        payload |= {"channel_id": cid, "channel": {**channel, "permissions": str(perms)}}
+        payload |= {"member": _member(user, [], perms), "context": 0}
+        payload["app_permissions"] = str(EVERYONE_PERMISSIONS)
+        self._interactions[iid] = self._interactions[token] = _Interaction(cid)
         self.typed.update(v for v in options.values() if isinstance(v, str))
         await self.send_dispatch("INTERACTION_CREATE", payload)
         return SentInteraction(iid, token, payload)
-
-    async def send_component(
-        self, message: dict[str, Any], custom_id: str, **kwargs: Any
-    ) -> SentInteraction:
-        """The button ``custom_id`` of ``message`` (one the bot posted) pressed."""
-        buttons = [b for row in message.get("components") or [] for b in row["components"]]
-        if not any(b.get("custom_id") == custom_id for b in buttons):
-            raise KeyError(f"the message has no component {custom_id!r}")
-        data = {"custom_id": custom_id, "component_type": 2}
-        channel = kwargs.pop("channel_id", message["channel_id"])
-        return await self.send_interaction(
-            interaction_type=3, data=data, message=message, channel_id=channel, **kwargs
-        )
-
-    async def send_autocomplete(
-        self, subcommand: str | None, options: dict[str, Any], focused: str, **kwargs: Any
-    ) -> SentInteraction:
-        return await self.send_interaction(
-            subcommand, options, interaction_type=4, focused=focused, **kwargs
-        )
 
     # -- what the bot posted
 
@@ -633,11 +561,6 @@ class DiscordStandIn:
 
     def channel_messages(self, channel_id: int | str) -> list[Posted]:
         return self._posted("channel_message", str(channel_id), 2)
-
-    def original_message(self, sent: SentInteraction) -> dict[str, Any] | None:
-        """The interaction's original response message as it is now, if any."""
-        inter = self._interactions.get(sent.token)
-        return self.messages.get(inter.original_id or "") if inter else None
 
     def registered_commands(self, guild_id: int | str | None = None) -> list[dict[str, Any]]:
         return self.commands.get(str(guild_id) if guild_id else None, [])
@@ -771,14 +694,12 @@ class DiscordStandIn:
         channel_id: str,
         *,
         webhook: bool = False,
-        flags: int = 0,
-        message_id: str | None = None,
     ) -> dict[str, Any]:
         url = "http://127.0.0.1:9/attachment"
-        message = dict(_MESSAGE, id=message_id or snowflake(), channel_id=channel_id)
+        message = dict(_MESSAGE, id=snowflake(), channel_id=channel_id)
         message |= {"type": 20 if webhook else 0, "author": self.bot_user, "timestamp": _now()}
         message |= {k: body.get(k) or _MESSAGE[k] for k in ("content", "embeds", "components")}
-        message["flags"] = flags | int(body.get("flags") or 0)
+        message["flags"] = int(body.get("flags") or 0)
         message["attachments"] = [
             {"id": snowflake(), "filename": f.filename, "size": len(f.data), "url": url}
             | {"proxy_url": url, "content_type": f.content_type}
@@ -788,7 +709,6 @@ class DiscordStandIn:
             message["guild_id"] = channel["guild_id"]
         if webhook:
             message["webhook_id"] = message["application_id"] = self.application_id
-        self.messages[message["id"]] = message
         return message
 
     def _by_token(self, app_id: str, token: str) -> _Interaction:
@@ -804,85 +724,36 @@ class DiscordStandIn:
         if inter.acknowledged is not None:
             raise _Reply(400, "Interaction has already been acknowledged.", 40060)
         kind, data = body.get("type"), body.get("data") or {}
-        if kind not in ({CB_AUTOCOMPLETE} if inter.type == 4 else {1, 4, 5, 6, 7, 9, 12}):
-            raise _Reply(400, "Invalid Form Body", 50035, {"type": f"not for type {inter.type}"})
-        choices = data.get("choices") or []
-        if kind == CB_AUTOCOMPLETE and (
-            len(choices) > 25 or any(_too_long(c.get("name"), 100, 1) for c in choices)
-        ):
-            raise _Reply(400, "Invalid Form Body", 50035, {"data.choices": "at most 25, 1-100"})
-        edit = kind == CB_UPDATE_MESSAGE
-        if kind in (CB_MESSAGE, CB_UPDATE_MESSAGE) and (
-            err := _message_errors(data, files=len(rec.files), edit=edit)
-        ):
+        if kind not in (CB_MESSAGE, CB_DEFERRED_MESSAGE):  # what a slash command is answered by
+            raise _Reply(400, "Invalid Form Body", 50035, {"type": f"not for a command: {kind}"})
+        if kind == CB_MESSAGE and (err := message_errors(data, files=len(rec.files))):
             raise err
-        message = None
-        if kind in (CB_MESSAGE, CB_DEFERRED_MESSAGE):
-            flags = LOADING if kind == CB_DEFERRED_MESSAGE else 0
-            message = self._message(data, rec.files, inter.channel_id, webhook=True, flags=flags)
-            inter.original_id = message["id"]
+        message = self._message(data, rec.files, inter.channel_id, webhook=True)
         inter.acknowledged = kind
         self.posted.append(Posted("callback", body, rec.files, rec, message))
         if rec.query.get("with_response") not in ("1", "true", "True"):
             return None
-        answer: dict[str, Any] = {"interaction": {"id": iid, "type": inter.type}}
-        answer["resource"] = {"type": kind} | ({"message": message} if message else {})
-        if message is not None:
-            answer["interaction"] |= {
-                "response_message_id": message["id"],
-                "response_message_loading": kind == CB_DEFERRED_MESSAGE,
-                "response_message_ephemeral": bool(message["flags"] & EPHEMERAL),
-            }
+        answer: dict[str, Any] = {"interaction": {"id": iid, "type": 2}}
+        answer["resource"] = {"type": kind, "message": message}
+        answer["interaction"] |= {
+            "response_message_id": message["id"],
+            "response_message_loading": kind == CB_DEFERRED_MESSAGE,
+            "response_message_ephemeral": bool(message["flags"] & EPHEMERAL),
+        }
         return answer
 
     async def _followup(self, rec: RecordedRequest, body: dict, app_id: str, token: str) -> Any:
         inter = self._by_token(app_id, token)
-        if err := _message_errors(body, files=len(rec.files)):
+        if err := message_errors(body, files=len(rec.files)):
             raise err
-        original = self.messages.get(inter.original_id or "")
-        if original is not None and original["flags"] & LOADING:
-            # Discord: the first follow-up after a deferral replaces the "thinking" message
-            flags, reuse = original["flags"] & EPHEMERAL, original["id"]
-            message = self._message(
-                body, rec.files, inter.channel_id, webhook=True, flags=flags, message_id=reuse
-            )
-        else:
-            message = self._message(body, rec.files, inter.channel_id, webhook=True)
+        message = self._message(body, rec.files, inter.channel_id, webhook=True)
         self.posted.append(Posted("followup", body, rec.files, rec, message))
         return message if rec.query.get("wait") in ("1", "true", "True") else None
-
-    def _webhook_message(self, inter: _Interaction, mid: str) -> dict[str, Any]:
-        message = self.messages.get((inter.original_id if mid == "@original" else mid) or "")
-        if message is None:
-            raise _Reply(404, "Unknown Message", 10008)
-        return message
-
-    async def _get_webhook_message(
-        self, rec: RecordedRequest, body: dict, app_id: str, token: str, mid: str
-    ) -> Any:
-        return self._webhook_message(self._by_token(app_id, token), mid)
-
-    async def _edit_webhook_message(
-        self, rec: RecordedRequest, body: dict, app_id: str, token: str, mid: str
-    ) -> Any:
-        message = self._webhook_message(self._by_token(app_id, token), mid)
-        if err := _message_errors(body, files=len(rec.files), edit=True):
-            raise err
-        for key in ("content", "embeds", "components"):
-            if key in body:
-                message[key] = (
-                    body[key] if body[key] is not None else ("" if key == "content" else [])
-                )
-        message["flags"] &= ~LOADING
-        message["edited_timestamp"] = _now()
-        self.posted.append(Posted("edit", body, rec.files, rec, message))
-        return message
 
     async def _delete_webhook_message(
         self, rec: RecordedRequest, body: dict, app_id: str, token: str, mid: str
     ) -> Any:
-        message = self._webhook_message(self._by_token(app_id, token), mid)
-        self.messages.pop(message["id"], None)
+        self._by_token(app_id, token)  # the message itself is not kept
 
     async def _get_channel(self, rec: RecordedRequest, body: dict, channel_id: str) -> Any:
         if (channel := self._channel(channel_id)) is None:
@@ -890,9 +761,9 @@ class DiscordStandIn:
         return channel
 
     async def _channel_message(self, rec: RecordedRequest, body: dict, channel_id: str) -> Any:
-        if self._channel(channel_id) is None and channel_id not in self.dm_channels:
+        if self._channel(channel_id) is None:
             raise _Reply(404, "Unknown Channel", 10003)
-        if err := _message_errors(body, files=len(rec.files)):
+        if err := message_errors(body, files=len(rec.files)):
             raise err
         nonce = (channel_id, str(body.get("nonce")))
         if body.get("enforce_nonce") and nonce in self._nonces:
@@ -955,8 +826,6 @@ _ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("PUT", f"/applications/{_SF}/guilds/{_SF}/commands", DiscordStandIn._put_commands),
     ("POST", f"/interactions/{_SF}/{_TOKEN}/callback", DiscordStandIn._callback),
     ("POST", f"/webhooks/{_SF}/{_TOKEN}", DiscordStandIn._followup),
-    ("GET", f"/webhooks/{_SF}/{_TOKEN}/messages/{_MID}", DiscordStandIn._get_webhook_message),
-    ("PATCH", f"/webhooks/{_SF}/{_TOKEN}/messages/{_MID}", DiscordStandIn._edit_webhook_message),
     ("DELETE", f"/webhooks/{_SF}/{_TOKEN}/messages/{_MID}", DiscordStandIn._delete_webhook_message),
     ("GET", f"/channels/{_SF}", DiscordStandIn._get_channel),
     ("POST", f"/channels/{_SF}/messages", DiscordStandIn._channel_message),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,6 @@ from bot.storage.db import read_session
 from bot.storage.models import Channel, Subscription, Workspace
 from tests.fakes.arxiv_server import make_entry
 from tests.fakes.discord_server import (
-    EPHEMERAL,
     EVERYONE_PERMISSIONS,
     DiscordStandIn,
     Posted,
@@ -97,11 +96,6 @@ async def answers(ds: DiscordStandIn, sent: SentInteraction, count: int = 1) -> 
     return await ds.wait_for(ready)
 
 
-def parts(ds: DiscordStandIn, sent: SentInteraction) -> list[Posted]:
-    """Every message of the answer: the response (unless a deferral) and the follow-ups."""
-    return [p for p in ds.callbacks(sent) + ds.followups(sent) if p.type != DEFERRED]
-
-
 def subscriptions(core: Core) -> list[tuple[str, str, str]]:
     """(guild, channel, label) of every subscription."""
     with read_session(core.engine) as session:
@@ -135,29 +129,6 @@ def follow(
     for label in labels:
         replies = core.execute(place, Add(label))
         assert not any(isinstance(r, Text) and r.error for r in replies), replies
-
-
-def assert_nothing_public(ds: DiscordStandIn, sent: SentInteraction) -> None:
-    """An ephemeral answer leaves no public message: either it was the first response, or the
-    public "thinking" message of a deferral was deleted before the ephemeral follow-up (Discord
-    makes the first follow-up after a deferral that very message, ephemeral flag or not)."""
-    callbacks = ds.callbacks(sent)
-    if callbacks[0].type == MESSAGE:
-        assert callbacks[0].flags & EPHEMERAL
-        return
-    deletes = ds.requests_to("DELETE", rf"^/webhooks/\d+/{sent.token}/messages/@original$")
-    (followup, *_) = ds.followups(sent)
-    assert len(deletes) == 1 and deletes[0].time < followup.request.time
-    assert ds.original_message(sent) is None
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := predicate()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.02)
-    return result
 
 
 def slow_core(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,16 +174,15 @@ def rendered_texts(data: dict[str, Any]) -> list[str]:
     return [t for t in texts if t]
 
 
-def judge(ds: DiscordStandIn) -> list[str]:
-    """What a reader would see go wrong in everything posted: a live masked link not to
-    arXiv, or typed text echoed with its markdown unescaped ("||x||" as a spoiler)."""
+def judge(everything: Iterable[Any], typed: set[str]) -> list[str]:
+    """What a reader would see go wrong in everything posted (each with ``kind`` and ``data``):
+    a live masked link not to arXiv, or text typed into an option echoed with its markdown
+    unescaped ("||x||" as a spoiler)."""
     found = []
-    for posted in ds.posted:
+    for posted in everything:
         for text in rendered_texts(posted.data):
             found += [f"{posted.kind}: live link {link}" for link in live_links(text)]
-            found += [
-                f"{posted.kind}: unescaped echo {t!r}" for t in ds.typed if _echoed_raw(text, t)
-            ]
+            found += [f"{posted.kind}: unescaped echo {t!r}" for t in typed if _echoed_raw(text, t)]
     return found
 
 
