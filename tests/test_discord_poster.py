@@ -4,35 +4,17 @@ sent with a nonce, Discord's refusals as `PostFailed`, and the read-back of chan
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import discord
 import pytest
-import pytest_asyncio
 
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.format import EMBED_TOTAL, embed_size
 from adapters.discord.poster import DiscordPoster, failure, read_marker
-from bot.commands.core import Core
 from bot.posts.poster import Poster, PostFailed
 from bot.replies import PaperGroup, Papers, PaperView
 from tests.fakes.discord_server import DiscordStandIn
-from tests.support.discord import started
-
-
-@pytest_asyncio.fixture
-async def ds() -> AsyncIterator[DiscordStandIn]:
-    async with DiscordStandIn(heartbeat_interval_ms=200) as standin:
-        yield standin
-        assert standin.server_errors == [] and standin.unknown_requests == []
-
-
-@pytest_asyncio.fixture
-async def fe(ds: DiscordStandIn, core: Core) -> AsyncIterator[DiscordFrontEnd]:
-    front_end = await started(core, ds)
-    yield front_end
-    await front_end.stop()
 
 
 def digest(count: int, abstract: str = "An abstract.") -> Papers:

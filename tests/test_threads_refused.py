@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from adapters.discord.bot import DiscordFrontEnd
 from adapters.discord.poster import DiscordPoster
@@ -24,7 +23,6 @@ from bot.replies import KeywordTable, PaperGroup, Papers
 from tests.fakes.discord_server import DiscordStandIn
 from tests.fakes.slack_server import SlackWebAPI
 from tests.support.digest import add_paper, run_due_digests
-from tests.support.discord import started
 from tests.support.slack import paper, papers_reply, slack_core
 
 SLACK_WHERE = {"workspace": "T0TEST", "channel": "C0PAPERS"}
@@ -79,20 +77,6 @@ async def test_slack_the_read_back_skips_a_thread_whose_parent_was_deleted(core:
 
 
 # -- Discord --------------------------------------------------------------------------------
-
-
-@pytest_asyncio.fixture
-async def ds() -> AsyncIterator[DiscordStandIn]:
-    async with DiscordStandIn(heartbeat_interval_ms=200) as standin:
-        yield standin
-        assert standin.server_errors == [] and standin.unknown_requests == []
-
-
-@pytest_asyncio.fixture
-async def fe(ds: DiscordStandIn, core: Core) -> AsyncIterator[DiscordFrontEnd]:
-    front_end = await started(core, ds)
-    yield front_end
-    await front_end.stop()
 
 
 def _post(count: int = 24) -> Papers:
