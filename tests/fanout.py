@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+from asyncio.subprocess import PIPE
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -163,9 +164,15 @@ def config(
 
 
 async def spawn(child_config: dict[str, Any]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fanout", json.dumps(child_config)
+    """A child, returned once it handles SIGTERM and SIGINT (a signal sent earlier would kill
+    it before its graceful stop exists: not what a deploy does to a running process)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fanout", json.dumps(child_config), stdout=PIPE
     )
+    assert child.stdout is not None
+    line = await asyncio.wait_for(child.stdout.readline(), 60)
+    assert line == b"ready\n", f"the child did not start: {line!r}"
+    return child
 
 
 def copies(slack: SlackWebAPI, discord: DiscordStandIn) -> Counter[tuple[str, int, int]]:
@@ -249,6 +256,7 @@ async def child(cfg: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    print("ready", flush=True)  # `spawn` returns now
     for front in (slack, discord):
         await front.start()
     scheduler = await start_scheduler(

@@ -121,8 +121,12 @@ async def stopped_fan_out(url: str, channels: int, sig: str, then: str) -> None:
         running: list[asyncio.subprocess.Process] = []  # the one to stop next comes first
         stopped: set[int] = set()
 
-        def count(_channel: str, _message: dict[str, Any]) -> None:
+        # "replica": nothing is taken until both processes run, so the stop finds both up.
+        both_up = asyncio.Event()
+
+        async def count(_channel: str, _message: dict[str, Any]) -> None:
             nonlocal taken, stops
+            await both_up.wait()
             taken += 1
             late = stops < len(points) and taken >= points[stops]
             if late and running[0].pid not in stopped:  # this part is in, its answer not out
@@ -136,6 +140,7 @@ async def stopped_fan_out(url: str, channels: int, sig: str, then: str) -> None:
                 running.append(await fanout.spawn(fanout.config(url, slack, ds, owner="replica")))
             for n in range(len(points)):
                 running.insert(0, await fanout.spawn(fanout.config(url, slack, ds, owner=f"p{n}")))
+                both_up.set()
                 assert await asyncio.wait_for(running[0].wait(), 60) == exit_code
                 running.pop(0)
             if then == "restart":
