@@ -7,23 +7,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import discord
 
-PREFIX = "papers:save:"
-TEMPLATE = re.escape(PREFIX) + r"(?P<arxiv_id>[A-Za-z0-9./-]{1,40})"
+SAVE_PREFIX = "papers:save:"
+ABSTRACT_PREFIX = "papers:abstract:"
 
 
-class SaveButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
-    """ "Save <arXiv id>": what it saves is in its custom_id, nothing is kept in memory."""
+def _template(prefix: str) -> str:
+    return re.escape(prefix) + r"(?P<arxiv_id>[A-Za-z0-9./-]{1,40})"
+
+
+class PaperButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
+    """A button naming one paper in its custom_id ("<prefix><arXiv id>"); the subclasses, each
+    with its own template, say what a press does. This base matches no custom_id."""
+
+    LABEL: ClassVar[str]
+    PREFIX: ClassVar[str]
 
     def __init__(self, arxiv_id: str) -> None:
         super().__init__(
             discord.ui.Button(
-                label=f"Save {arxiv_id}",
+                label=f"{self.LABEL} {arxiv_id}",
                 style=discord.ButtonStyle.secondary,
-                custom_id=f"{PREFIX}{arxiv_id}",
+                custom_id=f"{self.PREFIX}{arxiv_id}",
             )
         )
         self.arxiv_id = arxiv_id
@@ -31,45 +39,35 @@ class SaveButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLA
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> SaveButton:
+    ) -> Self:
         return cls(match["arxiv_id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
         # The client was built with the front end as its handlers (client.py): no global state.
         handlers = getattr(interaction.client, "handlers", None)
         if handlers is not None:
-            await handlers.save_pressed(interaction, self.arxiv_id)
+            await self.pressed(handlers, interaction)
+
+    async def pressed(self, handlers: Any, interaction: discord.Interaction) -> None:
+        raise NotImplementedError
 
 
-ABSTRACT_PREFIX = "papers:abstract:"
+class SaveButton(PaperButton, template=_template(SAVE_PREFIX)):
+    """ "Save <arXiv id>": the paper, saved for who pressed."""
+
+    LABEL, PREFIX = "Save", SAVE_PREFIX
+
+    async def pressed(self, handlers: Any, interaction: discord.Interaction) -> None:
+        await handlers.save_pressed(interaction, self.arxiv_id)
 
 
-class AbstractButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=re.escape(ABSTRACT_PREFIX) + r"(?P<arxiv_id>[A-Za-z0-9./-]{1,40})",
-):
+class AbstractButton(PaperButton, template=_template(ABSTRACT_PREFIX)):
     """ "Abstract <arXiv id>" under a compact post: the abstract, only for who pressed."""
 
-    def __init__(self, arxiv_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=f"Abstract {arxiv_id}",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"{ABSTRACT_PREFIX}{arxiv_id}",
-            )
-        )
-        self.arxiv_id = arxiv_id
+    LABEL, PREFIX = "Abstract", ABSTRACT_PREFIX
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> AbstractButton:
-        return cls(match["arxiv_id"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        handlers = getattr(interaction.client, "handlers", None)
-        if handlers is not None:
-            await handlers.abstract_pressed(interaction, self.arxiv_id)
+    async def pressed(self, handlers: Any, interaction: discord.Interaction) -> None:
+        await handlers.abstract_pressed(interaction, self.arxiv_id)
 
 
 def save_view(arxiv_ids: Sequence[str], abstracts: Sequence[str] = ()) -> discord.ui.View:
