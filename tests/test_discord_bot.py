@@ -162,6 +162,20 @@ async def test_slow_add_is_deferred_publicly_then_followed_up(
     assert_followed_diffusion(direct, core, followup)
 
 
+async def test_a_slow_public_command_answered_privately_removes_the_public_thinking_message(
+    direct: Direct, core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deferred publicly (most answers are public), the answer turns out to be for the asker
+    only: the channel's "thinking" message goes, and the answer follows ephemerally."""
+    slow_core(monkeypatch)
+    sent = await direct.command("digest", {"time": "now"}, permissions=MANAGER)
+    deferral, removal, answer = direct.of(sent)
+    assert deferral.type == DEFERRED and deferral.flags == 0
+    assert removal.kind == "delete" and removal.path.endswith("/messages/@original")
+    assert answer.kind == "followup" and answer.flags & EPHEMERAL
+    assert answer.content == "Nothing new since the last post."
+
+
 def assert_followed_diffusion(direct: Direct, core: Core, answer: Sent) -> None:
     """The public answer to `add Diffusion` with four papers on arXiv, and the subscription."""
     assert answer.content == "Now following “Diffusion”: 4 papers found. The newest:"
