@@ -21,12 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 
+from bench.common import median_seconds
 from bot.arxiv.answers import FetchedPaper
 from bot.arxiv.api import to_fetched
 from bot.arxiv.gateway import ArxivGateway
@@ -43,15 +43,6 @@ FEED = (
     / "feeds"
     / "virtual-try-on.atom.xml"
 )
-
-
-def median_seconds(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def synthetic_papers(keyword: int, count: int) -> list[FetchedPaper]:

@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from adapters import feeds as feed_routes
-from bench.common import percentile, scratch_database
+from bench.common import median_seconds, percentile, scratch_database
 from bot.arxiv.answers import FetchedPaper, HarvestedPaper
 from bot.arxiv.gateway import ArxivGateway
 from bot.commands.core import Core, Place
@@ -54,15 +54,6 @@ def synthetic_papers(keyword: int, count: int) -> list[FetchedPaper]:
         )
         for i in range(count)
     ]
-
-
-def median_seconds(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build(url: str, keywords: int, papers: int, saved: int) -> tuple[Core, list[str]]:

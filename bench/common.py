@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import statistics
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,3 +48,13 @@ def peak_rss_mb() -> float:
             if line.startswith("VmHWM"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def median_seconds(fn: Callable[[], object], runs: int) -> float:
+    """The median wall time of `runs` calls of `fn`."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
