@@ -118,24 +118,15 @@ class RecordedRequest:
     status: int = 0  # what the stand-in answered
 
 
-@dataclass
-class Posted:
-    """Something the bot posted: an interaction callback, follow-up, edit or channel message."""
+class MessageParts:
+    """How a recorded request reads as a message: a callback's ``data``, else the body itself
+    (`Posted` here, `Sent` in tests/support/discord_direct.py)."""
 
-    kind: str  # "callback", "followup", "edit", "channel_message"
+    kind: str
     body: dict[str, Any]
-    files: list[RecordedFile]
-    request: RecordedRequest
-    message: dict[str, Any] | None = None  # the message the stand-in stored
-
-    @property
-    def type(self) -> int | None:
-        """The callback type (4 message, 5 deferred, 8 autocomplete...)."""
-        return self.body.get("type")
 
     @property
     def data(self) -> dict[str, Any]:
-        """The message part: a callback's ``data``, else the body itself."""
         return (self.body.get("data") or {}) if self.kind == "callback" else self.body
 
     @property
@@ -149,6 +140,22 @@ class Posted:
     @property
     def embeds(self) -> list[dict[str, Any]]:
         return self.data.get("embeds") or []
+
+
+@dataclass
+class Posted(MessageParts):
+    """Something the bot posted: an interaction callback, follow-up, edit or channel message."""
+
+    kind: str  # "callback", "followup", "edit", "channel_message"
+    body: dict[str, Any]
+    files: list[RecordedFile]
+    request: RecordedRequest
+    message: dict[str, Any] | None = None  # the message the stand-in stored
+
+    @property
+    def type(self) -> int | None:
+        """The callback type (4 message, 5 deferred, 8 autocomplete...)."""
+        return self.body.get("type")
 
     @property
     def allowed_mentions(self) -> dict[str, Any] | None:

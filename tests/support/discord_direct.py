@@ -8,10 +8,8 @@ loopback stand-in's, in the one end-to-end test (tests/test_standins.py, test_di
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -23,7 +21,7 @@ from pydantic import SecretStr
 from adapters.command_service import CommandService
 from adapters.discord.bot import DiscordFrontEnd
 from bot.commands.core import Core
-from tests.fakes.discord_server import message_errors
+from tests.fakes.discord_server import MessageParts, message_errors, snowflake
 
 GUILD, CHANNEL, USER, OWNER = "800000000000000001", "810000000000000001", "4001", "4000"
 APPLICATION = "700000000000000001"
@@ -32,16 +30,10 @@ VIEW, SEND, EMBED_LINKS = 1 << 10, 1 << 11, 1 << 14
 # @everyone's: view, send, embed links, attach, read history, reactions, use commands
 EVERYONE = VIEW | SEND | EMBED_LINKS | (1 << 15) | (1 << 16) | (1 << 6) | (1 << 31)
 ALL = (1 << 51) - 1
-_ids = itertools.count(1)
-
-
-def snowflake() -> str:
-    """Now, as a snowflake: an interaction's age (its answer window) is read from its id."""
-    return str(((int(time.time() * 1000) - 1420070400000) << 22) | (next(_ids) & 0x3FFFFF))
 
 
 @dataclass
-class Sent:
+class Sent(MessageParts):
     """One REST request an answer made: `kind` callback, followup, delete or channel_message."""
 
     kind: str
@@ -52,22 +44,6 @@ class Sent:
     @property
     def type(self) -> int | None:
         return self.body.get("type") if self.kind == "callback" else None
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return (self.body.get("data") or {}) if self.kind == "callback" else self.body
-
-    @property
-    def content(self) -> str | None:
-        return self.data.get("content")
-
-    @property
-    def flags(self) -> int:
-        return int(self.data.get("flags") or 0)
-
-    @property
-    def embeds(self) -> list[dict[str, Any]]:
-        return self.data.get("embeds") or []
 
     @property
     def message(self) -> dict[str, Any]:
