@@ -11,7 +11,6 @@ from bot.commands.grammar import DigestAt, DigestOff, DigestShape
 from bot.posts import digest
 from bot.posts.threads import THREADS_REFUSED
 from bot.replies import Reply, Text, error
-from bot.storage import catalog
 from bot.storage.db import write_session
 from bot.storage.models import Channel, DigestClaim
 
@@ -92,8 +91,7 @@ def _due_now(ctx: Context, session: Session, channel: Channel) -> str:
     )
     if session.exec(posted).first() is not None:
         return ""  # this period's post happened (or is under way): the next one is next time
-    groups = catalog.undelivered_groups(session, channel, per_keyword=digest.PER_KEYWORD)
-    post = digest.post_of(groups, digest.shape_of(channel))
+    post = digest.pending_post(session, channel)
     if post is None:
         return ""  # nothing to post: the period passes quietly, as it would have anyway
     this = "today" if channel.digest_weekday is None else "this week"

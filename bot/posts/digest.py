@@ -217,15 +217,23 @@ def paper_ids(post: Papers) -> list[str]:
     return [p.arxiv_id for g in post.groups for p in g.papers]
 
 
+def pending_post(
+    session: Session, channel: Channel, exclude: Collection[str] = ()
+) -> Papers | None:
+    """The channel's undelivered papers (less `exclude`) as its next post carries them: its
+    style, within its `max`; None when nothing is new."""
+    groups = catalog.undelivered_groups(session, channel, per_keyword=PER_KEYWORD, exclude=exclude)
+    return post_of(groups, shape_of(channel))
+
+
 def take_now(session: Session, channel: Channel) -> Papers | None:
     """`digest now`: the undelivered papers not on their way in a post, in the channel's
     style and within its `max`, recorded as delivered before the reply carries them (the rest
     stay for the next post). Takes no claim: the day's post still happens."""
     assert channel.id is not None
     lock_channels(session, [channel.id])
-    exclude = in_flight_papers(session, [channel.id]).get(channel.id, set())
-    groups = catalog.undelivered_groups(session, channel, per_keyword=PER_KEYWORD, exclude=exclude)
-    post = post_of(groups, shape_of(channel))
+    on_their_way = in_flight_papers(session, [channel.id]).get(channel.id, set())
+    post = pending_post(session, channel, exclude=on_their_way)
     if post is not None:
         store.mark_delivered(session, channel_id=channel.id, paper_ids=paper_ids(post))
     return post
